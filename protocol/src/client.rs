@@ -1,0 +1,84 @@
+//! A small async client: one connection, one request at a time.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), shipote_protocol::client::ClientError> {
+//! use shipote_protocol::{client::Client, default_socket_path, Request, Response};
+//! let mut client = Client::connect(&default_socket_path()).await?;
+//! assert_eq!(client.call(&Request::Ping).await?, Response::Pong);
+//! # Ok(()) }
+//! ```
+
+use crate::frame::{self, FrameError};
+use crate::{Request, Response};
+use std::io;
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::UnixStream;
+
+/// Why a call could not get an answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// Nothing accepted the connection at `path`.
+    #[error("cannot connect to {}: {source}", path.display())]
+    Connect {
+        /// The socket path.
+        path: PathBuf,
+        /// The cause.
+        source: io::Error,
+    },
+    /// The exchange failed after connecting.
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+}
+
+/// A connection to the daemon.
+#[derive(Debug)]
+pub struct Client {
+    reader: BufReader<OwnedReadHalf>,
+    writer: OwnedWriteHalf,
+    out: Vec<u8>,
+    payload: Vec<u8>,
+}
+
+impl Client {
+    /// Connects to the daemon's socket.
+    pub async fn connect(path: &Path) -> Result<Self, ClientError> {
+        let stream = UnixStream::connect(path)
+            .await
+            .map_err(|source| ClientError::Connect {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(Self::from_stream(stream))
+    }
+
+    /// Wraps an already connected stream.
+    pub fn from_stream(stream: UnixStream) -> Self {
+        let (r, w) = stream.into_split();
+        Self {
+            reader: BufReader::with_capacity(16 * 1024, r),
+            writer: w,
+            out: Vec::with_capacity(256),
+            payload: Vec::new(),
+        }
+    }
+
+    /// Sends one request and waits for its response.
+    pub async fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
+        self.out.clear();
+        frame::encode_into(request, &mut self.out)?;
+        self.writer
+            .write_all(&self.out)
+            .await
+            .map_err(FrameError::Io)?;
+        self.recv().await
+    }
+
+    /// Waits for the next response (e.g. the refusal the daemon sends right after
+    /// accepting a connection it will not serve).
+    pub async fn recv(&mut self) -> Result<Response, ClientError> {
+        frame::read_payload_async(&mut self.reader, &mut self.payload).await?;
+        Ok(frame::decode(&self.payload)?)
+    }
+}

@@ -1,0 +1,503 @@
+//! Requests and responses. Declaration order is wire order: append only.
+
+use crate::spec::{PipelineSpec, WorkspaceId, WorkspaceSpec};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use ulid::Ulid;
+
+/// A client's request. Every request gets exactly one [`Response`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    /// Liveness check; answered with [`Response::Pong`].
+    Ping,
+    /// Version, uptime and live counts.
+    Health,
+    /// Create a workspace (a transient systemd scope).
+    WorkspaceCreate {
+        /// What to create.
+        spec: WorkspaceSpec,
+    },
+    /// List the live workspaces.
+    WorkspaceList,
+    /// Stop a workspace: SIGTERM to every process, SIGKILL after `grace_ms`.
+    WorkspaceStop {
+        /// Which workspace.
+        id: WorkspaceId,
+        /// Milliseconds between SIGTERM and SIGKILL; 0 kills at once.
+        grace_ms: u64,
+    },
+    /// Start a command in a workspace.
+    Run {
+        /// Which workspace.
+        workspace: WorkspaceId,
+        /// Program: a path, or a name looked up in the base environment's PATH.
+        exec: String,
+        /// Arguments after the program name.
+        argv: Vec<String>,
+        /// Variables added to the clean base environment.
+        envp: Vec<(String, String)>,
+        /// Restart with backoff when it exits unsuccessfully.
+        restart_on_failure: bool,
+        /// Working directory (default: the user's home).
+        cwd: Option<PathBuf>,
+    },
+    /// Start a pipeline of commands joined by flow edges.
+    PipelineRun {
+        /// The pipeline.
+        spec: PipelineSpec,
+        /// Interpose a tap (discern, count, publish) on every edge.
+        tap: bool,
+        /// Values for `${KEY}` in every string of the spec.
+        vars: BTreeMap<String, String>,
+    },
+    /// Tell the type of a sample of bytes.
+    Discern {
+        /// The first bytes of the content.
+        sample: Vec<u8>,
+        /// Where the bytes came from; its extension is a hint.
+        hint_path: Option<PathBuf>,
+    },
+    /// What this host and daemon can do.
+    Capabilities,
+    /// Every command of a workspace, alive or not.
+    CommandList {
+        /// Which workspace.
+        workspace: WorkspaceId,
+    },
+    /// The end of a command's captured output.
+    CommandLogs {
+        /// Which workspace.
+        workspace: WorkspaceId,
+        /// Which command.
+        command: Ulid,
+        /// How many bytes from the end.
+        tail_bytes: u64,
+        /// Which stream.
+        stream: LogStream,
+    },
+    /// Store a pipeline spec under a name (replacing one of the same name).
+    PipelineSave {
+        /// Name: 1-64 characters of `[A-Za-z0-9_.-]`, not starting with `.`.
+        name: String,
+        /// The spec, `${KEY}` placeholders kept.
+        spec: PipelineSpec,
+    },
+    /// The names of the saved pipelines.
+    PipelineSavedList,
+    /// Delete a saved pipeline.
+    PipelineDrop {
+        /// Its name.
+        name: String,
+    },
+    /// Run a saved pipeline.
+    PipelineRunSaved {
+        /// Its name.
+        name: String,
+        /// As in [`Request::PipelineRun`].
+        tap: bool,
+        /// As in [`Request::PipelineRun`].
+        vars: BTreeMap<String, String>,
+    },
+    /// Current resource use of a workspace.
+    WorkspaceStats {
+        /// Which workspace.
+        workspace: WorkspaceId,
+    },
+    /// Limits in force and breaches seen.
+    WorkspaceQuota {
+        /// Which workspace.
+        workspace: WorkspaceId,
+    },
+    /// Samples taken by the daemon at a fixed interval.
+    WorkspaceStatsHistory {
+        /// Which workspace.
+        workspace: WorkspaceId,
+        /// How many of the newest samples; 0 = all kept.
+        tail: u32,
+    },
+    /// Stats, quota, commands and flow sockets in one round trip.
+    WorkspaceFullSummary {
+        /// Which workspace.
+        workspace: WorkspaceId,
+    },
+    /// Stop one pipeline's processes (not its workspace).
+    PipelineStop {
+        /// Which pipeline.
+        pipeline: Ulid,
+        /// Milliseconds between SIGTERM and SIGKILL; 0 kills at once.
+        grace_ms: u64,
+    },
+    /// Tapped pipelines and their flow sockets.
+    FlowList,
+    /// Bytes and rate per flow socket.
+    FlowThroughput,
+    /// Remove a pipeline's taps and sockets; its data keeps flowing.
+    FlowDrop {
+        /// Which pipeline.
+        pipeline: Ulid,
+    },
+}
+
+/// Which captured stream of a command.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogStream {
+    /// Standard output only.
+    Stdout,
+    /// Standard error only.
+    Stderr,
+    /// Both, in the order the bytes arrived.
+    #[default]
+    Both,
+}
+
+/// The daemon's answer to one [`Request`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    /// Answer to [`Request::Ping`].
+    Pong,
+    /// Answer to [`Request::Health`].
+    Health {
+        /// The daemon's version (semver).
+        version: String,
+        /// Milliseconds since the daemon started.
+        uptime_ms: u64,
+        /// Live workspaces.
+        alive_workspaces: u32,
+        /// Live commands, over all workspaces.
+        alive_commands: u32,
+        /// Live pipelines.
+        alive_pipelines: u32,
+        /// Tapped flows with a socket.
+        active_flows: u32,
+        /// State changed in memory but not yet persisted.
+        dirty: bool,
+    },
+    /// Answer to [`Request::WorkspaceCreate`].
+    WorkspaceCreated {
+        /// The new workspace.
+        id: WorkspaceId,
+        /// Its systemd unit (or the fallback's cgroup/process group name).
+        unit: String,
+        /// Every requested limit or permission this host cannot enforce.
+        warnings: Vec<String>,
+    },
+    /// Answer to [`Request::WorkspaceList`].
+    WorkspaceList {
+        /// The live workspaces, oldest first.
+        items: Vec<WorkspaceSummary>,
+    },
+    /// Answer to [`Request::WorkspaceStop`].
+    WorkspaceStopped {
+        /// The stopped workspace.
+        id: WorkspaceId,
+        /// How many processes were ended.
+        reaped: u32,
+    },
+    /// Answer to [`Request::Run`].
+    RunStarted {
+        /// The workspace.
+        workspace: WorkspaceId,
+        /// The new command.
+        command_id: Ulid,
+        /// Its process id.
+        pid: i32,
+    },
+    /// Answer to [`Request::PipelineRun`] and [`Request::PipelineRunSaved`].
+    PipelineStarted {
+        /// The new pipeline.
+        pipeline: Ulid,
+        /// Process id per command label.
+        command_pids: Vec<(String, i32)>,
+        /// One entry per edge when tapped; empty otherwise.
+        edges: Vec<EdgeDiscernmentInfo>,
+    },
+    /// Answer to [`Request::Discern`].
+    Discernment {
+        /// Our name for the type (`json`, `csv`, `png`, `text`, `binary`, ...).
+        ty: String,
+        /// 0-1: signature match near 1, structural parse high, heuristic lower,
+        /// fallback low.
+        confidence: f32,
+        /// MIME type, when known.
+        mime: Option<String>,
+        /// How a viewer should show it (`table`, `json`, `text`, `image`, `hex`, ...).
+        lens: Option<String>,
+    },
+    /// Answer to [`Request::Capabilities`].
+    Capabilities {
+        /// The running kernel's (major, minor, patch).
+        kernel_version: (u32, u32, u32),
+        /// Whether unprivileged user namespaces can be created, and why not.
+        user_ns: String,
+        /// `unified`, `hybrid` (cgroup2 at /sys/fs/cgroup/unified) or `none`.
+        cgroup_v2: String,
+        /// The daemon's own cgroup v2 directory is writable (it may create
+        /// sub-cgroups there).
+        cgroup_delegated: bool,
+        /// The daemon holds CAP_SYS_ADMIN in its user namespace.
+        has_cap_sys_admin: bool,
+        /// The daemon's own cgroup v2 path, when it has one.
+        cgroup_path: Option<String>,
+        /// Controllers available in the daemon's own cgroup.
+        cgroup_controllers: Vec<String>,
+        /// The workspace backend in use (`systemd`, `cgroup`, `process-group`,
+        /// `none`).
+        backend: String,
+        /// Why that backend was chosen.
+        backend_reason: String,
+        /// The systemd user manager's version, when one is reachable.
+        systemd_version: Option<String>,
+    },
+    /// Answer to [`Request::CommandList`].
+    CommandList {
+        /// The commands, oldest first.
+        items: Vec<CommandInfo>,
+    },
+    /// Answer to [`Request::CommandLogs`].
+    CommandLogs {
+        /// The last bytes asked for.
+        bytes: Vec<u8>,
+    },
+    /// Answer to [`Request::PipelineSave`].
+    PipelineSaved {
+        /// The name it was saved under.
+        name: String,
+    },
+    /// Answer to [`Request::PipelineSavedList`].
+    PipelineSavedList {
+        /// Saved names, sorted.
+        names: Vec<String>,
+    },
+    /// Answer to [`Request::PipelineDrop`].
+    PipelineDropped {
+        /// The name.
+        name: String,
+        /// Whether a pipeline of that name existed.
+        existed: bool,
+    },
+    /// Answer to [`Request::PipelineStop`].
+    PipelineStopped {
+        /// The pipeline.
+        pipeline: Ulid,
+        /// How many processes were ended.
+        reaped: u32,
+    },
+    /// Answer to [`Request::WorkspaceStats`].
+    WorkspaceStats {
+        /// The numbers.
+        info: WorkspaceStatsInfo,
+    },
+    /// Answer to [`Request::WorkspaceQuota`].
+    WorkspaceQuota {
+        /// The limits and breaches.
+        info: QuotaReportInfo,
+    },
+    /// Answer to [`Request::WorkspaceStatsHistory`].
+    WorkspaceStatsHistory {
+        /// Oldest first.
+        samples: Vec<WorkspaceStatsInfo>,
+    },
+    /// Answer to [`Request::WorkspaceFullSummary`].
+    WorkspaceFullSummary {
+        /// As in [`Response::WorkspaceStats`].
+        stats: WorkspaceStatsInfo,
+        /// As in [`Response::WorkspaceQuota`].
+        quota: QuotaReportInfo,
+        /// As in [`Response::CommandList`].
+        commands: Vec<CommandInfo>,
+        /// The workspace's flow sockets.
+        flow_sockets: Vec<PathBuf>,
+    },
+    /// Answer to [`Request::FlowList`].
+    FlowList {
+        /// One entry per tapped pipeline.
+        items: Vec<FlowInfo>,
+    },
+    /// Answer to [`Request::FlowThroughput`].
+    FlowThroughput {
+        /// One entry per flow socket.
+        items: Vec<FlowThroughputInfo>,
+    },
+    /// Answer to [`Request::FlowDrop`].
+    FlowDropped {
+        /// The pipeline.
+        pipeline: Ulid,
+        /// Whether it had taps.
+        existed: bool,
+    },
+    /// The request failed; nothing was changed unless the message says so.
+    Error {
+        /// What kind of failure (for scripts).
+        code: ErrorCode,
+        /// What went wrong and what to do, for a person.
+        message: String,
+    },
+}
+
+impl Response {
+    /// Shorthand for [`Response::Error`].
+    pub fn error(code: ErrorCode, message: impl Into<String>) -> Self {
+        Response::Error {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Kinds of failure, for clients that branch on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// The request was malformed or a value was out of range.
+    Invalid,
+    /// A named workspace, command, pipeline or flow does not exist.
+    NotFound,
+    /// This daemon or host cannot do it (not built yet, or not supported here).
+    Unsupported,
+    /// The caller may not do this (e.g. another uid).
+    Refused,
+    /// The daemon is at a limit (connections, workspaces); try again later.
+    Busy,
+    /// Something failed inside the daemon or the system it drives.
+    Internal,
+}
+
+/// One live workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkspaceSummary {
+    /// Its id.
+    pub id: WorkspaceId,
+    /// Its label.
+    pub label: String,
+    /// Its unit (or the fallback's cgroup/process group name).
+    pub unit: String,
+    /// Live commands.
+    pub commands: u32,
+    /// Milliseconds since creation.
+    pub uptime_ms: u64,
+    /// What happens to it when the daemon stops.
+    pub on_exit: crate::spec::ExitPolicy,
+    /// Milliseconds until its TTL expires, when it has one.
+    pub ttl_left_ms: Option<u64>,
+}
+
+/// Resource use of a workspace at one instant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkspaceStatsInfo {
+    /// Live commands.
+    pub commands_alive: u32,
+    /// Commands ever started.
+    pub commands_total: u32,
+    /// Resident memory in bytes (memory.current, or summed VmRSS).
+    pub rss_bytes: Option<u64>,
+    /// Highest resident memory seen in bytes (memory.peak).
+    pub rss_peak_bytes: Option<u64>,
+    /// CPU time used in microseconds (cpu.stat usage_usec).
+    pub cpu_usec: Option<u64>,
+    /// CPU use over the last sampling interval, 100 = one core.
+    pub cpu_percent: Option<f32>,
+    /// Cores available to the workspace.
+    pub cpu_cores: u32,
+    /// Processes and threads (pids.current).
+    pub tasks: Option<u64>,
+    /// Where the numbers came from: `cgroup` or `procfs`.
+    pub source: String,
+    /// Milliseconds since the workspace was created.
+    pub uptime_ms: u64,
+    /// When the sample was taken, milliseconds since the Unix epoch.
+    pub sampled_at_ms: u64,
+}
+
+/// Limits in force and breaches seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaReportInfo {
+    /// Memory limit in bytes.
+    pub mem_limit: Option<u64>,
+    /// Task limit.
+    pub nproc_limit: Option<u64>,
+    /// CPU quota in percent of one CPU.
+    pub cpu_quota_percent: Option<u32>,
+    /// Limits are set in the kernel (false: report-only, or not enforceable).
+    pub enforced: bool,
+    /// Every kind of breach seen, with its count.
+    pub breaches: Vec<Breach>,
+}
+
+/// A kind of limit breach and how often it happened.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Breach {
+    /// `memory.max`, `memory.oom_kill`, `memory.high`, `pids.max`, ...
+    pub kind: String,
+    /// How many times.
+    pub count: u64,
+}
+
+/// One command of a workspace.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandInfo {
+    /// Its id.
+    pub id: Ulid,
+    /// Its label (pipeline label, or the program name).
+    pub label: String,
+    /// Process id of its latest run.
+    pub pid: i32,
+    /// Whether it is running (or waiting to restart).
+    pub alive: bool,
+    /// Exit code of its latest run, when it exited normally.
+    pub exit_status: Option<i32>,
+    /// Signal that ended its latest run, when one did.
+    pub exit_signal: Option<i32>,
+    /// How many times it was restarted.
+    pub restarts: u32,
+    /// Why it stays failed (crash loop, workspace stopped, ...).
+    pub failure: Option<String>,
+    /// Bytes of captured output currently kept.
+    pub log_bytes: u64,
+}
+
+/// One edge of a started pipeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EdgeDiscernmentInfo {
+    /// Producer's label.
+    pub from_label: String,
+    /// Producer's port.
+    pub from_output: String,
+    /// Consumer's label.
+    pub to_label: String,
+    /// Consumer's port.
+    pub to_input: String,
+    /// Discerned type, when enough bytes arrived in time.
+    pub ty: Option<String>,
+    /// MIME type, when known.
+    pub mime: Option<String>,
+    /// Suggested lens, when known.
+    pub lens: Option<String>,
+    /// Confidence of `ty`, 0 when none.
+    pub confidence: f32,
+    /// The edge's flow socket, when tapped.
+    pub flow_socket: Option<PathBuf>,
+}
+
+/// A tapped pipeline's flow sockets.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowInfo {
+    /// The pipeline.
+    pub pipeline: Ulid,
+    /// Its sockets.
+    pub sockets: Vec<PathBuf>,
+}
+
+/// Traffic through one flow socket's edge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlowThroughputInfo {
+    /// The flow socket.
+    pub socket: PathBuf,
+    /// Bytes passed since the edge started.
+    pub bytes_total: u64,
+    /// Bytes per second over the last interval.
+    pub bytes_per_sec: f64,
+    /// Subscribers connected now.
+    pub subscribers: u32,
+    /// Bytes subscribers lost because they were too slow.
+    pub dropped_bytes: u64,
+}

@@ -1,0 +1,74 @@
+//! shipoted: parse arguments, set up logging and the runtime, run the daemon.
+
+use anyhow::Context;
+use clap::Parser;
+use shipote::daemon::{self, args::DaemonArgs, Config, SocketSource};
+use std::os::fd::FromRawFd;
+use std::process::ExitCode;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+fn main() -> ExitCode {
+    let args = DaemonArgs::parse();
+    // Files and sockets the daemon creates are private to its user.
+    nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    // SAFETY: no other thread exists yet (the runtime starts below), so removing
+    // LISTEN_* from the environment cannot race with a reader.
+    let inherited = unsafe { sd_notify::listen_fds_and_unset_env() };
+    match real_main(args, inherited) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("shipoted: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(
+    args: DaemonArgs,
+    inherited: std::io::Result<impl ExactSizeIterator<Item = i32>>,
+) -> anyhow::Result<()> {
+    let filter = std::env::var("SHIPOTE_LOG").ok();
+    shipote::logging::init(args.log_target, filter.as_deref())?;
+    let mut fds = inherited.context("cannot read the sockets passed by the service manager")?;
+    let socket = match fds.next() {
+        // SAFETY: systemd passes us ownership of fd 3 (LISTEN_FDS start) and
+        // nothing else in this process uses it.
+        Some(fd) => {
+            SocketSource::Inherited(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
+        }
+        None => SocketSource::Path(
+            args.socket
+                .unwrap_or_else(shipote_protocol::default_socket_path),
+        ),
+    };
+    let mut config = Config::new(socket);
+    config.shutdown_grace = Duration::from_millis(args.shutdown_grace_ms);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("shipoted")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        tokio::spawn(stop_on_signal(shutdown.clone()));
+        daemon::run(config, shutdown, |_| {}).await
+    })?;
+    Ok(())
+}
+
+async fn stop_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stop the daemon with SIGKILL");
+        return;
+    };
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+        _ = int.recv() => tracing::info!("SIGINT received"),
+    }
+    shutdown.cancel();
+}

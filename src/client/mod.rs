@@ -1,0 +1,228 @@
+//! The `shipote` CLI: argument definitions ([`Cli`]), one function per command,
+//! and rendering ([`render`]). Exit codes: 0 ok, 1 the daemon answered an error,
+//! 2 could not ask (usage, no daemon, protocol failure).
+
+pub mod render;
+
+use render::{human_duration, Table};
+use serde_json::json;
+use shipote_protocol::client::{Client, ClientError};
+use shipote_protocol::{Request, Response};
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// shipote: run and watch contained workspaces through the shipoted daemon.
+#[derive(Debug, clap::Parser)]
+#[command(name = "shipote", version, about, long_about)]
+pub struct Cli {
+    /// The daemon's socket (default: $XDG_RUNTIME_DIR/shipote.sock, else
+    /// /run/user/$UID/shipote.sock, else /tmp/shipote-$UID.sock).
+    #[arg(long, global = true, env = "SHIPOTE_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Print machine-readable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The CLI's commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum Command {
+    /// Check that the daemon answers, and how fast.
+    Ping,
+    /// Show the daemon's version, uptime and live counts.
+    Health,
+    /// Show what this host and daemon can do (kernel, cgroups, namespaces, backend).
+    Caps,
+}
+
+/// How a command ended.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Done.
+    Ok,
+    /// The daemon answered with an error.
+    Refused,
+    /// The daemon could not be asked.
+    CouldNotAsk,
+}
+
+impl Outcome {
+    /// The process exit code.
+    pub fn code(&self) -> u8 {
+        match self {
+            Outcome::Ok => 0,
+            Outcome::Refused => 1,
+            Outcome::CouldNotAsk => 2,
+        }
+    }
+}
+
+/// Runs the parsed command line and reports how it went.
+pub async fn run(cli: Cli) -> Outcome {
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(shipote_protocol::default_socket_path);
+    let mut client = match Client::connect(&socket).await {
+        Ok(c) => c,
+        Err(e) => return could_not_ask(&socket, &e),
+    };
+    let request = match cli.command {
+        Command::Ping => Request::Ping,
+        Command::Health => Request::Health,
+        Command::Caps => Request::Capabilities,
+    };
+    let started = Instant::now();
+    let response = match client.call(&request).await {
+        Ok(r) => r,
+        Err(e) => return could_not_ask(&socket, &e),
+    };
+    let elapsed = started.elapsed();
+    if let Response::Error { code, message } = &response {
+        if cli.json {
+            println!(
+                "{}",
+                json!({ "error": { "code": format!("{code:?}"), "message": message } })
+            );
+        }
+        eprintln!("shipote: {message}");
+        return Outcome::Refused;
+    }
+    let out = match (&cli.command, response) {
+        (Command::Ping, Response::Pong) => ping(cli.json, &socket, elapsed),
+        (Command::Health, r @ Response::Health { .. }) => health(cli.json, r),
+        (Command::Caps, r @ Response::Capabilities { .. }) => caps(cli.json, r),
+        (_, other) => {
+            eprintln!("shipote: the daemon sent an unexpected answer: {other:?}; is it a different version?");
+            return Outcome::CouldNotAsk;
+        }
+    };
+    print!("{out}");
+    Outcome::Ok
+}
+
+fn could_not_ask(socket: &std::path::Path, e: &ClientError) -> Outcome {
+    eprintln!(
+        "shipote: cannot reach shipoted at {}: {}",
+        socket.display(),
+        root_cause(e)
+    );
+    if matches!(e, ClientError::Connect { .. }) {
+        eprintln!("hint: start it with `systemctl --user start shipote`, or run `shipoted` in another terminal");
+    }
+    Outcome::CouldNotAsk
+}
+
+fn root_cause(e: &ClientError) -> String {
+    match e {
+        ClientError::Connect { source, .. } => source.to_string(),
+        ClientError::Frame(f) => f.to_string(),
+    }
+}
+
+fn ping(json: bool, socket: &std::path::Path, elapsed: std::time::Duration) -> String {
+    let ms = elapsed.as_secs_f64() * 1000.0;
+    if json {
+        return format!(
+            "{}\n",
+            json!({ "pong": true, "socket": socket, "round_trip_ms": ms })
+        );
+    }
+    format!("pong from {} in {ms:.2} ms\n", socket.display())
+}
+
+fn health(json: bool, r: Response) -> String {
+    let Response::Health {
+        version,
+        uptime_ms,
+        alive_workspaces,
+        alive_commands,
+        alive_pipelines,
+        active_flows,
+        dirty,
+    } = r
+    else {
+        unreachable!("caller matched Health")
+    };
+    if json {
+        return format!(
+            "{}\n",
+            json!({
+                "version": version, "uptime_ms": uptime_ms, "alive_workspaces": alive_workspaces,
+                "alive_commands": alive_commands, "alive_pipelines": alive_pipelines,
+                "active_flows": active_flows, "dirty": dirty,
+            })
+        );
+    }
+    let mut t = Table::new(["", ""]);
+    t.row(["version", &version]);
+    t.row(["uptime", &human_duration(uptime_ms)]);
+    t.row(["workspaces", &alive_workspaces.to_string()]);
+    t.row(["commands", &alive_commands.to_string()]);
+    t.row(["pipelines", &alive_pipelines.to_string()]);
+    t.row(["flows", &active_flows.to_string()]);
+    t.row([
+        "state",
+        if dirty {
+            "changed, not yet saved"
+        } else {
+            "saved"
+        },
+    ]);
+    t.render_plain()
+}
+
+fn caps(json: bool, r: Response) -> String {
+    let Response::Capabilities {
+        kernel_version: (ma, mi, pa),
+        user_ns,
+        cgroup_v2,
+        cgroup_delegated,
+        has_cap_sys_admin,
+        cgroup_path,
+        cgroup_controllers,
+        backend,
+        backend_reason,
+        systemd_version,
+    } = r
+    else {
+        unreachable!("caller matched Capabilities")
+    };
+    if json {
+        return format!(
+            "{}\n",
+            json!({
+                "kernel_version": format!("{ma}.{mi}.{pa}"), "user_ns": user_ns,
+                "cgroup_v2": cgroup_v2, "cgroup_delegated": cgroup_delegated,
+                "has_cap_sys_admin": has_cap_sys_admin, "cgroup_path": cgroup_path,
+                "cgroup_controllers": cgroup_controllers, "backend": backend,
+                "backend_reason": backend_reason, "systemd_version": systemd_version,
+            })
+        );
+    }
+    let yes_no = |b: bool| if b { "yes" } else { "no" };
+    let controllers = if cgroup_controllers.is_empty() {
+        "none".to_owned()
+    } else {
+        cgroup_controllers.join(" ")
+    };
+    let mut t = Table::new(["", ""]);
+    t.row(["kernel", &format!("{ma}.{mi}.{pa}")]);
+    t.row(["user namespaces", &user_ns]);
+    t.row(["cgroup v2", &cgroup_v2]);
+    t.row(["own cgroup", cgroup_path.as_deref().unwrap_or("-")]);
+    t.row(["cgroup writable", yes_no(cgroup_delegated)]);
+    t.row(["controllers", &controllers]);
+    t.row(["CAP_SYS_ADMIN", yes_no(has_cap_sys_admin)]);
+    t.row(["backend", &format!("{backend} ({backend_reason})")]);
+    t.row([
+        "systemd",
+        systemd_version.as_deref().unwrap_or("not reachable"),
+    ]);
+    t.render_plain()
+}

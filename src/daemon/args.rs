@@ -1,0 +1,29 @@
+//! `shipoted`'s command line (kept in the library so packaging can generate its
+//! man page).
+
+use crate::logging::LogTarget;
+use std::path::PathBuf;
+
+/// shipoted: the shipote workspace supervisor daemon.
+///
+/// Serves the shipote protocol on a Unix socket for the user running it. Normally
+/// started by systemd as a user service (systemctl --user start shipote), which
+/// may also pass the socket (socket activation).
+#[derive(Debug, clap::Parser)]
+#[command(name = "shipoted", version, about, long_about)]
+pub struct DaemonArgs {
+    /// Socket to bind (default: $XDG_RUNTIME_DIR/shipote.sock, else
+    /// /run/user/$UID/shipote.sock, else /tmp/shipote-$UID.sock). Ignored when
+    /// the service manager passes a socket.
+    #[arg(long, env = "SHIPOTE_SOCKET", value_name = "PATH")]
+    pub socket: Option<PathBuf>,
+
+    /// Where logs and audit records go: auto uses the journal when stderr is
+    /// connected to it. The filter comes from SHIPOTE_LOG (e.g. warn,audit=info).
+    #[arg(long, value_enum, default_value = "auto", value_name = "WHERE")]
+    pub log_target: LogTarget,
+
+    /// Milliseconds busy connections get to finish at shutdown.
+    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    pub shutdown_grace_ms: u64,
+}

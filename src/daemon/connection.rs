@@ -1,0 +1,143 @@
+//! One task per connection: read a frame, answer it, repeat. The peer's uid is
+//! read once at accept; a foreign uid is refused. A bad frame gets an `Error`
+//! and the connection is closed; nothing a client sends can stop the daemon from
+//! serving others.
+
+use super::audit;
+use super::supervisor::{Event, SupervisorHandle};
+use shipote_protocol::frame::{self, FrameError, HEADER_BYTES};
+use shipote_protocol::{ErrorCode, Request, Response};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio_util::sync::CancellationToken;
+
+/// Once a frame's header has arrived, the rest must arrive within this time.
+pub const FRAME_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long a response may take to write before the client is dropped.
+pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves one connection until the client leaves, sends garbage, or `shutdown`
+/// fires while it is idle.
+pub async fn serve(
+    stream: UnixStream,
+    own_uid: u32,
+    handle: SupervisorHandle,
+    shutdown: CancellationToken,
+) {
+    let peer_uid = match stream.peer_cred() {
+        Ok(cred) => cred.uid(),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read peer credentials; closing connection");
+            return;
+        }
+    };
+    if peer_uid != own_uid {
+        refuse(stream, peer_uid, own_uid).await;
+        return;
+    }
+    handle.notify(Event::ClientConnected).await;
+    let (r, mut w) = stream.into_split();
+    let mut r = BufReader::with_capacity(16 * 1024, r);
+    let mut payload = Vec::new();
+    let mut out = Vec::with_capacity(256);
+    loop {
+        // Idle between frames: wait for a header, or leave on shutdown.
+        let mut header = [0u8; HEADER_BYTES];
+        let first = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            n = r.read(&mut header) => n,
+        };
+        let got = match first {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                tracing::debug!(error = %e, "read failed; closing connection");
+                break;
+            }
+        };
+        let body = async {
+            if got < HEADER_BYTES {
+                r.read_exact(&mut header[got..])
+                    .await
+                    .map_err(|e| match e.kind() {
+                        std::io::ErrorKind::UnexpectedEof => FrameError::Truncated {
+                            got,
+                            expected: HEADER_BYTES,
+                        },
+                        _ => FrameError::Io(e),
+                    })?;
+            }
+            frame::read_body_async(&mut r, header, &mut payload).await?;
+            frame::decode::<Request>(&payload)
+        };
+        let request = match tokio::time::timeout(FRAME_BODY_TIMEOUT, body).await {
+            Ok(Ok(request)) => request,
+            Ok(Err(e)) => {
+                let msg = format!("bad frame: {e}; closing the connection (see protocol/SPEC.md)");
+                tracing::info!(uid = peer_uid, error = %e, "bad frame from client");
+                let _ = send(&mut w, &mut out, &Response::error(ErrorCode::Invalid, msg)).await;
+                break;
+            }
+            Err(_) => {
+                let msg = format!(
+                    "frame incomplete after {} s; closing the connection",
+                    FRAME_BODY_TIMEOUT.as_secs()
+                );
+                tracing::info!(uid = peer_uid, "client stalled mid-frame");
+                let _ = send(&mut w, &mut out, &Response::error(ErrorCode::Invalid, msg)).await;
+                break;
+            }
+        };
+        let audited = audit::action_of(&request);
+        let response = match request {
+            // The one request that needs no state: answered here, off the
+            // supervisor's queue.
+            Request::Ping => Response::Pong,
+            request => handle.request(request).await,
+        };
+        if let Some((action, detail)) = audited {
+            audit::record(peer_uid, action, &detail, &audit::outcome_of(&response));
+        }
+        if let Err(e) = send(&mut w, &mut out, &response).await {
+            tracing::debug!(error = %e, "write failed; closing connection");
+            break;
+        }
+    }
+    handle.notify(Event::ClientDisconnected).await;
+}
+
+async fn send(
+    w: &mut tokio::net::unix::OwnedWriteHalf,
+    out: &mut Vec<u8>,
+    response: &Response,
+) -> Result<(), FrameError> {
+    out.clear();
+    if let Err(e) = frame::encode_into(response, out) {
+        // Too large or unencodable: tell the client instead of going silent.
+        let msg = format!("the response could not be sent: {e}");
+        frame::encode_into(&Response::error(ErrorCode::Internal, msg), out)?;
+    }
+    match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(out)).await {
+        Ok(r) => Ok(r?),
+        Err(_) => Err(FrameError::Io(std::io::ErrorKind::TimedOut.into())),
+    }
+}
+
+async fn refuse(mut stream: UnixStream, peer_uid: u32, own_uid: u32) {
+    let msg = format!(
+        "refused: this shipoted serves uid {own_uid} only and you are uid {peer_uid}; \
+         start your own with systemctl --user start shipote"
+    );
+    audit::record(
+        peer_uid,
+        "connection.refused",
+        &format!("peer uid {peer_uid} is not the daemon's uid {own_uid}"),
+        "refused",
+    );
+    if let Ok(bytes) = frame::encode(&Response::error(ErrorCode::Refused, msg)) {
+        let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&bytes)).await;
+    }
+    let _ = stream.shutdown().await;
+}
