@@ -72,7 +72,12 @@ pub async fn serve(
             frame::read_body_async(&mut r, header, &mut payload).await?;
             frame::decode::<Request>(&payload)
         };
-        let request = match tokio::time::timeout(FRAME_BODY_TIMEOUT, body).await {
+        let body = tokio::time::timeout(FRAME_BODY_TIMEOUT, body);
+        let read = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            read = body => read,
+        };
+        let request = match read {
             Ok(Ok(request)) => request,
             Ok(Err(e)) => {
                 let msg = format!("bad frame: {e}; closing the connection (see protocol/SPEC.md)");

@@ -116,8 +116,8 @@ async fn serve(
     let caps = tokio::task::spawn_blocking(HostCaps::probe)
         .await
         .map_err(|e| DaemonError::Serve(std::io::Error::other(e)))?;
-    let notifier = Notifier;
-    let (sup, handle, rx) = Supervisor::new(Arc::new(caps), notifier);
+    let notifier = Notifier::from_env();
+    let (sup, handle, rx) = Supervisor::new(Arc::new(caps), notifier.clone());
     let status = sup.status_line();
     let sup_stop = CancellationToken::new();
     let sup_task = tokio::spawn(sup.run(rx, sup_stop.clone()));
@@ -125,7 +125,7 @@ async fn serve(
         tokio::spawn(feed_watchdog(
             every,
             handle.clone(),
-            notifier,
+            notifier.clone(),
             shutdown.clone(),
         ))
     });

@@ -7,12 +7,15 @@ use crate::host::HostCaps;
 use crate::systemd::notify::Notifier;
 use shipote_protocol::{ErrorCode, Request, Response};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 /// How many events may wait for the supervisor before senders wait.
 const EVENT_QUEUE: usize = 1024;
+
+/// Status lines go to the service manager at most this often.
+pub const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 
 /// What the supervisor reacts to.
 #[derive(Debug)]
@@ -84,6 +87,7 @@ pub struct Supervisor {
     clients: u32,
     notifier: Notifier,
     last_status: String,
+    last_status_at: Option<Instant>,
 }
 
 impl Supervisor {
@@ -99,6 +103,7 @@ impl Supervisor {
             clients: 0,
             notifier,
             last_status: String::new(),
+            last_status_at: None,
         };
         (sup, SupervisorHandle { tx }, rx)
     }
@@ -113,21 +118,35 @@ impl Supervisor {
 
     /// Handles events until the queue closes or `shutdown` fires.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(STATUS_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            let event = tokio::select! {
+            tokio::select! {
                 _ = shutdown.cancelled() => break,
-                ev = rx.recv() => match ev { Some(ev) => ev, None => break },
-            };
-            self.handle(event);
+                _ = tick.tick() => {}
+                ev = rx.recv() => match ev {
+                    Some(ev) => self.handle(ev),
+                    None => break,
+                },
+            }
             self.publish_status();
         }
     }
 
+    /// Sends the status line if it changed, at most once per [`STATUS_INTERVAL`]
+    /// (the tick catches up with changes held back).
     fn publish_status(&mut self) {
+        if self
+            .last_status_at
+            .is_some_and(|t| t.elapsed() < STATUS_INTERVAL)
+        {
+            return;
+        }
         let status = self.status_line();
         if status != self.last_status {
             self.notifier.status(&status);
             self.last_status = status;
+            self.last_status_at = Some(Instant::now());
         }
     }
 

@@ -1,0 +1,171 @@
+//! Test harness: the real `shipoted` binary on a private socket, with readiness
+//! taken from its sd_notify READY=1 (the same signal systemd waits for).
+#![allow(dead_code)]
+
+use std::io::Read;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// How long a daemon may take to become ready or to stop.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+pub fn daemon_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_shipoted")
+}
+
+pub fn cli_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_shipote")
+}
+
+/// A running daemon and everything it was given.
+pub struct Daemon {
+    pub child: Child,
+    pub dir: tempfile::TempDir,
+    pub socket: PathBuf,
+    notify: UnixDatagram,
+    /// Every sd_notify datagram received so far.
+    pub notices: Vec<String>,
+}
+
+impl Daemon {
+    /// Starts a daemon on `<tempdir>/run/shipote.sock` and waits for READY=1.
+    pub fn start() -> Self {
+        Self::start_with(|_| {})
+    }
+
+    /// Like `start`, letting the caller adjust the command first.
+    pub fn start_with(adjust: impl FnOnce(&mut Command)) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("run/shipote.sock");
+        let mut cmd = Command::new(daemon_bin());
+        cmd.arg("--socket").arg(&socket);
+        adjust(&mut cmd);
+        Self::spawn(dir, socket, cmd)
+    }
+
+    /// Spawns `cmd` (which must serve `socket`) and waits for READY=1.
+    pub fn spawn(dir: tempfile::TempDir, socket: PathBuf, mut cmd: Command) -> Self {
+        let notify_path = dir.path().join("notify");
+        let notify = UnixDatagram::bind(&notify_path).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_millis(200)))
+            .unwrap();
+        let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
+        cmd.env("NOTIFY_SOCKET", &notify_path)
+            .env("SHIPOTE_LOG", "debug")
+            .env_remove("XDG_RUNTIME_DIR")
+            .arg("--log-target")
+            .arg("stderr")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log);
+        let child = cmd.spawn().expect("spawn shipoted");
+        let mut d = Daemon {
+            child,
+            dir,
+            socket,
+            notify,
+            notices: Vec::new(),
+        };
+        d.wait_notice("READY=1");
+        d
+    }
+
+    /// Waits until a notification containing `needle` arrives (or panics with the
+    /// daemon's log after [`DEADLINE`]).
+    pub fn wait_notice(&mut self, needle: &str) -> String {
+        let start = Instant::now();
+        loop {
+            if let Some(n) = self.notices.iter().find(|n| n.contains(needle)) {
+                return n.clone();
+            }
+            let mut buf = [0u8; 4096];
+            match self.notify.recv(&mut buf) {
+                Ok(n) => self
+                    .notices
+                    .push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(_) => {
+                    if let Ok(Some(status)) = self.child.try_wait() {
+                        panic!(
+                            "shipoted exited ({status}) before {needle}:\n{}",
+                            self.log()
+                        );
+                    }
+                    if start.elapsed() > DEADLINE {
+                        panic!(
+                            "no {needle} from shipoted within {DEADLINE:?}:\n{}",
+                            self.log()
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// The daemon's stderr so far.
+    pub fn log(&self) -> String {
+        let mut s = String::new();
+        if let Ok(mut f) = std::fs::File::open(self.dir.path().join("daemon.log")) {
+            let _ = f.read_to_string(&mut s);
+        }
+        s
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn stop(&mut self) -> ExitStatus {
+        signal(self.child.id(), nix::sys::signal::Signal::SIGTERM);
+        self.wait_exit()
+    }
+
+    /// Waits for the process to exit (panics after [`DEADLINE`]).
+    pub fn wait_exit(&mut self) -> ExitStatus {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = self.child.kill();
+                panic!("shipoted did not exit within {DEADLINE:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Runs the CLI against this daemon.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        cli(&self.socket, args)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
+}
+
+/// Runs the CLI with `--socket socket`.
+pub fn cli(socket: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(cli_bin())
+        .arg("--socket")
+        .arg(socket)
+        .args(args)
+        .env_remove("SHIPOTE_SOCKET")
+        .output()
+        .expect("run shipote")
+}
+
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}

@@ -1,0 +1,483 @@
+//! The real daemon binary on a real socket, driven by the real CLI and by raw
+//! frames. Readiness is sd_notify READY=1, never a sleep.
+
+mod common;
+
+use common::*;
+use shipote_protocol::client::Client;
+use shipote_protocol::{frame, ErrorCode, Request, Response, WorkspaceSpec};
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+#[test]
+fn cli_ping_health_caps() {
+    let d = Daemon::start();
+    let o = d.cli(&["ping"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).starts_with("pong from "), "{}", stdout(&o));
+
+    let o = d.cli(&["health"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains(&format!("version     {}", env!("CARGO_PKG_VERSION"))),
+        "{out}"
+    );
+    assert!(out.contains("workspaces  0"), "{out}");
+
+    let o = d.cli(&["--json", "health"]);
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(v["dirty"], false);
+
+    let o = d.cli(&["caps", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let release = nix::sys::utsname::uname()
+        .unwrap()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    assert!(
+        release.starts_with(v["kernel_version"].as_str().unwrap()),
+        "{v} vs {release}"
+    );
+    // The first cgroup2 mount: at /sys/fs/cgroup it is unified, elsewhere hybrid.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let v2_mount = mountinfo
+        .lines()
+        .filter(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|r| r.starts_with("cgroup2 "))
+        })
+        .map(|l| l.split_whitespace().nth(4).unwrap().to_owned())
+        .next();
+    let expect = match v2_mount.as_deref() {
+        Some("/sys/fs/cgroup") => "unified",
+        Some(_) => "hybrid",
+        None => "none",
+    };
+    assert_eq!(v["cgroup_v2"], expect, "{v}");
+    let o = d.cli(&["caps"]);
+    assert!(stdout(&o).contains("user namespaces  "), "{}", stdout(&o));
+}
+
+#[test]
+fn cli_without_daemon_exits_2_and_says_how_to_start_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = cli(&dir.path().join("none.sock"), &["ping"]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("cannot reach shipoted"), "{err}");
+    assert!(err.contains("systemctl --user start shipote"), "{err}");
+}
+
+#[test]
+fn cli_usage_error_exits_2() {
+    let o = std::process::Command::new(cli_bin())
+        .arg("frobnicate")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn daemon_error_exits_1() {
+    // Discern has not landed: the daemon answers an error, the CLI exits 1.
+    let d = Daemon::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(async {
+        let mut c = Client::connect(&d.socket).await.unwrap();
+        c.call(&Request::Discern {
+            sample: vec![],
+            hint_path: None,
+        })
+        .await
+        .unwrap()
+    });
+    assert!(
+        matches!(
+            r,
+            Response::Error {
+                code: ErrorCode::Unsupported,
+                ..
+            }
+        ),
+        "{r:?}"
+    );
+}
+
+#[test]
+fn sd_notify_ready_status_stopping_and_clean_exit() {
+    let mut d = Daemon::start();
+    let ready = d.wait_notice("READY=1");
+    assert!(ready.contains("STATUS=serving: 0 workspaces"), "{ready}");
+    // A client connecting changes the status line.
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    d.wait_notice("1 clients");
+    frame::write_frame(&mut s, &Request::Ping).unwrap();
+    assert_eq!(
+        frame::read_frame::<_, Response>(&mut s).unwrap(),
+        Response::Pong
+    );
+    let status = d.stop();
+    assert!(status.success(), "exit status {status}:\n{}", d.log());
+    d.wait_notice("STOPPING=1");
+    assert!(
+        !d.socket.exists(),
+        "the daemon removes the socket it created"
+    );
+}
+
+#[test]
+fn socket_and_directory_modes() {
+    let d = Daemon::start();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&d.socket), 0o600);
+    assert_eq!(mode(d.socket.parent().unwrap()), 0o700);
+}
+
+#[test]
+fn second_daemon_on_the_same_socket_refuses_to_start() {
+    let d = Daemon::start();
+    let o = std::process::Command::new(daemon_bin())
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["--log-target", "stderr"])
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("already serving"), "{}", stderr(&o));
+    // The first one is untouched.
+    assert!(d.cli(&["ping"]).status.success());
+}
+
+#[test]
+fn stale_socket_from_a_crash_is_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("run/shipote.sock");
+    std::fs::create_dir_all(socket.parent().unwrap()).unwrap();
+    drop(std::os::unix::net::UnixListener::bind(&socket).unwrap()); // leaves the file
+    assert!(socket.exists());
+    let mut cmd = std::process::Command::new(daemon_bin());
+    cmd.arg("--socket").arg(&socket);
+    let d = Daemon::spawn(dir, socket, cmd);
+    assert!(d.cli(&["ping"]).status.success(), "{}", d.log());
+    assert!(d.log().contains("removing stale socket"), "{}", d.log());
+}
+
+#[test]
+fn killed_daemon_leaves_a_socket_the_next_one_replaces() {
+    let mut d = Daemon::start();
+    signal(d.child.id(), nix::sys::signal::Signal::SIGKILL);
+    d.wait_exit();
+    assert!(d.socket.exists());
+    let socket = d.socket.clone();
+    let mut cmd = std::process::Command::new(daemon_bin());
+    cmd.arg("--socket").arg(&socket);
+    let dir = tempfile::tempdir().unwrap();
+    let d2 = Daemon::spawn(dir, socket, cmd);
+    assert!(d2.cli(&["ping"]).status.success(), "{}", d2.log());
+}
+
+/// Sends raw bytes, then reads what comes back until the daemon closes.
+fn exchange(d: &Daemon, bytes: &[u8], close_write: bool) -> (Vec<Response>, bool) {
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(bytes).unwrap();
+    if close_write {
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+    }
+    let mut responses = Vec::new();
+    loop {
+        match frame::read_frame::<_, Response>(&mut s) {
+            Ok(r) => responses.push(r),
+            Err(frame::FrameError::Closed) => return (responses, true),
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+}
+
+fn assert_invalid_then_closed(d: &Daemon, bytes: &[u8], close_write: bool, want: &str) {
+    let (responses, closed) = exchange(d, bytes, close_write);
+    assert!(closed);
+    match responses.as_slice() {
+        [Response::Error {
+            code: ErrorCode::Invalid,
+            message,
+        }] => {
+            assert!(
+                message.contains(want),
+                "{message:?} should mention {want:?}"
+            )
+        }
+        other => panic!("expected one Invalid error, got {other:?}"),
+    }
+    // The daemon still serves a new client.
+    assert!(d.cli(&["ping"]).status.success(), "{}", d.log());
+}
+
+#[test]
+fn huge_length_prefix_is_refused() {
+    let d = Daemon::start();
+    assert_invalid_then_closed(&d, &[0xff, 0xff, 0xff, 0xff], false, "exceeds the limit");
+}
+
+#[test]
+fn frame_cut_short_is_refused() {
+    let d = Daemon::start();
+    let mut bytes = 100u32.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&[1; 10]);
+    assert_invalid_then_closed(&d, &bytes, true, "closed after 14 of 104 bytes");
+}
+
+#[test]
+fn garbage_payload_is_refused() {
+    let d = Daemon::start();
+    let mut bytes = 6u32.to_be_bytes().to_vec();
+    bytes.extend_from_slice(&[0x04, 0xff, 0xff, 0xff, 0xff, 0xff]);
+    assert_invalid_then_closed(&d, &bytes, false, "not a valid message");
+}
+
+#[test]
+fn unknown_variant_index_is_refused() {
+    let d = Daemon::start();
+    assert_invalid_then_closed(&d, &[0, 0, 0, 1, 99], false, "not a valid message");
+}
+
+#[test]
+fn trailing_bytes_are_refused() {
+    let d = Daemon::start();
+    assert_invalid_then_closed(&d, &[0, 0, 0, 2, 0, 0], false, "trailing bytes");
+}
+
+#[test]
+fn client_stalled_mid_frame_is_dropped_and_holds_nothing_up() {
+    let d = Daemon::start();
+    let start = Instant::now();
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.write_all(&[0, 0, 0, 50, 1, 2]).unwrap();
+    // While it stalls, others are served at once.
+    for _ in 0..20 {
+        assert!(d.cli(&["ping"]).status.success());
+    }
+    assert!(start.elapsed() < Duration::from_secs(5));
+    s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    match frame::read_frame::<_, Response>(&mut s).unwrap() {
+        Response::Error {
+            code: ErrorCode::Invalid,
+            message,
+        } => {
+            assert!(message.contains("incomplete after 10 s"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut rest = Vec::new();
+    assert_eq!(s.read_to_end(&mut rest).unwrap(), 0, "connection closed");
+}
+
+#[test]
+fn idle_clients_do_not_hold_up_service_or_shutdown() {
+    let mut d = Daemon::start();
+    // Fifty clients connect and say nothing; one sends half a header.
+    let idle: Vec<UnixStream> = (0..50)
+        .map(|_| UnixStream::connect(&d.socket).unwrap())
+        .collect();
+    let mut half = UnixStream::connect(&d.socket).unwrap();
+    half.write_all(&[0, 0]).unwrap();
+    d.wait_notice("51 clients");
+    for _ in 0..10 {
+        assert!(d.cli(&["ping"]).status.success());
+    }
+    // Shutdown does not wait for them (the grace period is for busy requests).
+    let start = Instant::now();
+    assert!(d.stop().success(), "{}", d.log());
+    assert!(
+        start.elapsed() < Duration::from_secs(3),
+        "shutdown took {:?}",
+        start.elapsed()
+    );
+    drop(idle);
+}
+
+#[test]
+fn not_yet_landed_requests_answer_an_error_and_are_audited() {
+    let d = Daemon::start();
+    let ws = shipote_protocol::WorkspaceId(shipote_protocol::Ulid::new());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let requests = vec![
+        Request::WorkspaceCreate {
+            spec: WorkspaceSpec::new("demo"),
+        },
+        Request::WorkspaceList,
+        Request::WorkspaceStop {
+            id: ws,
+            grace_ms: 0,
+        },
+        Request::Run {
+            workspace: ws,
+            exec: "true".into(),
+            argv: vec![],
+            envp: vec![],
+            restart_on_failure: false,
+            cwd: None,
+        },
+        Request::Discern {
+            sample: b"{}".to_vec(),
+            hint_path: None,
+        },
+        Request::CommandList { workspace: ws },
+        Request::PipelineSavedList,
+        Request::FlowList,
+        Request::FlowThroughput,
+        Request::FlowDrop {
+            pipeline: shipote_protocol::Ulid::new(),
+        },
+    ];
+    rt.block_on(async {
+        let mut c = Client::connect(&d.socket).await.unwrap();
+        for r in requests {
+            match c.call(&r).await.unwrap() {
+                Response::Error {
+                    code: ErrorCode::Unsupported,
+                    message,
+                } => {
+                    assert!(message.contains("not available yet"), "{message}")
+                }
+                other => panic!("{r:?} -> {other:?}"),
+            }
+        }
+        // The connection is still usable afterwards.
+        assert_eq!(c.call(&Request::Ping).await.unwrap(), Response::Pong);
+    });
+    let log = d.log();
+    assert!(
+        log.contains("action=\"workspace.create\"") || log.contains("action=workspace.create"),
+        "{log}"
+    );
+    assert!(log.contains("label=demo"), "{log}");
+    assert!(log.contains("flow.drop"), "{log}");
+    let uid = nix::unistd::getuid().as_raw();
+    assert!(log.contains(&format!("uid={uid}")), "{log}");
+}
+
+#[test]
+fn socket_activation_uses_the_passed_socket() {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::process::CommandExt;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("activated.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let fd = listener.as_raw_fd();
+    // As systemd does: the socket on fd 3, LISTEN_FDS=1, LISTEN_PID = the
+    // daemon's pid (sh's $$ survives its exec).
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "LISTEN_PID=$$ LISTEN_FDS=1 exec {} \"$@\"",
+            daemon_bin()
+        ))
+        .arg("sh");
+    // SAFETY: dup2 is async-signal-safe; nothing else runs in the child.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut d = Daemon::spawn(dir, socket.clone(), cmd);
+    drop(listener);
+    assert!(d.cli(&["ping"]).status.success(), "{}", d.log());
+    assert!(d.log().contains("inherited=true"), "{}", d.log());
+    assert!(d.stop().success());
+    assert!(
+        socket.exists(),
+        "a passed socket belongs to the service manager and is left in place"
+    );
+}
+
+#[test]
+fn another_uid_is_refused_and_audited() {
+    assert_eq!(
+        nix::unistd::getuid().as_raw(),
+        0,
+        "this test switches uid with setpriv and must run as root (the VM tier runs the unprivileged version)"
+    );
+    let d = Daemon::start();
+    // Open the socket to everyone, as a careless admin might: the daemon itself
+    // must still refuse.
+    std::fs::set_permissions(
+        d.socket.parent().unwrap(),
+        std::fs::Permissions::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let o = std::process::Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            cli_bin(),
+            "--socket",
+        ])
+        .arg(&d.socket)
+        .arg("ping")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("refused: this shipoted serves uid 0 only and you are uid 65534"),
+        "{}",
+        stderr(&o)
+    );
+    let log = d.log();
+    assert!(log.contains("connection.refused"), "{log}");
+    assert!(log.contains("uid=65534"), "{log}");
+    assert!(
+        d.cli(&["ping"]).status.success(),
+        "the owner is still served"
+    );
+}
+
+#[test]
+fn two_hundred_clients_a_hundred_requests_each() {
+    let d = Daemon::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let answered = rt.block_on(async {
+        let mut tasks = Vec::new();
+        for i in 0..200u32 {
+            let socket = d.socket.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut c = Client::connect(&socket).await.unwrap();
+                let mut ok = 0u32;
+                for j in 0..100u32 {
+                    if (i + j) % 2 == 0 {
+                        assert_eq!(c.call(&Request::Ping).await.unwrap(), Response::Pong);
+                    } else {
+                        match c.call(&Request::Health).await.unwrap() {
+                            Response::Health { version, .. } => {
+                                assert_eq!(version, env!("CARGO_PKG_VERSION"))
+                            }
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                    ok += 1;
+                }
+                ok
+            }));
+        }
+        let mut total = 0;
+        for t in tasks {
+            total += t.await.unwrap();
+        }
+        total
+    });
+    assert_eq!(answered, 200 * 100);
+}
