@@ -1,1 +1,201 @@
-fn main() {}
+//! Ping round trip and throughput of shipoted beside a minimal Unix-socket echo
+//! server speaking the same framing (the physical floor), in the same run.
+//!
+//! `cargo bench --bench ping` (release build). Prints p50/p99 latency and
+//! requests/s for 1, 16 and 64 concurrent clients, the ratios to the floor, and
+//! the daemon's RSS idle and after the load. `SHIPOTE_BENCH_SECS` sets the
+//! measuring time per configuration (default 2).
+
+use shipote_protocol::client::Client;
+use shipote_protocol::{frame, Request, Response};
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const CONCURRENCY: [usize; 3] = [1, 16, 64];
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(i) = args.iter().position(|a| a == "--echo-server") {
+        echo_server(Path::new(&args[i + 1]));
+        return;
+    }
+    let secs: f64 = std::env::var("SHIPOTE_BENCH_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2.0);
+    let dir = tempfile::tempdir().unwrap();
+
+    let echo_sock = dir.path().join("echo.sock");
+    let mut echo = spawn_ready(
+        Command::new(std::env::current_exe().unwrap())
+            .arg("--echo-server")
+            .arg(&echo_sock),
+        dir.path(),
+        "echo",
+    );
+    let daemon_sock = dir.path().join("shipote.sock");
+    let mut daemon = spawn_ready(
+        Command::new(env!("CARGO_BIN_EXE_shipoted"))
+            .arg("--socket")
+            .arg(&daemon_sock)
+            .args(["--log-target", "stderr"])
+            .env("SHIPOTE_LOG", "warn"),
+        dir.path(),
+        "daemon",
+    );
+    let idle_rss = rss_kib(daemon.id());
+
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!(
+        "ping round trip over a Unix socket, {secs} s per row (medians of per-request latency)"
+    );
+    println!(
+        "{:<10} {:>7} {:>9} {:>9} {:>11} {:>9} {:>9}",
+        "server", "clients", "p50 µs", "p99 µs", "req/s", "p50 ×", "req/s ×"
+    );
+    for c in CONCURRENCY {
+        let floor = rt.block_on(load(&echo_sock, c, secs));
+        let ours = rt.block_on(load(&daemon_sock, c, secs));
+        println!(
+            "{:<10} {:>7} {:>9.1} {:>9.1} {:>11.0} {:>9} {:>9}",
+            "echo", c, floor.p50_us, floor.p99_us, floor.rps, "", ""
+        );
+        println!(
+            "{:<10} {:>7} {:>9.1} {:>9.1} {:>11.0} {:>9.2} {:>9.2}",
+            "shipoted",
+            c,
+            ours.p50_us,
+            ours.p99_us,
+            ours.rps,
+            ours.p50_us / floor.p50_us,
+            ours.rps / floor.rps
+        );
+    }
+    let loaded_rss = rss_kib(daemon.id());
+    println!(
+        "shipoted RSS: {:.1} MiB idle, {:.1} MiB after the load",
+        idle_rss as f64 / 1024.0,
+        loaded_rss as f64 / 1024.0
+    );
+    let _ = echo.kill();
+    let _ = daemon.kill();
+    let _ = echo.wait();
+    let _ = daemon.wait();
+}
+
+struct Figures {
+    p50_us: f64,
+    p99_us: f64,
+    rps: f64,
+}
+
+async fn load(socket: &Path, clients: usize, secs: f64) -> Figures {
+    let until = Instant::now() + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let socket = socket.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut c = Client::connect(&socket).await.unwrap();
+            let mut lat = Vec::with_capacity(100_000);
+            // Warm up the connection before measuring.
+            for _ in 0..100 {
+                assert_eq!(c.call(&Request::Ping).await.unwrap(), Response::Pong);
+            }
+            while Instant::now() < until {
+                let t = Instant::now();
+                let r = c.call(&Request::Ping).await.unwrap();
+                lat.push(t.elapsed());
+                assert_eq!(r, Response::Pong);
+            }
+            lat
+        }));
+    }
+    let start = Instant::now();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    let pct =
+        |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)].as_secs_f64() * 1e6;
+    Figures {
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+        rps: all.len() as f64 / elapsed,
+    }
+}
+
+/// Starts a server and waits for its READY=1 on a private notify socket.
+fn spawn_ready(cmd: &mut Command, dir: &Path, name: &str) -> Child {
+    let notify = dir.join(format!("{name}.notify"));
+    let rx = UnixDatagram::bind(&notify).unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let child = cmd
+        .env("NOTIFY_SOCKET", &notify)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        let n = rx.recv(&mut buf).expect("server did not become ready");
+        if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
+            return child;
+        }
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The floor: read a frame, write the same bytes back. Same runtime, same
+/// framing, no decoding, no state.
+fn echo_server(socket: &Path) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::UnixListener::bind(socket).unwrap();
+        let notify = std::env::var_os("NOTIFY_SOCKET")
+            .map(PathBuf::from)
+            .unwrap();
+        UnixDatagram::unbound()
+            .unwrap()
+            .send_to(b"READY=1\n", notify)
+            .unwrap();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let (r, mut w) = stream.into_split();
+                let mut r = tokio::io::BufReader::with_capacity(16 * 1024, r);
+                let mut payload = Vec::new();
+                let mut out = Vec::new();
+                while frame::read_payload_async(&mut r, &mut payload)
+                    .await
+                    .is_ok()
+                {
+                    out.clear();
+                    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+                    out.extend_from_slice(&payload);
+                    if w.write_all(&out).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+}

@@ -22,8 +22,8 @@ pub const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 pub enum Event {
     /// A client's request and where to send the answer.
     Request {
-        /// The request.
-        request: Request,
+        /// The request (boxed: it can be large, and events are moved around).
+        request: Box<Request>,
         /// Where the response goes.
         reply: oneshot::Sender<Response>,
     },
@@ -51,7 +51,10 @@ impl SupervisorHandle {
         let (reply, rx) = oneshot::channel();
         if self
             .tx
-            .send(Event::Request { request, reply })
+            .send(Event::Request {
+                request: Box::new(request),
+                reply,
+            })
             .await
             .is_err()
         {
@@ -153,7 +156,7 @@ impl Supervisor {
     fn handle(&mut self, event: Event) {
         match event {
             Event::Request { request, reply } => {
-                let _ = reply.send(self.answer(request));
+                let _ = reply.send(self.answer(*request));
             }
             Event::ClientConnected => self.clients += 1,
             Event::ClientDisconnected => self.clients = self.clients.saturating_sub(1),
