@@ -38,6 +38,19 @@ pub enum Command {
     Health,
     /// Show what this host and daemon can do (kernel, cgroups, namespaces, backend).
     Caps,
+    /// Manage workspaces.
+    #[command(subcommand)]
+    Ws(WsCommand),
+}
+
+/// Workspace commands.
+#[derive(Debug, clap::Subcommand)]
+pub enum WsCommand {
+    /// Create a workspace: a transient systemd scope with limits.
+    Create {
+        /// Its label (letters, digits, `_`, `.`, `-`).
+        label: String,
+    },
 }
 
 /// How a command ended.
@@ -72,10 +85,13 @@ pub async fn run(cli: Cli) -> Outcome {
         Ok(c) => c,
         Err(e) => return could_not_ask(&socket, &e),
     };
-    let request = match cli.command {
+    let request = match &cli.command {
         Command::Ping => Request::Ping,
         Command::Health => Request::Health,
         Command::Caps => Request::Capabilities,
+        Command::Ws(WsCommand::Create { label }) => Request::WorkspaceCreate {
+            spec: shipote_protocol::WorkspaceSpec::new(label.clone()),
+        },
     };
     let started = Instant::now();
     let response = match client.call(&request).await {
@@ -97,6 +113,9 @@ pub async fn run(cli: Cli) -> Outcome {
         (Command::Ping, Response::Pong) => ping(cli.json, &socket, elapsed),
         (Command::Health, r @ Response::Health { .. }) => health(cli.json, r),
         (Command::Caps, r @ Response::Capabilities { .. }) => caps(cli.json, r),
+        (Command::Ws(_), Response::WorkspaceCreated { id, unit, warnings }) => {
+            created(cli.json, id, &unit, &warnings)
+        }
         (_, other) => {
             eprintln!("shipote: the daemon sent an unexpected answer: {other:?}; is it a different version?");
             return Outcome::CouldNotAsk;
@@ -123,6 +142,17 @@ fn root_cause(e: &ClientError) -> String {
         ClientError::Connect { source, .. } => source.to_string(),
         ClientError::Frame(f) => f.to_string(),
     }
+}
+
+fn created(json: bool, id: shipote_protocol::WorkspaceId, unit: &str, warnings: &[String]) -> String {
+    if json {
+        return format!("{}\n", json!({ "id": id, "unit": unit, "warnings": warnings }));
+    }
+    let mut out = format!("created {id} ({unit})\n");
+    for w in warnings {
+        out.push_str(&format!("warning: {w}\n"));
+    }
+    out
 }
 
 fn ping(json: bool, socket: &std::path::Path, elapsed: std::time::Duration) -> String {

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Every test, in order of cost: formatting, lints, unit + wire + daemon + host
+# tests (cargo test), the Debian package and lintian, then the real-systemd VM
+# tier with that package. `tests/all.sh --no-vm` stops before the VM.
+# Needs root (a host test switches uid; the VM tier installs qemu).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+vm=1
+[ "${1:-}" = --no-vm ] && vm=0
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+step "cargo clippy"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+step "cargo test"
+cargo test --workspace --locked
+step "debian package"
+deb=$(packaging/build-deb.sh)
+ls -l "$deb"
+step "lintian"
+lintian --allow-root --fail-on error,warning "$deb"
+if [ "$vm" = 1 ]; then
+    step "VM tier (real systemd, the .deb)"
+    tests/vm/run.sh --deb "$deb" tests/vm/suite-e2e.sh
+fi
