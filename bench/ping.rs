@@ -136,7 +136,7 @@ fn spawn_ready(cmd: &mut Command, dir: &Path, name: &str) -> Child {
     let notify = dir.join(format!("{name}.notify"));
     let rx = UnixDatagram::bind(&notify).unwrap();
     rx.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let child = cmd
+    let mut child = cmd
         .env("NOTIFY_SOCKET", &notify)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -144,9 +144,14 @@ fn spawn_ready(cmd: &mut Command, dir: &Path, name: &str) -> Child {
         .unwrap();
     let mut buf = [0u8; 512];
     loop {
-        let n = rx.recv(&mut buf).expect("server did not become ready");
-        if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
-            return child;
+        match rx.recv(&mut buf) {
+            Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("READY=1") => return child,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} did not become ready: {e}");
+            }
         }
     }
 }

@@ -86,28 +86,17 @@ fn cli_usage_error_exits_2() {
 
 #[test]
 fn daemon_error_exits_1() {
-    // Discern has not landed: the daemon answers an error, the CLI exits 1.
+    // Workspaces have not landed: the daemon answers an error, the CLI says it
+    // on stderr and exits 1.
     let d = Daemon::start();
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let r = rt.block_on(async {
-        let mut c = Client::connect(&d.socket).await.unwrap();
-        c.call(&Request::Discern {
-            sample: vec![],
-            hint_path: None,
-        })
-        .await
-        .unwrap()
-    });
-    assert!(
-        matches!(
-            r,
-            Response::Error {
-                code: ErrorCode::Unsupported,
-                ..
-            }
-        ),
-        "{r:?}"
-    );
+    let o = d.cli(&["ws", "create", "demo"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stderr(&o).contains("not available yet"), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty());
+    let o = d.cli(&["--json", "ws", "create", "demo"]);
+    assert_eq!(o.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["error"]["code"], "Unsupported");
 }
 
 #[test]

@@ -144,9 +144,17 @@ fn root_cause(e: &ClientError) -> String {
     }
 }
 
-fn created(json: bool, id: shipote_protocol::WorkspaceId, unit: &str, warnings: &[String]) -> String {
+fn created(
+    json: bool,
+    id: shipote_protocol::WorkspaceId,
+    unit: &str,
+    warnings: &[String],
+) -> String {
     if json {
-        return format!("{}\n", json!({ "id": id, "unit": unit, "warnings": warnings }));
+        return format!(
+            "{}\n",
+            json!({ "id": id, "unit": unit, "warnings": warnings })
+        );
     }
     let mut out = format!("created {id} ({unit})\n");
     for w in warnings {
