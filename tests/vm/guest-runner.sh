@@ -62,12 +62,17 @@ T_SUITE=$(uptime_s)
 if [ "$setup_status" = 0 ]; then
     console "suite-start"
     cd "$IN" || exit 1
-    # The suite runs as root; stdout+stderr go to output.log and, live, to
-    # the serial console (run.sh shows its tail if the run times out).
+    # The suite runs as root; stdout+stderr go to output.log (a file, not a
+    # pipe: background processes the suite leaves behind cannot block us) and,
+    # live, to the serial console (run.sh shows its tail if the run times out).
     SHIPOTE_VM_IN=$IN SHIPOTE_VM_ARTIFACTS=$OUT/artifacts VERBOSE=${VERBOSE:-} \
-        timeout -k 10 "$SUITE_TIMEOUT" bash "$IN/$SUITE" </dev/null 2>&1 |
-        tee "$OUT/output.log" >/dev/console
-    status=${PIPESTATUS[0]}
+        timeout -k 10 "$SUITE_TIMEOUT" bash "$IN/$SUITE" </dev/null >"$OUT/output.log" 2>&1 &
+    spid=$!
+    tail -n +1 -f --pid="$spid" "$OUT/output.log" >/dev/console 2>/dev/null &
+    tpid=$!
+    wait "$spid"
+    status=$?
+    wait "$tpid" 2>/dev/null || true
     if [ "$status" = 124 ]; then
         echo "shipote-vm: suite timed out after ${SUITE_TIMEOUT}s (in guest)" | tee -a "$OUT/output.log" >/dev/console
     fi

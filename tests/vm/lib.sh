@@ -24,6 +24,8 @@
 #   as_intruder CMD...       the same as intruder (uid 1001, not lingering: its
 #                            first login starts user@1001)
 #   as_user USER CMD...      the same for any user
+#                            (the as_* functions are exported: usable inside
+#                            a root `bash -c '...'`, e.g. in a pipe)
 #   wait_for CMD... TIMEOUT  poll CMD every 0.5 s until it succeeds; fails after
 #                            TIMEOUT seconds (last argument)
 #
@@ -44,6 +46,8 @@ as_user() {
 }
 as_tester() { as_user tester "$@"; }
 as_intruder() { as_user intruder "$@"; }
+# Exported, so they also work inside `bash -c '... | as_tester ...'` run as root.
+export -f as_user as_tester as_intruder
 
 _vm_report() { # NAME PASSED(0/1) RC OUTPUT
     if [ "$2" = 1 ]; then

@@ -69,13 +69,17 @@ for f in "$suite" "${debs[@]}" "$@"; do
     [ -e "$f" ] || { echo "run.sh: no such file: $f" >&2; exit 2; }
 done
 
+[ "$(id -u)" = 0 ] || { echo "run.sh: must run as root (installs packages, builds the image)" >&2; exit 2; }
+
 t_start=$(now)
 "$HERE/host-deps.sh"
 
 t_img=$(now)
 img_cached=built
 key=$(sha256sum "$HERE/image.sh" | cut -d' ' -f1)
-[ -f "${SHIPOTE_VM_CACHE:-/var/cache/shipote-vm}/$key/root.img" ] && img_cached=cached
+if [ "${SHIPOTE_VM_REBUILD:-0}" != 1 ] && [ -f "${SHIPOTE_VM_CACHE:-/var/cache/shipote-vm}/$key/root.img" ]; then
+    img_cached=cached
+fi
 imgdir=$("$HERE/image.sh")
 log "image: $img_cached in $(secs "$t_img" "$(now)") s ($imgdir)"
 
