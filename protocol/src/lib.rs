@@ -2,8 +2,9 @@
 //! its clients.
 //!
 //! - [`Request`] and [`Response`]: the messages, in wire order (postcard encodes an
-//!   enum variant by its index, so the declaration order *is* the wire; variants
-//!   and fields are only ever appended, see `SPEC.md`).
+//!   enum variant by its index, so the declaration order *is* the wire; new
+//!   variants are only ever appended and released fields never change, see
+//!   `SPEC.md`).
 //! - [`spec`]: the workspace and pipeline specifications clients send.
 //! - [`frame`]: u32 big-endian length + postcard payload, at most
 //!   [`MAX_FRAME_BYTES`], with blocking and async helpers.

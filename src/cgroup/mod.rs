@@ -142,6 +142,222 @@ impl OwnCgroup {
     }
 }
 
+/// A cgroup v2 directory. Every read and write of a cgroup's files goes through
+/// here; the root is whatever path it was given (a tempdir in tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cgroup {
+    dir: PathBuf,
+}
+
+/// Why a cgroup operation failed.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot {what} {}: {source}", path.display())]
+pub struct CgroupError {
+    /// What was being done.
+    pub what: &'static str,
+    /// The file or directory.
+    pub path: PathBuf,
+    /// The cause.
+    #[source]
+    pub source: std::io::Error,
+}
+
+impl Cgroup {
+    /// The cgroup at `dir`.
+    pub fn at(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// Its directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A child cgroup (not created).
+    pub fn child(&self, name: &str) -> Cgroup {
+        Cgroup::at(self.dir.join(name))
+    }
+
+    /// Whether the directory exists.
+    pub fn exists(&self) -> bool {
+        self.dir.is_dir()
+    }
+
+    fn err(&self, what: &'static str, file: &str) -> impl FnOnce(std::io::Error) -> CgroupError {
+        let path = if file.is_empty() {
+            self.dir.clone()
+        } else {
+            self.dir.join(file)
+        };
+        move |source| CgroupError { what, path, source }
+    }
+
+    /// Creates the directory (and missing parents).
+    pub fn create(&self) -> Result<(), CgroupError> {
+        std::fs::create_dir_all(&self.dir).map_err(self.err("create cgroup", ""))
+    }
+
+    /// Reads one of its files.
+    pub fn read(&self, file: &str) -> Result<String, CgroupError> {
+        std::fs::read_to_string(self.dir.join(file)).map_err(self.err("read", file))
+    }
+
+    /// Writes one of its files (one write(2), as cgroupfs expects).
+    pub fn write(&self, file: &str, value: &str) -> Result<(), CgroupError> {
+        std::fs::write(self.dir.join(file), value).map_err(self.err("write", file))
+    }
+
+    /// Moves a process into this cgroup.
+    pub fn add_pid(&self, pid: u32) -> Result<(), CgroupError> {
+        self.write("cgroup.procs", &pid.to_string())
+    }
+
+    /// Enables these controllers for its children, skipping any not available.
+    /// Returns the ones enabled.
+    pub fn enable_controllers(&self, wanted: &[&str]) -> Result<Vec<String>, CgroupError> {
+        let available = parse_controllers(&self.read("cgroup.controllers")?);
+        let enable: Vec<String> = wanted
+            .iter()
+            .filter(|c| available.iter().any(|a| a == *c))
+            .map(|c| c.to_string())
+            .collect();
+        if !enable.is_empty() {
+            let line: Vec<String> = enable.iter().map(|c| format!("+{c}")).collect();
+            self.write("cgroup.subtree_control", &line.join(" "))?;
+        }
+        Ok(enable)
+    }
+
+    /// The controllers available in it.
+    pub fn controllers(&self) -> Vec<String> {
+        self.read("cgroup.controllers")
+            .map(|t| parse_controllers(&t))
+            .unwrap_or_default()
+    }
+
+    /// Every process in it and its descendants.
+    pub fn procs_recursive(&self) -> Vec<u32> {
+        let mut out = Vec::new();
+        self.walk(&mut |cg| {
+            if let Ok(t) = cg.read("cgroup.procs") {
+                out.extend(t.lines().filter_map(|l| l.trim().parse::<u32>().ok()));
+            }
+        });
+        out
+    }
+
+    fn walk(&self, f: &mut impl FnMut(&Cgroup)) {
+        f(self);
+        if let Ok(entries) = std::fs::read_dir(&self.dir) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    Cgroup::at(e.path()).walk(f);
+                }
+            }
+        }
+    }
+
+    /// Whether any process lives in it or below (cgroup.events `populated`);
+    /// falls back to listing processes when the file is missing.
+    pub fn populated(&self) -> bool {
+        match self.read("cgroup.events") {
+            Ok(t) => parse_flat_keyed(&t)
+                .get("populated")
+                .is_some_and(|v| *v != 0),
+            Err(_) => !self.procs_recursive().is_empty(),
+        }
+    }
+
+    /// SIGKILLs everything in it and below (cgroup.kill, Linux 5.14+).
+    pub fn kill(&self) -> Result<(), CgroupError> {
+        self.write("cgroup.kill", "1")
+    }
+
+    /// Removes it and its (empty) descendants, deepest first.
+    pub fn remove(&self) -> Result<(), CgroupError> {
+        let mut dirs = Vec::new();
+        self.walk(&mut |cg| dirs.push(cg.dir.clone()));
+        for d in dirs.iter().rev() {
+            match std::fs::remove_dir(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(source) => {
+                    return Err(CgroupError {
+                        what: "remove cgroup",
+                        path: d.clone(),
+                        source,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// A flat-keyed file (`key value` lines) such as memory.events or cpu.stat;
+    /// empty when the file is missing.
+    pub fn keyed(&self, file: &str) -> std::collections::BTreeMap<String, u64> {
+        self.read(file)
+            .map(|t| parse_flat_keyed(&t))
+            .unwrap_or_default()
+    }
+
+    /// A single-value file such as memory.current; `None` when missing, and
+    /// `Some(Limit::Max)` for `max`.
+    pub fn limit(&self, file: &str) -> Option<Limit> {
+        self.read(file).ok().and_then(|t| parse_limit(&t))
+    }
+
+    /// A single numeric value file (memory.current, pids.current, memory.peak).
+    pub fn value(&self, file: &str) -> Option<u64> {
+        match self.limit(file)? {
+            Limit::Value(v) => Some(v),
+            Limit::Max => None,
+        }
+    }
+}
+
+/// A cgroup limit: a number or `max`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// A finite value.
+    Value(u64),
+    /// No limit.
+    Max,
+}
+
+/// Parses `max` or a decimal number.
+pub fn parse_limit(text: &str) -> Option<Limit> {
+    match text.trim() {
+        "max" => Some(Limit::Max),
+        t => t.parse().ok().map(Limit::Value),
+    }
+}
+
+/// Parses `key value` lines (memory.events, pids.events, cpu.stat,
+/// cgroup.events); lines that do not parse are skipped.
+pub fn parse_flat_keyed(text: &str) -> std::collections::BTreeMap<String, u64> {
+    text.lines()
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let k = it.next()?;
+            let v = it.next()?.parse().ok()?;
+            Some((k.to_owned(), v))
+        })
+        .collect()
+}
+
+/// Parses cpu.max (`QUOTA PERIOD` or `max PERIOD`) into a percentage of one CPU.
+pub fn parse_cpu_max_percent(text: &str) -> Option<u32> {
+    let mut it = text.split_whitespace();
+    let quota = it.next()?;
+    let period: u64 = it.next()?.parse().ok()?;
+    if quota == "max" || period == 0 {
+        return None;
+    }
+    let quota: u64 = quota.parse().ok()?;
+    Some(((quota * 100 + period / 2) / period) as u32)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +410,58 @@ mod tests {
             Some("/user.slice/user-1000.slice/session-2.scope")
         );
         assert_eq!(parse_own_cgroup("12:memory:/x\n"), None);
+    }
+
+    #[test]
+    fn flat_keyed_files() {
+        let events = "low 0\nhigh 3\nmax 12\noom 1\noom_kill 1\noom_group_kill 0\n";
+        let m = parse_flat_keyed(events);
+        assert_eq!(m["max"], 12);
+        assert_eq!(m["oom_kill"], 1);
+        let cpu = "usage_usec 1523000\nuser_usec 1000000\nsystem_usec 523000\nnr_periods 0\n";
+        assert_eq!(parse_flat_keyed(cpu)["usage_usec"], 1_523_000);
+        assert!(parse_flat_keyed("garbage\nkey notanumber\n").is_empty());
+    }
+
+    #[test]
+    fn limits() {
+        assert_eq!(parse_limit("max\n"), Some(Limit::Max));
+        assert_eq!(parse_limit("52428800\n"), Some(Limit::Value(52_428_800)));
+        assert_eq!(parse_limit(""), None);
+        assert_eq!(parse_cpu_max_percent("20000 100000\n"), Some(20));
+        assert_eq!(parse_cpu_max_percent("150000 100000"), Some(150));
+        assert_eq!(parse_cpu_max_percent("max 100000"), None);
+    }
+
+    #[test]
+    fn cgroup_tree_in_a_tempdir() {
+        let root = tempfile::tempdir().unwrap();
+        let cg = Cgroup::at(root.path().join("ws"));
+        cg.create().unwrap();
+        std::fs::write(cg.dir().join("cgroup.procs"), "10\n11\n").unwrap();
+        let leaf = cg.child("cmd");
+        leaf.create().unwrap();
+        std::fs::write(leaf.dir().join("cgroup.procs"), "12\n").unwrap();
+        std::fs::write(cg.dir().join("memory.current"), "4096\n").unwrap();
+        std::fs::write(cg.dir().join("memory.max"), "max\n").unwrap();
+        let mut procs = cg.procs_recursive();
+        procs.sort();
+        assert_eq!(procs, [10, 11, 12]);
+        assert_eq!(cg.value("memory.current"), Some(4096));
+        assert_eq!(cg.limit("memory.max"), Some(Limit::Max));
+        assert_eq!(cg.value("memory.max"), None);
+        assert_eq!(cg.value("memory.peak"), None, "missing file is None, not 0");
+        std::fs::write(cg.dir().join("cgroup.events"), "populated 1\nfrozen 0\n").unwrap();
+        assert!(cg.populated());
+        std::fs::write(cg.dir().join("cgroup.controllers"), "cpu memory pids\n").unwrap();
+        assert_eq!(
+            cg.enable_controllers(&["memory", "pids", "io"]).unwrap(),
+            ["memory", "pids"]
+        );
+        assert_eq!(
+            std::fs::read_to_string(cg.dir().join("cgroup.subtree_control")).unwrap(),
+            "+memory +pids"
+        );
     }
 
     #[test]

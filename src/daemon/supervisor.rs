@@ -209,17 +209,17 @@ pub fn not_yet(request: &Request) -> Response {
         | Request::WorkspaceStats { .. }
         | Request::WorkspaceQuota { .. }
         | Request::WorkspaceStatsHistory { .. }
-        | Request::WorkspaceFullSummary { .. } => ("workspaces", 4),
+        | Request::WorkspaceFullSummary { .. } => ("workspaces are", 4),
         Request::Run { .. } | Request::CommandList { .. } | Request::CommandLogs { .. } => {
-            ("commands", 5)
+            ("commands are", 5)
         }
-        Request::Discern { .. } => ("content discernment", 6),
-        _ => ("pipelines and flows", 7),
+        Request::Discern { .. } => ("content discernment is", 6),
+        _ => ("pipelines and flows are", 7),
     };
     Response::error(
         ErrorCode::Unsupported,
         format!(
-            "{} is not available yet: {what} are not implemented in shipoted {} (tracked as issue #{issue})",
+            "{} is not available yet: {what} not implemented in shipoted {} (tracked as issue #{issue})",
             request_name(request),
             crate::VERSION
         ),
