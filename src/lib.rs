@@ -16,7 +16,9 @@ pub mod client;
 pub mod daemon;
 pub mod host;
 pub mod logging;
+pub mod process;
 pub mod systemd;
+pub mod workspace;
 
 /// The version of this build, as `Health` reports it.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use shipote_protocol::client::Client;
-use shipote_protocol::{frame, ErrorCode, Request, Response, WorkspaceSpec};
+use shipote_protocol::{frame, ErrorCode, Request, Response};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -86,17 +86,17 @@ fn cli_usage_error_exits_2() {
 
 #[test]
 fn daemon_error_exits_1() {
-    // Workspaces have not landed: the daemon answers an error, the CLI says it
-    // on stderr and exits 1.
+    // An invalid label: the daemon answers an error, the CLI says it on stderr
+    // and exits 1.
     let d = Daemon::start();
-    let o = d.cli(&["ws", "create", "demo"]);
+    let o = d.cli(&["ws", "create", "bad/label"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
-    assert!(stderr(&o).contains("not available yet"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("contains '/'"), "{}", stderr(&o));
     assert!(stdout(&o).is_empty());
-    let o = d.cli(&["--json", "ws", "create", "demo"]);
+    let o = d.cli(&["--json", "ws", "stop", "01J0000000000000000000000A"]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["error"]["code"], "Unsupported");
+    assert_eq!(v["error"]["code"], "NotFound");
 }
 
 #[test]
@@ -299,14 +299,6 @@ fn not_yet_landed_requests_answer_an_error_and_are_audited() {
     let ws = shipote_protocol::WorkspaceId(shipote_protocol::Ulid::new());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let requests = vec![
-        Request::WorkspaceCreate {
-            spec: WorkspaceSpec::new("demo"),
-        },
-        Request::WorkspaceList,
-        Request::WorkspaceStop {
-            id: ws,
-            grace_ms: 0,
-        },
         Request::Run {
             workspace: ws,
             exec: "true".into(),
@@ -344,11 +336,8 @@ fn not_yet_landed_requests_answer_an_error_and_are_audited() {
         assert_eq!(c.call(&Request::Ping).await.unwrap(), Response::Pong);
     });
     let log = d.log();
-    assert!(
-        log.contains("action=\"workspace.create\"") || log.contains("action=workspace.create"),
-        "{log}"
-    );
-    assert!(log.contains("label=demo"), "{log}");
+    assert!(log.contains("action=\"command.run\""), "{log}");
+    assert!(log.contains("exec=true"), "{log}");
     assert!(log.contains("flow.drop"), "{log}");
     let uid = nix::unistd::getuid().as_raw();
     assert!(log.contains(&format!("uid={uid}")), "{log}");

@@ -9,6 +9,14 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 fn main() -> ExitCode {
+    // `shipoted --keeper UNIT`: a workspace's placeholder process (see
+    // shipote::process::spawn_keeper). Nothing else runs in that mode.
+    if std::env::args_os()
+        .nth(1)
+        .is_some_and(|a| a == shipote::process::KEEPER_ARG)
+    {
+        shipote::process::keeper_main();
+    }
     let args = DaemonArgs::parse();
     // Files and sockets the daemon creates are private to its user.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
@@ -44,6 +52,11 @@ fn real_main(
     };
     let mut config = Config::new(socket);
     config.shutdown_grace = Duration::from_millis(args.shutdown_grace_ms);
+    config.backend = args.backend;
+    config.cgroup_root = args.cgroup_root;
+    if let Some(dir) = args.state_dir {
+        config.state_dir = dir;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("shipoted")

@@ -3,11 +3,13 @@
 //! 2 could not ask (usage, no daemon, protocol failure).
 
 pub mod render;
+pub mod units;
+pub mod ws;
 
 use render::{human_duration, Table};
 use serde_json::json;
 use shipote_protocol::client::{Client, ClientError};
-use shipote_protocol::{Request, Response};
+use shipote_protocol::{ErrorCode, Request, Response};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -38,19 +40,9 @@ pub enum Command {
     Health,
     /// Show what this host and daemon can do (kernel, cgroups, namespaces, backend).
     Caps,
-    /// Manage workspaces.
+    /// Manage workspaces: groups of processes with limits, each a systemd scope.
     #[command(subcommand)]
-    Ws(WsCommand),
-}
-
-/// Workspace commands.
-#[derive(Debug, clap::Subcommand)]
-pub enum WsCommand {
-    /// Create a workspace: a transient systemd scope with limits.
-    Create {
-        /// Its label (letters, digits, `_`, `.`, `-`).
-        label: String,
-    },
+    Ws(ws::WsCommand),
 }
 
 /// How a command ended.
@@ -75,54 +67,103 @@ impl Outcome {
     }
 }
 
+/// Why a command failed.
+#[derive(Debug)]
+pub enum Failure {
+    /// The daemon answered with an error.
+    Daemon {
+        /// Its code.
+        code: ErrorCode,
+        /// Its message.
+        message: String,
+    },
+    /// The daemon could not be asked.
+    Transport(Box<ClientError>),
+    /// The daemon answered something this CLI does not expect.
+    Unexpected(Box<Response>),
+}
+
+/// A connection plus the CLI's global options.
+pub struct Session {
+    client: Client,
+    /// The socket in use.
+    pub socket: PathBuf,
+    /// `--json`.
+    pub json: bool,
+}
+
+impl Session {
+    /// Sends a request; an `Error` answer becomes [`Failure::Daemon`].
+    pub async fn call(&mut self, request: &Request) -> Result<Response, Failure> {
+        match self
+            .client
+            .call(request)
+            .await
+            .map_err(|e| Failure::Transport(Box::new(e)))?
+        {
+            Response::Error { code, message } => Err(Failure::Daemon { code, message }),
+            r => Ok(r),
+        }
+    }
+}
+
 /// Runs the parsed command line and reports how it went.
 pub async fn run(cli: Cli) -> Outcome {
     let socket = cli
         .socket
         .clone()
         .unwrap_or_else(shipote_protocol::default_socket_path);
-    let mut client = match Client::connect(&socket).await {
+    let client = match Client::connect(&socket).await {
         Ok(c) => c,
         Err(e) => return could_not_ask(&socket, &e),
     };
-    let request = match &cli.command {
-        Command::Ping => Request::Ping,
-        Command::Health => Request::Health,
-        Command::Caps => Request::Capabilities,
-        Command::Ws(WsCommand::Create { label }) => Request::WorkspaceCreate {
-            spec: shipote_protocol::WorkspaceSpec::new(label.clone()),
+    let mut s = Session {
+        client,
+        socket: socket.clone(),
+        json: cli.json,
+    };
+    let result = match cli.command {
+        Command::Ping => {
+            let started = Instant::now();
+            s.call(&Request::Ping)
+                .await
+                .map(|_| ping(s.json, &socket, started.elapsed()))
+        }
+        Command::Health => match s.call(&Request::Health).await {
+            Ok(r @ Response::Health { .. }) => Ok(health(s.json, r)),
+            Ok(other) => Err(Failure::Unexpected(Box::new(other))),
+            Err(e) => Err(e),
         },
+        Command::Caps => match s.call(&Request::Capabilities).await {
+            Ok(r @ Response::Capabilities { .. }) => Ok(caps(s.json, r)),
+            Ok(other) => Err(Failure::Unexpected(Box::new(other))),
+            Err(e) => Err(e),
+        },
+        Command::Ws(cmd) => ws::run(&mut s, cmd).await,
     };
-    let started = Instant::now();
-    let response = match client.call(&request).await {
-        Ok(r) => r,
-        Err(e) => return could_not_ask(&socket, &e),
-    };
-    let elapsed = started.elapsed();
-    if let Response::Error { code, message } = &response {
-        if cli.json {
-            println!(
-                "{}",
-                json!({ "error": { "code": format!("{code:?}"), "message": message } })
+    match result {
+        Ok(out) => {
+            print!("{out}");
+            Outcome::Ok
+        }
+        Err(Failure::Daemon { code, message }) => {
+            if cli.json {
+                println!(
+                    "{}",
+                    json!({ "error": { "code": format!("{code:?}"), "message": message } })
+                );
+            }
+            eprintln!("shipote: {message}");
+            Outcome::Refused
+        }
+        Err(Failure::Transport(e)) => could_not_ask(&socket, &e),
+        Err(Failure::Unexpected(r)) => {
+            eprintln!(
+                "shipote: the daemon sent an unexpected answer ({r:?}); is it another version?"
             );
+            Outcome::CouldNotAsk
         }
-        eprintln!("shipote: {message}");
-        return Outcome::Refused;
     }
-    let out = match (&cli.command, response) {
-        (Command::Ping, Response::Pong) => ping(cli.json, &socket, elapsed),
-        (Command::Health, r @ Response::Health { .. }) => health(cli.json, r),
-        (Command::Caps, r @ Response::Capabilities { .. }) => caps(cli.json, r),
-        (Command::Ws(_), Response::WorkspaceCreated { id, unit, warnings }) => {
-            created(cli.json, id, &unit, &warnings)
-        }
-        (_, other) => {
-            eprintln!("shipote: the daemon sent an unexpected answer: {other:?}; is it a different version?");
-            return Outcome::CouldNotAsk;
-        }
-    };
-    print!("{out}");
-    Outcome::Ok
 }
 
 fn could_not_ask(socket: &std::path::Path, e: &ClientError) -> Outcome {
@@ -142,25 +183,6 @@ fn root_cause(e: &ClientError) -> String {
         ClientError::Connect { source, .. } => source.to_string(),
         ClientError::Frame(f) => f.to_string(),
     }
-}
-
-fn created(
-    json: bool,
-    id: shipote_protocol::WorkspaceId,
-    unit: &str,
-    warnings: &[String],
-) -> String {
-    if json {
-        return format!(
-            "{}\n",
-            json!({ "id": id, "unit": unit, "warnings": warnings })
-        );
-    }
-    let mut out = format!("created {id} ({unit})\n");
-    for w in warnings {
-        out.push_str(&format!("warning: {w}\n"));
-    }
-    out
 }
 
 fn ping(json: bool, socket: &std::path::Path, elapsed: std::time::Duration) -> String {

@@ -134,3 +134,32 @@ mod tests {
         );
     }
 }
+
+/// A one-line chart of `values` scaled to their maximum: `▁▂▃▄▅▆▇█`.
+pub fn sparkline(values: &[u64]) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let max = values.iter().copied().max().unwrap_or(0);
+    values
+        .iter()
+        .map(|&v| {
+            if max == 0 {
+                BARS[0]
+            } else {
+                BARS[((v as u128 * 7 + max as u128 / 2) / max as u128) as usize]
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod sparkline_tests {
+    use super::sparkline;
+
+    #[test]
+    fn scales_to_the_maximum() {
+        assert_eq!(sparkline(&[0, 1, 2, 4, 8]), "▁▂▃▅█");
+        assert_eq!(sparkline(&[0, 0]), "▁▁");
+        assert_eq!(sparkline(&[u64::MAX, 0]), "█▁");
+        assert_eq!(sparkline(&[]), "");
+    }
+}

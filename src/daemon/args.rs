@@ -1,6 +1,7 @@
 //! `shipoted`'s command line (kept in the library so packaging can generate its
 //! man page).
 
+use super::BackendChoice;
 use crate::logging::LogTarget;
 use std::path::PathBuf;
 
@@ -26,4 +27,19 @@ pub struct DaemonArgs {
     /// Milliseconds busy connections get to finish at shutdown.
     #[arg(long, default_value_t = 5000, value_name = "MS")]
     pub shutdown_grace_ms: u64,
+
+    /// Workspace backend: auto picks systemd when a user manager answers on the
+    /// user bus, else a writable cgroup v2 subtree, else process groups.
+    #[arg(long, value_enum, default_value = "auto", value_name = "BACKEND")]
+    pub backend: BackendChoice,
+
+    /// Directory for workspaces' cgroups with the cgroup backend (default: a
+    /// shipote.slice directory in the daemon's own cgroup).
+    #[arg(long, value_name = "DIR")]
+    pub cgroup_root: Option<PathBuf>,
+
+    /// Persistent state (default: $XDG_STATE_HOME/shipote, else
+    /// ~/.local/state/shipote).
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 }

@@ -100,7 +100,7 @@ pub async fn serve(
             // The one request that needs no state: answered here, off the
             // supervisor's queue.
             Request::Ping => Response::Pong,
-            request => handle.request(request).await,
+            request => handle.request(peer_uid, request).await,
         };
         if let Some((action, detail)) = audited {
             audit::record(peer_uid, action, &detail, &audit::outcome_of(&response));

@@ -9,14 +9,18 @@ pub mod connection;
 pub mod listener;
 pub mod supervisor;
 
+use crate::cgroup::Cgroup;
 use crate::host::HostCaps;
 use crate::systemd::notify::Notifier;
+use crate::systemd::scopes::SystemdScopes;
+use crate::workspace::backend::Backend;
+use crate::workspace::state::SavedWorkspace;
 use listener::{BoundSocket, ListenError};
 use shipote_protocol::{frame, ErrorCode, Response};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
-use supervisor::{Supervisor, SupervisorHandle};
+use supervisor::{BackendInfo, Environment, Supervisor, SupervisorHandle};
 use tokio::io::AsyncWriteExt;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -36,6 +40,20 @@ pub enum SocketSource {
     Inherited(std::os::unix::net::UnixListener),
 }
 
+/// Which workspace backend to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendChoice {
+    /// systemd if a user manager answers, else a writable cgroup v2 subtree,
+    /// else process groups.
+    Auto,
+    /// Transient scopes through the systemd user manager.
+    Systemd,
+    /// Sub-cgroups of the daemon's own (delegated) cgroup v2 directory.
+    Cgroup,
+    /// Process groups only.
+    ProcessGroup,
+}
+
 /// How to run the daemon.
 #[derive(Debug)]
 pub struct Config {
@@ -45,17 +63,43 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// Connections beyond this many are refused with `Busy`.
     pub max_clients: usize,
+    /// Workspace backend.
+    pub backend: BackendChoice,
+    /// Where workspaces' cgroups go with the cgroup backend (default: a
+    /// `shipote.slice` directory in the daemon's own cgroup).
+    pub cgroup_root: Option<PathBuf>,
+    /// Persistent state directory.
+    pub state_dir: PathBuf,
+    /// Program run as a workspace's keeper (`PROGRAM --keeper UNIT`): shipoted.
+    pub keeper_program: PathBuf,
 }
 
 impl Config {
-    /// Defaults around a socket source.
+    /// Defaults around a socket source: state in `$XDG_STATE_HOME/shipote`, the
+    /// current executable as keeper.
     pub fn new(socket: SocketSource) -> Self {
         Self {
             socket,
             shutdown_grace: SHUTDOWN_GRACE,
             max_clients: MAX_CLIENTS,
+            backend: BackendChoice::Auto,
+            cgroup_root: None,
+            state_dir: default_state_dir(),
+            keeper_program: std::env::current_exe()
+                .unwrap_or_else(|_| PathBuf::from("/usr/bin/shipoted")),
         }
     }
+}
+
+/// `$XDG_STATE_HOME/shipote`, else `~/.local/state/shipote`.
+pub fn default_state_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("XDG_STATE_HOME").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("shipote");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    home.join(".local/state/shipote")
 }
 
 /// What the readiness callback learns.
@@ -74,38 +118,111 @@ pub enum DaemonError {
     /// The listener could not be registered with the runtime.
     #[error("cannot serve the socket: {0}")]
     Serve(#[source] std::io::Error),
+    /// The requested backend is not available here.
+    #[error("the {backend} backend is not available: {why}")]
+    Backend {
+        /// Which.
+        backend: &'static str,
+        /// Why not.
+        why: String,
+    },
+    /// The state file could not be read.
+    #[error(transparent)]
+    State(#[from] crate::workspace::state::StateError),
 }
 
 /// Runs the daemon until `shutdown` fires. Calls `on_ready` once the socket
 /// accepts requests (after READY=1 went to the service manager).
 pub async fn run(
-    config: Config,
+    mut config: Config,
     shutdown: CancellationToken,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), DaemonError> {
-    let bound: BoundSocket = match config.socket {
+    let socket = std::mem::replace(&mut config.socket, SocketSource::Path(PathBuf::new()));
+    let bound: BoundSocket = match socket {
         SocketSource::Path(path) => listener::bind(&path)?,
         SocketSource::Inherited(l) => listener::inherit(l)?,
     };
-    let result = serve(
-        &bound,
-        config.shutdown_grace,
-        config.max_clients,
-        shutdown,
-        on_ready,
-    )
-    .await;
+    let result = serve(&bound, config, shutdown, on_ready).await;
     bound.cleanup();
     result
 }
 
+/// Picks the workspace backend, saying why.
+async fn choose_backend(config: &Config, caps: &HostCaps) -> Result<BackendInfo, DaemonError> {
+    let unified = match &caps.cgroup.layout {
+        crate::cgroup::Layout::Unified(m) => Some(m.clone()),
+        _ => None,
+    };
+    let systemd = || async {
+        let Some(mount) = unified.clone() else {
+            return Err("cgroup v2 is not the host's unified hierarchy".to_owned());
+        };
+        SystemdScopes::connect()
+            .await
+            .map(|scopes| Backend::Systemd { scopes, mount })
+            .map_err(|e| e.to_string())
+    };
+    let cgroup = || {
+        let root = config
+            .cgroup_root
+            .clone()
+            .or_else(|| {
+                caps.cgroup
+                    .dir
+                    .clone()
+                    .filter(|_| caps.cgroup.writable)
+                    .map(|d| d.join("shipote.slice"))
+            })
+            .ok_or_else(|| {
+                "no writable cgroup v2 directory (the daemon's own cgroup is not delegated to it)"
+                    .to_owned()
+            })?;
+        Ok::<_, String>(Backend::Cgroup {
+            root: Cgroup::at(root),
+        })
+    };
+    let fail = |backend, why| DaemonError::Backend { backend, why };
+    Ok(match config.backend {
+        BackendChoice::Systemd => BackendInfo {
+            backend: systemd().await.map_err(|w| fail("systemd", w))?,
+            reason: "asked for with --backend systemd".into(),
+        },
+        BackendChoice::Cgroup => BackendInfo {
+            backend: cgroup().map_err(|w| fail("cgroup", w))?,
+            reason: "asked for with --backend cgroup".into(),
+        },
+        BackendChoice::ProcessGroup => BackendInfo {
+            backend: Backend::ProcessGroup,
+            reason: "asked for with --backend process-group; no limits, stats from /proc".into(),
+        },
+        BackendChoice::Auto => match systemd().await {
+            Ok(b) => BackendInfo {
+                backend: b,
+                reason: "the systemd user manager answers on the user bus".into(),
+            },
+            Err(no_systemd) => match cgroup() {
+                Ok(b) => BackendInfo {
+                    backend: b,
+                    reason: format!("no systemd user manager ({no_systemd}); using a cgroup v2 subtree"),
+                },
+                Err(no_cgroup) => BackendInfo {
+                    backend: Backend::ProcessGroup,
+                    reason: format!("no systemd user manager ({no_systemd}) and {no_cgroup}; using process groups"),
+                },
+            },
+        },
+    })
+}
+
 async fn serve(
     bound: &BoundSocket,
-    grace: Duration,
-    max_clients: usize,
+    config: Config,
     shutdown: CancellationToken,
     on_ready: impl FnOnce(&Ready),
 ) -> Result<(), DaemonError> {
+    let grace = config.shutdown_grace;
+    let max_clients = config.max_clients;
     let std_listener = bound.listener.try_clone().map_err(DaemonError::Serve)?;
     std_listener
         .set_nonblocking(true)
@@ -116,8 +233,20 @@ async fn serve(
     let caps = tokio::task::spawn_blocking(HostCaps::probe)
         .await
         .map_err(|e| DaemonError::Serve(std::io::Error::other(e)))?;
+    let backend = choose_backend(&config, &caps).await?;
+    tracing::info!(backend = backend.backend.name(), reason = %backend.reason, "workspace backend chosen");
+    let state_file = config.state_dir.join(crate::workspace::state::STATE_FILE);
+    let saved = crate::workspace::state::load(&state_file)?;
+    let env = Environment {
+        caps: Arc::new(caps),
+        backend: Arc::new(backend),
+        keeper_program: config.keeper_program.clone(),
+        state_file,
+        own_uid,
+    };
     let notifier = Notifier::from_env();
-    let (sup, handle, rx) = Supervisor::new(Arc::new(caps), notifier.clone());
+    let (mut sup, handle, rx) = Supervisor::new(env.clone(), notifier.clone());
+    restore(&mut sup, &env, saved).await;
     let status = sup.status_line();
     let sup_stop = CancellationToken::new();
     let sup_task = tokio::spawn(sup.run(rx, sup_stop.clone()));
@@ -176,6 +305,7 @@ async fn serve(
             "connections still busy after the grace period; closing them"
         );
     }
+    handle.shutdown().await;
     if let Some(w) = watchdog {
         w.abort();
     }
@@ -212,5 +342,40 @@ async fn feed_watchdog(
             Ok(true) => notifier.watchdog(),
             _ => tracing::error!("supervisor did not answer the watchdog probe"),
         }
+    }
+}
+
+/// Re-adopts the workspaces a previous daemon kept, stops the ones it should
+/// have reaped (it crashed or was killed), and forgets the ones that are gone.
+async fn restore(sup: &mut Supervisor, env: &Environment, saved: Vec<SavedWorkspace>) {
+    let backend = &env.backend.backend;
+    for s in saved {
+        let cgroup = s.cgroup.clone().map(Cgroup::at);
+        if s.backend != backend.name() || !backend.exists(&s.unit, cgroup.as_ref()).await {
+            tracing::info!(unit = %s.unit, "workspace from the state file no longer exists; forgetting it");
+            continue;
+        }
+        if s.on_exit == "keep" {
+            sup.adopt(s);
+            continue;
+        }
+        let reaped = backend
+            .stop(
+                &s.unit,
+                cgroup.as_ref(),
+                s.keeper_pid,
+                supervisor::AUTO_STOP_GRACE,
+            )
+            .await;
+        let outcome = match &reaped {
+            Ok(n) => format!("stopped, {n} processes ended"),
+            Err(e) => format!("error: {e}"),
+        };
+        audit::record(
+            env.own_uid,
+            "workspace.reap",
+            &format!("id={} label={} unit={}", s.id, s.label, s.unit),
+            &format!("left by a daemon that did not stop cleanly; {outcome}"),
+        );
     }
 }

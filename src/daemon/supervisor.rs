@@ -1,14 +1,26 @@
 //! The supervisor: the one task that owns the daemon's state. Connections send it
 //! [`Event`]s through a [`SupervisorHandle`]; requests carry a oneshot for their
-//! reply. It never awaits the outside world: work that waits on D-Bus, processes
-//! or disks runs in spawned tasks that report back as events.
+//! reply. It never awaits the outside world: D-Bus calls, cgroup reads, stops and
+//! disk writes run in spawned tasks that either answer the client themselves (for
+//! reads) or report back as events (for changes).
 
+use super::audit;
+use crate::cgroup::Cgroup;
 use crate::host::HostCaps;
 use crate::systemd::notify::Notifier;
-use shipote_protocol::{ErrorCode, Request, Response};
+use crate::workspace::backend::{Backend, Created};
+use crate::workspace::state::{self, SavedWorkspace};
+use crate::workspace::stats::{self, Reading, HISTORY_CAPACITY, HISTORY_INTERVAL};
+use crate::workspace::{self as ws, unit_name};
+use shipote_protocol::{
+    Breach, ErrorCode, ExitPolicy, QuotaEnforce, Request, Response, Ulid, WorkspaceId,
+    WorkspaceSpec, WorkspaceStatsInfo, WorkspaceSummary,
+};
+use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
 
 /// How many events may wait for the supervisor before senders wait.
@@ -17,6 +29,12 @@ const EVENT_QUEUE: usize = 1024;
 /// Status lines go to the service manager at most this often.
 pub const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 
+/// Most workspaces one daemon runs.
+pub const MAX_WORKSPACES: usize = 1000;
+
+/// Grace given to processes when a TTL expires or the daemon stops.
+pub const AUTO_STOP_GRACE: Duration = Duration::from_secs(1);
+
 /// What the supervisor reacts to.
 #[derive(Debug)]
 pub enum Event {
@@ -24,6 +42,8 @@ pub enum Event {
     Request {
         /// The request (boxed: it can be large, and events are moved around).
         request: Box<Request>,
+        /// The caller's uid (for audit records the supervisor writes).
+        uid: u32,
         /// Where the response goes.
         reply: oneshot::Sender<Response>,
     },
@@ -34,6 +54,46 @@ pub enum Event {
     /// The watchdog asks whether the supervisor still answers.
     Probe {
         /// Answered at once.
+        reply: oneshot::Sender<()>,
+    },
+    /// A backend finished creating a workspace.
+    Created {
+        /// Which.
+        id: WorkspaceId,
+        /// Its unit name.
+        unit: String,
+        /// What was asked for.
+        spec: Box<WorkspaceSpec>,
+        /// What the backend made, or why it failed.
+        result: Result<Created, String>,
+        /// The client waiting.
+        reply: oneshot::Sender<Response>,
+    },
+    /// A backend finished stopping a workspace.
+    Stopped {
+        /// Which.
+        id: WorkspaceId,
+        /// Processes ended, or why it failed.
+        result: Result<u32, String>,
+        /// The client waiting, if a client asked.
+        reply: Option<oneshot::Sender<Response>>,
+    },
+    /// Time to sample every workspace.
+    SampleTick,
+    /// Readings taken by a sampling task.
+    Sampled {
+        /// One per workspace.
+        readings: Vec<(WorkspaceId, Reading)>,
+        /// When.
+        at: Instant,
+    },
+    /// A workspace's TTL ran out.
+    TtlExpired(WorkspaceId),
+    /// The persister wrote this generation of the state.
+    Persisted(u64),
+    /// The daemon stops: reap what must be reaped, persist the rest.
+    Shutdown {
+        /// Answered when done.
         reply: oneshot::Sender<()>,
     },
 }
@@ -47,17 +107,14 @@ pub struct SupervisorHandle {
 impl SupervisorHandle {
     /// Sends a request and waits for its response. Never fails: a supervisor
     /// that is gone yields an `Error` response.
-    pub async fn request(&self, request: Request) -> Response {
+    pub async fn request(&self, uid: u32, request: Request) -> Response {
         let (reply, rx) = oneshot::channel();
-        if self
-            .tx
-            .send(Event::Request {
-                request: Box::new(request),
-                reply,
-            })
-            .await
-            .is_err()
-        {
+        let event = Event::Request {
+            request: Box::new(request),
+            uid,
+            reply,
+        };
+        if self.tx.send(event).await.is_err() {
             return shutting_down();
         }
         rx.await.unwrap_or_else(|_| shutting_down())
@@ -73,6 +130,15 @@ impl SupervisorHandle {
         let (reply, rx) = oneshot::channel();
         self.tx.send(Event::Probe { reply }).await.is_ok() && rx.await.is_ok()
     }
+
+    /// Asks the supervisor to reap `Reap` workspaces and persist the rest;
+    /// returns when it is done (or gone).
+    pub async fn shutdown(&self) {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Event::Shutdown { reply }).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
 }
 
 fn shutting_down() -> Response {
@@ -82,39 +148,224 @@ fn shutting_down() -> Response {
     )
 }
 
+/// Which backend the daemon uses and why.
+#[derive(Debug, Clone)]
+pub struct BackendInfo {
+    /// The backend.
+    pub backend: Backend,
+    /// Why it was chosen (for Capabilities).
+    pub reason: String,
+}
+
+/// Everything the supervisor needs from outside, fixed at start.
+#[derive(Debug, Clone)]
+pub struct Environment {
+    /// Host probes.
+    pub caps: Arc<HostCaps>,
+    /// The workspace backend.
+    pub backend: Arc<BackendInfo>,
+    /// Program run as a workspace's keeper (`PROGRAM --keeper UNIT`).
+    pub keeper_program: PathBuf,
+    /// The state file.
+    pub state_file: PathBuf,
+    /// The daemon's uid (audit records of its own actions).
+    pub own_uid: u32,
+}
+
+/// A live workspace.
+#[derive(Debug)]
+struct Workspace {
+    id: WorkspaceId,
+    unit: String,
+    spec: WorkspaceSpec,
+    created: Created,
+    created_at: SystemTime,
+    started: Instant,
+    history: VecDeque<WorkspaceStatsInfo>,
+    last_cpu: Option<(Instant, u64)>,
+    peak_seen: u64,
+    report_breaches: BTreeMap<String, u64>,
+    stopping: bool,
+}
+
+impl Workspace {
+    fn summary(&self) -> WorkspaceSummary {
+        WorkspaceSummary {
+            id: self.id,
+            label: self.spec.label.clone(),
+            unit: self.unit.clone(),
+            commands: 0,
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            on_exit: self.spec.on_exit,
+            ttl_left_ms: self.ttl_deadline().map(|d| {
+                d.duration_since(SystemTime::now())
+                    .map(|l| l.as_millis() as u64)
+                    .unwrap_or(0)
+            }),
+        }
+    }
+
+    fn ttl_deadline(&self) -> Option<SystemTime> {
+        self.spec
+            .ttl_ms
+            .map(|t| self.created_at + Duration::from_millis(t))
+    }
+
+    fn saved(&self, backend: &str) -> SavedWorkspace {
+        SavedWorkspace {
+            id: self.id.to_string(),
+            label: self.spec.label.clone(),
+            unit: self.unit.clone(),
+            backend: backend.to_owned(),
+            cgroup: self.created.cgroup.as_ref().map(|c| c.dir().to_owned()),
+            keeper_pid: self.created.keeper_pid,
+            created_at_ms: ms_since_epoch(self.created_at),
+            on_exit: String::new(),
+            quota_enforce: String::new(),
+            ttl_ms: None,
+            mem_max_bytes: None,
+            mem_high_bytes: None,
+            swap_max_bytes: None,
+            tasks_max: None,
+            cpu_quota_percent: None,
+            cpu_weight: None,
+            io_weight: None,
+        }
+        .with_spec(&self.spec)
+    }
+
+    fn report_only_breaches(&self) -> Vec<Breach> {
+        self.report_breaches
+            .iter()
+            .map(|(k, v)| Breach {
+                kind: k.clone(),
+                count: *v,
+            })
+            .collect()
+    }
+
+    /// Turns a reading into the wire's stats, with CPU % against the last sample.
+    fn info(&self, r: &Reading, at: Instant) -> WorkspaceStatsInfo {
+        let cpu_percent = match (self.last_cpu, r.cpu_usec) {
+            (Some((then, prev)), Some(now)) => {
+                stats::cpu_percent(prev, now, at.saturating_duration_since(then))
+            }
+            _ => None,
+        };
+        WorkspaceStatsInfo {
+            commands_alive: 0,
+            commands_total: 0,
+            rss_bytes: r.rss_bytes,
+            rss_peak_bytes: r
+                .rss_peak_bytes
+                .or(Some(self.peak_seen.max(r.rss_bytes.unwrap_or(0)))),
+            cpu_usec: r.cpu_usec,
+            cpu_percent,
+            cpu_cores: stats::cpu_cores(self.spec.soma.cpu_quota_percent),
+            tasks: r.tasks,
+            source: r.source.to_owned(),
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            sampled_at_ms: ms_since_epoch(SystemTime::now()),
+        }
+    }
+}
+
+fn ms_since_epoch(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
 /// The state the supervisor owns.
 #[derive(Debug)]
 pub struct Supervisor {
+    env: Environment,
+    tx: mpsc::Sender<Event>,
     started: Instant,
-    caps: Arc<HostCaps>,
     clients: u32,
     notifier: Notifier,
     last_status: String,
     last_status_at: Option<Instant>,
+    workspaces: BTreeMap<WorkspaceId, Workspace>,
+    /// Labels of workspaces being created (not yet in `workspaces`).
+    creating: BTreeMap<WorkspaceId, String>,
+    sampling: bool,
+    generation: u64,
+    persisted: u64,
+    persist_tx: watch::Sender<(u64, Vec<u8>)>,
+    shutdown_reply: Option<oneshot::Sender<()>>,
+    stops_pending: usize,
 }
 
 impl Supervisor {
     /// Creates the supervisor and its handle; run it with [`Supervisor::run`].
     pub fn new(
-        caps: Arc<HostCaps>,
+        env: Environment,
         notifier: Notifier,
     ) -> (Self, SupervisorHandle, mpsc::Receiver<Event>) {
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
+        let (persist_tx, persist_rx) = watch::channel((0, Vec::new()));
+        tokio::spawn(persister(env.state_file.clone(), persist_rx, tx.clone()));
         let sup = Self {
+            env,
+            tx: tx.clone(),
             started: Instant::now(),
-            caps,
             clients: 0,
             notifier,
             last_status: String::new(),
             last_status_at: None,
+            workspaces: BTreeMap::new(),
+            creating: BTreeMap::new(),
+            sampling: false,
+            generation: 0,
+            persisted: 0,
+            persist_tx,
+            shutdown_reply: None,
+            stops_pending: 0,
         };
         (sup, SupervisorHandle { tx }, rx)
+    }
+
+    /// Takes over workspaces a previous daemon left running (before READY).
+    pub fn adopt(&mut self, saved: SavedWorkspace) {
+        let Ok(ulid) = Ulid::from_string(&saved.id) else {
+            tracing::warn!(id = %saved.id, "state file holds an invalid workspace id; skipping it");
+            return;
+        };
+        let id = WorkspaceId(ulid);
+        let spec = saved.spec();
+        let created_at = UNIX_EPOCH + Duration::from_millis(saved.created_at_ms);
+        let age = SystemTime::now()
+            .duration_since(created_at)
+            .unwrap_or_default();
+        let ws = Workspace {
+            id,
+            unit: saved.unit.clone(),
+            spec,
+            created: Created {
+                cgroup: saved.cgroup.clone().map(Cgroup::at),
+                keeper_pid: saved.keeper_pid,
+                warnings: Vec::new(),
+            },
+            created_at,
+            started: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
+            history: VecDeque::new(),
+            last_cpu: None,
+            peak_seen: 0,
+            report_breaches: BTreeMap::new(),
+            stopping: false,
+        };
+        self.arm_ttl(&ws);
+        tracing::info!(id = %id, unit = %ws.unit, "re-adopted workspace kept by the previous daemon");
+        self.workspaces.insert(id, ws);
+        self.changed();
     }
 
     /// The status line systemd shows (`systemctl --user status shipote`).
     pub fn status_line(&self) -> String {
         format!(
-            "serving: 0 workspaces, 0 commands, 0 pipelines, 0 flows, {} clients",
+            "serving: {} workspaces, 0 commands, 0 pipelines, 0 flows, {} clients",
+            self.workspaces.len(),
             self.clients
         )
     }
@@ -123,6 +374,21 @@ impl Supervisor {
     pub async fn run(mut self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(STATUS_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let sample_tx = self.tx.clone();
+        let sampler_stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(HISTORY_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = sampler_stop.cancelled() => return,
+                    _ = every.tick() => {}
+                }
+                if sample_tx.send(Event::SampleTick).await.is_err() {
+                    return;
+                }
+            }
+        });
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
@@ -155,36 +421,80 @@ impl Supervisor {
 
     fn handle(&mut self, event: Event) {
         match event {
-            Event::Request { request, reply } => {
-                let _ = reply.send(self.answer(*request));
-            }
+            Event::Request {
+                request,
+                uid,
+                reply,
+            } => self.answer(*request, uid, reply),
             Event::ClientConnected => self.clients += 1,
             Event::ClientDisconnected => self.clients = self.clients.saturating_sub(1),
             Event::Probe { reply } => {
                 let _ = reply.send(());
             }
+            Event::Created {
+                id,
+                unit,
+                spec,
+                result,
+                reply,
+            } => self.on_created(id, unit, *spec, result, reply),
+            Event::Stopped { id, result, reply } => self.on_stopped(id, result, reply),
+            Event::SampleTick => self.sample(),
+            Event::Sampled { readings, at } => self.on_sampled(readings, at),
+            Event::TtlExpired(id) => self.on_ttl(id),
+            Event::Persisted(generation) => self.persisted = self.persisted.max(generation),
+            Event::Shutdown { reply } => self.on_shutdown(reply),
         }
     }
 
-    fn answer(&mut self, request: Request) -> Response {
-        match request {
+    fn answer(&mut self, request: Request, _uid: u32, reply: oneshot::Sender<Response>) {
+        let response = match request {
             Request::Ping => Response::Pong,
             Request::Health => Response::Health {
                 version: crate::VERSION.to_owned(),
                 uptime_ms: self.started.elapsed().as_millis() as u64,
-                alive_workspaces: 0,
+                alive_workspaces: self.workspaces.len() as u32,
                 alive_commands: 0,
                 alive_pipelines: 0,
                 active_flows: 0,
-                dirty: false,
+                dirty: self.generation != self.persisted,
             },
             Request::Capabilities => self.capabilities(),
+            Request::WorkspaceCreate { spec } => return self.create(spec, reply),
+            Request::WorkspaceList => Response::WorkspaceList {
+                items: self.workspaces.values().map(Workspace::summary).collect(),
+            },
+            Request::WorkspaceStop { id, grace_ms } => {
+                return self.stop(id, Duration::from_millis(grace_ms), Some(reply));
+            }
+            Request::WorkspaceStats { workspace } => return self.stats(workspace, reply, false),
+            Request::WorkspaceFullSummary { workspace } => {
+                return self.stats(workspace, reply, true)
+            }
+            Request::WorkspaceQuota { workspace } => return self.quota(workspace, reply),
+            Request::WorkspaceStatsHistory { workspace, tail } => {
+                match self.workspaces.get(&workspace) {
+                    Some(ws) => {
+                        let skip = if tail == 0 {
+                            0
+                        } else {
+                            ws.history.len().saturating_sub(tail as usize)
+                        };
+                        Response::WorkspaceStatsHistory {
+                            samples: ws.history.iter().skip(skip).cloned().collect(),
+                        }
+                    }
+                    None => not_found(workspace),
+                }
+            }
             other => not_yet(&other),
-        }
+        };
+        let _ = reply.send(response);
     }
 
     fn capabilities(&self) -> Response {
-        let c = &self.caps;
+        let c = &self.env.caps;
+        let b = &self.env.backend;
         Response::Capabilities {
             kernel_version: c.kernel_version,
             user_ns: c.user_ns.clone(),
@@ -193,23 +503,439 @@ impl Supervisor {
             has_cap_sys_admin: c.has_cap_sys_admin,
             cgroup_path: c.cgroup.path.clone(),
             cgroup_controllers: c.cgroup.controllers.clone(),
-            backend: "none".to_owned(),
-            backend_reason: "workspaces are not available in this version of shipoted".to_owned(),
-            systemd_version: None,
+            backend: b.backend.name().to_owned(),
+            backend_reason: b.reason.clone(),
+            systemd_version: b.backend.systemd_version(),
         }
     }
+
+    fn create(&mut self, spec: WorkspaceSpec, reply: oneshot::Sender<Response>) {
+        if self.shutdown_reply.is_some() {
+            let _ = reply.send(shutting_down());
+            return;
+        }
+        if let Err(msg) = ws::validate_spec(&spec) {
+            let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
+            return;
+        }
+        let label_taken = self
+            .workspaces
+            .values()
+            .find(|w| w.spec.label == spec.label)
+            .map(|w| w.id);
+        if let Some(other) = label_taken.or_else(|| {
+            self.creating
+                .iter()
+                .find(|(_, l)| **l == spec.label)
+                .map(|(id, _)| *id)
+        }) {
+            let msg = format!(
+                "a workspace labelled {:?} already exists ({other}); stop it or choose another label",
+                spec.label
+            );
+            let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
+            return;
+        }
+        if self.workspaces.len() + self.creating.len() >= MAX_WORKSPACES {
+            let msg =
+                format!("shipoted runs its limit of {MAX_WORKSPACES} workspaces; stop some first");
+            let _ = reply.send(Response::error(ErrorCode::Busy, msg));
+            return;
+        }
+        let id = WorkspaceId(Ulid::new());
+        self.creating.insert(id, spec.label.clone());
+        let unit = unit_name(&spec.label, &id);
+        let backend = self.env.backend.clone();
+        let keeper = self.env.keeper_program.clone();
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = backend
+                .backend
+                .create(&unit, &spec, &keeper)
+                .await
+                .map_err(|e| e.to_string());
+            let event = Event::Created {
+                id,
+                unit,
+                spec: Box::new(spec),
+                result,
+                reply,
+            };
+            let _ = tx.send(event).await;
+        });
+    }
+
+    fn on_created(
+        &mut self,
+        id: WorkspaceId,
+        unit: String,
+        spec: WorkspaceSpec,
+        result: Result<Created, String>,
+        reply: oneshot::Sender<Response>,
+    ) {
+        self.creating.remove(&id);
+        let mut created = match result {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = reply.send(Response::error(
+                    ErrorCode::Internal,
+                    format!("cannot create workspace {:?}: {e}", spec.label),
+                ));
+                return;
+            }
+        };
+        created.warnings.extend(ws::permission_warnings(&spec));
+        let warnings = created.warnings.clone();
+        let ws = Workspace {
+            id,
+            unit: unit.clone(),
+            spec,
+            created,
+            created_at: SystemTime::now(),
+            started: Instant::now(),
+            history: VecDeque::new(),
+            last_cpu: None,
+            peak_seen: 0,
+            report_breaches: BTreeMap::new(),
+            stopping: false,
+        };
+        self.arm_ttl(&ws);
+        self.workspaces.insert(id, ws);
+        self.changed();
+        if self.shutdown_reply.is_some() {
+            // Created while shutting down: it follows the others' fate.
+            self.stop_for_shutdown(id);
+        }
+        if reply
+            .send(Response::WorkspaceCreated { id, unit, warnings })
+            .is_err()
+        {
+            tracing::info!(id = %id, "client left before its workspace was created; keeping it");
+        }
+    }
+
+    fn arm_ttl(&self, ws: &Workspace) {
+        let Some(deadline) = ws.ttl_deadline() else {
+            return;
+        };
+        let left = deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or_default();
+        let tx = self.tx.clone();
+        let id = ws.id;
+        tokio::spawn(async move {
+            tokio::time::sleep(left).await;
+            let _ = tx.send(Event::TtlExpired(id)).await;
+        });
+    }
+
+    fn stop(&mut self, id: WorkspaceId, grace: Duration, reply: Option<oneshot::Sender<Response>>) {
+        let Some(ws) = self.workspaces.get_mut(&id) else {
+            if let Some(r) = reply {
+                let _ = r.send(not_found(id));
+            }
+            return;
+        };
+        if ws.stopping {
+            if let Some(r) = reply {
+                let msg = format!("workspace {id} is already stopping");
+                let _ = r.send(Response::error(ErrorCode::Invalid, msg));
+            }
+            return;
+        }
+        ws.stopping = true;
+        self.stops_pending += 1;
+        let backend = self.env.backend.clone();
+        let unit = ws.unit.clone();
+        let cgroup = ws.created.cgroup.clone();
+        let keeper = ws.created.keeper_pid;
+        let tx = self.tx.clone();
+        tokio::spawn(async move {
+            let result = backend
+                .backend
+                .stop(&unit, cgroup.as_ref(), keeper, grace)
+                .await
+                .map_err(|e| e.to_string());
+            let _ = tx.send(Event::Stopped { id, result, reply }).await;
+        });
+    }
+
+    fn on_stopped(
+        &mut self,
+        id: WorkspaceId,
+        result: Result<u32, String>,
+        reply: Option<oneshot::Sender<Response>>,
+    ) {
+        self.stops_pending = self.stops_pending.saturating_sub(1);
+        let response = match result {
+            Ok(reaped) => {
+                self.workspaces.remove(&id);
+                self.changed();
+                Response::WorkspaceStopped { id, reaped }
+            }
+            Err(e) => {
+                if let Some(ws) = self.workspaces.get_mut(&id) {
+                    ws.stopping = false;
+                }
+                Response::error(
+                    ErrorCode::Internal,
+                    format!("cannot stop workspace {id}: {e}"),
+                )
+            }
+        };
+        match reply {
+            Some(r) => {
+                let _ = r.send(response);
+            }
+            None => {
+                if let Response::Error { message, .. } = &response {
+                    tracing::error!(id = %id, "{message}");
+                }
+            }
+        }
+        self.maybe_finish_shutdown();
+    }
+
+    fn on_ttl(&mut self, id: WorkspaceId) {
+        let Some(ws) = self.workspaces.get(&id) else {
+            return;
+        };
+        if ws.stopping {
+            return;
+        }
+        audit::record(
+            self.env.own_uid,
+            "workspace.expire",
+            &format!(
+                "id={id} label={} ttl_ms={}",
+                ws.spec.label,
+                ws.spec.ttl_ms.unwrap_or(0)
+            ),
+            "stopping",
+        );
+        self.stop(id, AUTO_STOP_GRACE, None);
+    }
+
+    fn stats(&mut self, id: WorkspaceId, reply: oneshot::Sender<Response>, full: bool) {
+        let Some(ws) = self.workspaces.get(&id) else {
+            let _ = reply.send(not_found(id));
+            return;
+        };
+        let snapshot = Workspace {
+            id,
+            unit: ws.unit.clone(),
+            spec: ws.spec.clone(),
+            created: ws.created.clone(),
+            created_at: ws.created_at,
+            started: ws.started,
+            history: VecDeque::new(),
+            last_cpu: ws.last_cpu,
+            peak_seen: ws.peak_seen,
+            report_breaches: ws.report_breaches.clone(),
+            stopping: ws.stopping,
+        };
+        tokio::task::spawn_blocking(move || {
+            let r = stats::read(
+                snapshot.created.cgroup.as_ref(),
+                snapshot.created.keeper_pid,
+            );
+            let info = snapshot.info(&r, Instant::now());
+            let response = if full {
+                Response::WorkspaceFullSummary {
+                    stats: info,
+                    quota: stats::quota(
+                        snapshot.created.cgroup.as_ref(),
+                        &snapshot.spec,
+                        &snapshot.report_only_breaches(),
+                    ),
+                    commands: Vec::new(),
+                    flow_sockets: Vec::new(),
+                }
+            } else {
+                Response::WorkspaceStats { info }
+            };
+            let _ = reply.send(response);
+        });
+    }
+
+    fn quota(&mut self, id: WorkspaceId, reply: oneshot::Sender<Response>) {
+        let Some(ws) = self.workspaces.get(&id) else {
+            let _ = reply.send(not_found(id));
+            return;
+        };
+        let cgroup = ws.created.cgroup.clone();
+        let spec = ws.spec.clone();
+        let seen = ws.report_only_breaches();
+        tokio::task::spawn_blocking(move || {
+            let info = stats::quota(cgroup.as_ref(), &spec, &seen);
+            let _ = reply.send(Response::WorkspaceQuota { info });
+        });
+    }
+
+    fn sample(&mut self) {
+        if self.sampling || self.workspaces.is_empty() {
+            return;
+        }
+        self.sampling = true;
+        let targets: Vec<(WorkspaceId, Option<Cgroup>, Option<u32>)> = self
+            .workspaces
+            .values()
+            .filter(|w| !w.stopping)
+            .map(|w| (w.id, w.created.cgroup.clone(), w.created.keeper_pid))
+            .collect();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let readings = targets
+                .into_iter()
+                .map(|(id, cg, keeper)| (id, stats::read(cg.as_ref(), keeper)))
+                .collect();
+            let _ = tx.blocking_send(Event::Sampled {
+                readings,
+                at: Instant::now(),
+            });
+        });
+    }
+
+    fn on_sampled(&mut self, readings: Vec<(WorkspaceId, Reading)>, at: Instant) {
+        self.sampling = false;
+        let mut vanished = Vec::new();
+        for (id, r) in readings {
+            let Some(ws) = self.workspaces.get_mut(&id) else {
+                continue;
+            };
+            if ws.stopping {
+                continue;
+            }
+            if ws.created.cgroup.as_ref().is_some_and(|c| !c.exists()) {
+                vanished.push(id);
+                continue;
+            }
+            let info = ws.info(&r, at);
+            if let Some(cpu) = r.cpu_usec {
+                ws.last_cpu = Some((at, cpu));
+            }
+            ws.peak_seen = ws.peak_seen.max(r.rss_bytes.unwrap_or(0));
+            if ws.spec.quota_enforce == QuotaEnforce::ReportOnly {
+                let soma = &ws.spec.soma;
+                if let (Some(limit), Some(rss)) = (soma.mem_max_bytes, r.rss_bytes) {
+                    if rss > limit {
+                        *ws.report_breaches
+                            .entry("memory.max (report-only)".into())
+                            .or_default() += 1;
+                    }
+                }
+                if let (Some(limit), Some(tasks)) = (soma.tasks_max, r.tasks) {
+                    if tasks > limit {
+                        *ws.report_breaches
+                            .entry("pids.max (report-only)".into())
+                            .or_default() += 1;
+                    }
+                }
+            }
+            if ws.history.len() == HISTORY_CAPACITY {
+                ws.history.pop_front();
+            }
+            ws.history.push_back(info);
+        }
+        for id in vanished {
+            if let Some(ws) = self.workspaces.remove(&id) {
+                audit::record(
+                    self.env.own_uid,
+                    "workspace.vanished",
+                    &format!("id={id} label={} unit={}", ws.spec.label, ws.unit),
+                    "its cgroup disappeared (stopped outside shipote or by systemd)",
+                );
+                self.changed();
+            }
+        }
+    }
+
+    /// Records a state change and hands a snapshot to the persister.
+    fn changed(&mut self) {
+        self.generation += 1;
+        let backend = self.env.backend.backend.name();
+        let saved: Vec<SavedWorkspace> =
+            self.workspaces.values().map(|w| w.saved(backend)).collect();
+        let _ = self
+            .persist_tx
+            .send((self.generation, state::encode(saved)));
+    }
+
+    fn on_shutdown(&mut self, reply: oneshot::Sender<()>) {
+        self.shutdown_reply = Some(reply);
+        let reap: Vec<WorkspaceId> = self
+            .workspaces
+            .values()
+            .filter(|w| w.spec.on_exit == ExitPolicy::Reap)
+            .map(|w| w.id)
+            .collect();
+        for id in reap {
+            self.stop_for_shutdown(id);
+        }
+        self.maybe_finish_shutdown();
+    }
+
+    fn stop_for_shutdown(&mut self, id: WorkspaceId) {
+        if let Some(ws) = self.workspaces.get(&id) {
+            if ws.spec.on_exit == ExitPolicy::Reap {
+                audit::record(
+                    self.env.own_uid,
+                    "workspace.reap",
+                    &format!("id={id} label={}", ws.spec.label),
+                    "the daemon is stopping",
+                );
+                self.stop(id, AUTO_STOP_GRACE, None);
+            }
+        }
+    }
+
+    fn maybe_finish_shutdown(&mut self) {
+        if self.stops_pending > 0 || !self.creating.is_empty() {
+            return;
+        }
+        let Some(reply) = self.shutdown_reply.take() else {
+            return;
+        };
+        // Write the final state in place: nothing else is left to do.
+        let backend = self.env.backend.backend.name();
+        let saved: Vec<SavedWorkspace> =
+            self.workspaces.values().map(|w| w.saved(backend)).collect();
+        if let Err(e) = state::write_atomic(&self.env.state_file, &state::encode(saved)) {
+            tracing::error!(error = %e, "cannot save state at shutdown; kept workspaces will not be re-adopted");
+        }
+        let _ = reply.send(());
+    }
+}
+
+/// Writes the newest state snapshot whenever it changes, one write at a time.
+async fn persister(
+    path: PathBuf,
+    mut rx: watch::Receiver<(u64, Vec<u8>)>,
+    tx: mpsc::Sender<Event>,
+) {
+    while rx.changed().await.is_ok() {
+        let (generation, bytes) = rx.borrow_and_update().clone();
+        let p = path.clone();
+        match tokio::task::spawn_blocking(move || state::write_atomic(&p, &bytes)).await {
+            Ok(Ok(())) => {
+                let _ = tx.send(Event::Persisted(generation)).await;
+            }
+            Ok(Err(e)) => tracing::error!(error = %e, "cannot save state; it stays dirty"),
+            Err(e) => tracing::error!(error = %e, "state writer failed"),
+        }
+    }
+}
+
+fn not_found(id: WorkspaceId) -> Response {
+    Response::error(
+        ErrorCode::NotFound,
+        format!("no live workspace {id}; list them with shipote ws ls"),
+    )
 }
 
 /// The answer for a request whose feature has not landed in this version.
 pub fn not_yet(request: &Request) -> Response {
     let (what, issue) = match request {
-        Request::WorkspaceCreate { .. }
-        | Request::WorkspaceList
-        | Request::WorkspaceStop { .. }
-        | Request::WorkspaceStats { .. }
-        | Request::WorkspaceQuota { .. }
-        | Request::WorkspaceStatsHistory { .. }
-        | Request::WorkspaceFullSummary { .. } => ("workspaces are", 4),
         Request::Run { .. } | Request::CommandList { .. } | Request::CommandLogs { .. } => {
             ("commands are", 5)
         }

@@ -3,3 +3,4 @@
 //! speaks to systemd.
 
 pub mod notify;
+pub mod scopes;

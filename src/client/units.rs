@@ -1,0 +1,119 @@
+//! Human units in: sizes (`512M`), durations (`10m`), CPU (`150%`, `1.5`).
+
+/// Parses a size: a number with an optional binary suffix K, M, G, T (also
+/// KiB/KB/k...), `max` for no limit. `512M` is 512 MiB.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    if t.eq_ignore_ascii_case("max") || t.eq_ignore_ascii_case("infinity") {
+        return Ok(u64::MAX);
+    }
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size; write e.g. 512M, 2G, 1048576"))?;
+    let mult: u64 = match unit
+        .trim()
+        .to_ascii_uppercase()
+        .trim_end_matches('B')
+        .trim_end_matches('I')
+    {
+        "" => 1,
+        "K" => 1 << 10,
+        "M" => 1 << 20,
+        "G" => 1 << 30,
+        "T" => 1 << 40,
+        _ => {
+            return Err(format!(
+                "{text:?}: unknown size unit {unit:?}; use K, M, G or T"
+            ))
+        }
+    };
+    let v = n * mult as f64;
+    if !v.is_finite() || v >= u64::MAX as f64 {
+        return Err(format!("{text:?} is too large"));
+    }
+    Ok(v as u64)
+}
+
+/// Parses a duration into milliseconds: `500ms`, `30s`, `10m`, `2h`, `1d`; a
+/// bare number is seconds.
+pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration; write e.g. 500ms, 30s, 10m, 2h"))?;
+    let mult = match unit.trim() {
+        "ms" => 1.0,
+        "" | "s" | "sec" => 1000.0,
+        "m" | "min" => 60_000.0,
+        "h" => 3_600_000.0,
+        "d" => 86_400_000.0,
+        u => {
+            return Err(format!(
+                "{text:?}: unknown duration unit {u:?}; use ms, s, m, h or d"
+            ))
+        }
+    };
+    let v = n * mult;
+    if !v.is_finite() || v >= u64::MAX as f64 {
+        return Err(format!("{text:?} is too long"));
+    }
+    Ok(v.round() as u64)
+}
+
+/// Parses a CPU quota into percent of one CPU: `150%` or `1.5` (cores).
+pub fn parse_cpu_percent(text: &str) -> Result<u32, String> {
+    let t = text.trim();
+    let bad = || format!("{text:?} is not a CPU quota; write e.g. 50%, 150% or 1.5 (cores)");
+    let pct = match t.strip_suffix('%') {
+        Some(p) => p.trim().parse::<f64>().map_err(|_| bad())?,
+        None => t.parse::<f64>().map_err(|_| bad())? * 100.0,
+    };
+    if !pct.is_finite() || pct < 0.0 || pct > u32::MAX as f64 {
+        return Err(bad());
+    }
+    Ok(pct.round() as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("1.5G"), Ok(3 << 29));
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("4096"), Ok(4096));
+        assert_eq!(parse_size("max"), Ok(u64::MAX));
+        assert!(parse_size("12X").unwrap_err().contains("unknown size unit"));
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("99999999999T").is_err());
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ms("500ms"), Ok(500));
+        assert_eq!(parse_duration_ms("2s"), Ok(2000));
+        assert_eq!(parse_duration_ms("10m"), Ok(600_000));
+        assert_eq!(parse_duration_ms("1.5h"), Ok(5_400_000));
+        assert_eq!(parse_duration_ms("3"), Ok(3000));
+        assert!(parse_duration_ms("3 weeks").is_err());
+    }
+
+    #[test]
+    fn cpu() {
+        assert_eq!(parse_cpu_percent("150%"), Ok(150));
+        assert_eq!(parse_cpu_percent("1.5"), Ok(150));
+        assert_eq!(parse_cpu_percent("20%"), Ok(20));
+        assert!(parse_cpu_percent("-1").is_err());
+        assert!(parse_cpu_percent("fast").is_err());
+    }
+}

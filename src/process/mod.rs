@@ -1,0 +1,126 @@
+//! The only place that forks, execs and signals processes, and reads their
+//! /proc entries.
+
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::Stdio;
+
+/// The argument that turns `shipoted` into a workspace keeper.
+pub const KEEPER_ARG: &str = "--keeper";
+
+/// Spawns a keeper: a process that does nothing but exist, so a workspace's
+/// scope has a member before any command runs. It runs `program --keeper NAME`
+/// (shipoted itself) in a new session, with an empty environment and no open
+/// files but /dev/null, and is reaped by the runtime if it dies.
+pub fn spawn_keeper(program: &Path, name: &str) -> std::io::Result<u32> {
+    let mut cmd = tokio::process::Command::new(program);
+    cmd.arg(KEEPER_ARG)
+        .arg(name)
+        .env_clear()
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(false);
+    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+    unsafe {
+        cmd.as_std_mut().pre_exec(|| {
+            nix::unistd::setsid().map_err(std::io::Error::from)?;
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    child
+        .id()
+        .ok_or_else(|| std::io::Error::other("keeper exited before it could be placed"))
+}
+
+/// The keeper's whole life: wait for a signal, never exit on its own.
+pub fn keeper_main() -> ! {
+    loop {
+        // SAFETY: pause has no preconditions.
+        unsafe {
+            libc::pause();
+        }
+    }
+}
+
+/// Sends `sig` to `pid`; a process that is already gone is not an error.
+pub fn signal(pid: u32, sig: nix::sys::signal::Signal) {
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig);
+}
+
+/// Memory and CPU of one process from /proc.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcUsage {
+    /// Resident set size in bytes (VmRSS).
+    pub rss_bytes: u64,
+    /// User + system CPU time in microseconds.
+    pub cpu_usec: u64,
+    /// Threads.
+    pub threads: u64,
+}
+
+/// Reads /proc/PID/status and /proc/PID/stat; `None` if the process is gone.
+pub fn proc_usage(pid: u32) -> Option<ProcUsage> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    Some(parse_proc_usage(&status, &stat, clock_ticks()))
+}
+
+fn clock_ticks() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map(|t| t as u64)
+        .unwrap_or(100)
+}
+
+/// The parsing behind [`proc_usage`].
+pub fn parse_proc_usage(status: &str, stat: &str, ticks_per_sec: u64) -> ProcUsage {
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Fields after the command name (which may contain spaces and parens).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state); utime is field 14, stime 15.
+    let tick = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let ticks = tick(11) + tick(12);
+    ProcUsage {
+        rss_bytes: kib("VmRSS:") * 1024,
+        cpu_usec: ticks * 1_000_000 / ticks_per_sec.max(1),
+        threads: kib("Threads:"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn proc_usage_parsing() {
+        let status = "Name:\tcat\nVmRSS:\t    2048 kB\nThreads:\t3\n";
+        let stat = "1234 (my (odd) name) S 1 1234 1234 0 -1 4194304 100 0 0 0 250 50 0 0 20 0 3 0";
+        let u = parse_proc_usage(status, stat, 100);
+        assert_eq!(u.rss_bytes, 2048 * 1024);
+        assert_eq!(u.cpu_usec, 3_000_000);
+        assert_eq!(u.threads, 3);
+    }
+
+    #[test]
+    fn own_process_is_readable() {
+        let u = proc_usage(std::process::id()).unwrap();
+        assert!(u.rss_bytes > 0);
+        assert!(u.threads >= 1);
+    }
+}

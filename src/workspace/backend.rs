@@ -1,0 +1,333 @@
+//! How a workspace becomes real. `Systemd`: a transient scope in shipote.slice
+//! with a keeper process in a leaf sub-cgroup. `Cgroup`: a sub-cgroup of a
+//! delegated cgroup v2 subtree (hosts without a user manager). `ProcessGroup`:
+//! nothing to create; processes are tracked by process group.
+
+use super::{limit_requests, unenforceable};
+use crate::cgroup::{Cgroup, CgroupError};
+use crate::process;
+use crate::systemd::scopes::{ScopeSpec, SystemdError, SystemdScopes};
+use nix::sys::signal::Signal;
+use shipote_protocol::{QuotaEnforce, WorkspaceSpec};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+/// The slice that holds workspace scopes (units/shipote.slice).
+pub const SLICE: &str = "shipote.slice";
+
+/// The leaf sub-cgroup the keeper lives in.
+pub const KEEPER_CGROUP: &str = "keeper";
+
+/// How often a stop checks whether the workspace is empty yet.
+const STOP_POLL: Duration = Duration::from_millis(10);
+
+/// How long processes may take to vanish after cgroup.kill.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+
+/// Which mechanism makes workspaces.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// Transient scopes through the user manager.
+    Systemd {
+        /// The manager.
+        scopes: SystemdScopes,
+        /// The cgroup2 mount point.
+        mount: PathBuf,
+    },
+    /// Sub-cgroups of this directory.
+    Cgroup {
+        /// The parent of every workspace's cgroup.
+        root: Cgroup,
+    },
+    /// No cgroups at all.
+    ProcessGroup,
+}
+
+/// Why a backend operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// systemd refused or failed.
+    #[error(transparent)]
+    Systemd(#[from] SystemdError),
+    /// A cgroup file operation failed.
+    #[error(transparent)]
+    Cgroup(#[from] CgroupError),
+    /// The keeper process could not be started.
+    #[error("cannot start the workspace's keeper process {}: {source}", program.display())]
+    Keeper {
+        /// The program.
+        program: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The scope's cgroup could not be found.
+    #[error("cannot find the cgroup of {unit}: {why}")]
+    NoCgroup {
+        /// The unit.
+        unit: String,
+        /// What was missing.
+        why: String,
+    },
+}
+
+/// A created workspace, as the backend left it.
+#[derive(Debug, Clone)]
+pub struct Created {
+    /// Its cgroup, when the backend has one.
+    pub cgroup: Option<Cgroup>,
+    /// Its keeper process, when it has one.
+    pub keeper_pid: Option<u32>,
+    /// Every requested limit that is not enforced.
+    pub warnings: Vec<String>,
+}
+
+impl Backend {
+    /// `systemd`, `cgroup` or `process-group`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Systemd { .. } => "systemd",
+            Backend::Cgroup { .. } => "cgroup",
+            Backend::ProcessGroup => "process-group",
+        }
+    }
+
+    /// The user manager's version, for the systemd backend.
+    pub fn systemd_version(&self) -> Option<String> {
+        match self {
+            Backend::Systemd { scopes, .. } => Some(scopes.version().to_owned()),
+            _ => None,
+        }
+    }
+
+    /// Creates a workspace's scope or cgroup. `keeper` is the program run as
+    /// `keeper --keeper UNIT` (shipoted itself).
+    pub async fn create(
+        &self,
+        unit: &str,
+        spec: &WorkspaceSpec,
+        keeper: &std::path::Path,
+    ) -> Result<Created, BackendError> {
+        match self {
+            Backend::Systemd { scopes, mount } => {
+                create_scope(scopes, mount, unit, spec, keeper).await
+            }
+            Backend::Cgroup { root } => {
+                let cg = root.child(unit);
+                let root = root.clone();
+                let spec = spec.clone();
+                let cg2 = cg.clone();
+                let warnings =
+                    tokio::task::spawn_blocking(move || -> Result<Vec<String>, BackendError> {
+                        root.create()?;
+                        cg2.create()?;
+                        Ok(fallback_warnings(&spec, &cg2.controllers()))
+                    })
+                    .await
+                    .expect("cgroup creation does not panic")?;
+                Ok(Created {
+                    cgroup: Some(cg),
+                    keeper_pid: None,
+                    warnings,
+                })
+            }
+            Backend::ProcessGroup => Ok(Created {
+                cgroup: None,
+                keeper_pid: None,
+                warnings: fallback_warnings(spec, &[]),
+            }),
+        }
+    }
+
+    /// Stops a workspace: SIGTERM to every process, up to `grace` for them to
+    /// leave, then cgroup.kill; the scope or cgroup is gone when this returns.
+    /// Returns how many processes (keeper excluded) were ended.
+    pub async fn stop(
+        &self,
+        unit: &str,
+        cgroup: Option<&Cgroup>,
+        keeper: Option<u32>,
+        grace: Duration,
+    ) -> Result<u32, BackendError> {
+        let reaped = match cgroup {
+            Some(cg) => end_cgroup(cg.clone(), keeper, grace).await?,
+            None => 0,
+        };
+        match self {
+            Backend::Systemd { scopes, .. } => scopes.stop_unit(unit).await?,
+            Backend::Cgroup { .. } => {
+                if let Some(cg) = cgroup.cloned() {
+                    tokio::task::spawn_blocking(move || cg.remove())
+                        .await
+                        .expect("rmdir does not panic")?;
+                }
+            }
+            Backend::ProcessGroup => {}
+        }
+        Ok(reaped)
+    }
+
+    /// Whether a workspace created earlier (by this or a previous daemon) still
+    /// exists.
+    pub async fn exists(&self, unit: &str, cgroup: Option<&Cgroup>) -> bool {
+        match self {
+            Backend::Systemd { scopes, .. } => {
+                scopes.unit_exists(unit).await.unwrap_or(false)
+                    && cgroup.is_some_and(|c| c.exists())
+            }
+            Backend::Cgroup { .. } => cgroup.is_some_and(|c| c.exists()),
+            Backend::ProcessGroup => false,
+        }
+    }
+}
+
+fn fallback_warnings(spec: &WorkspaceSpec, controllers: &[String]) -> Vec<String> {
+    let why =
+        "is not available here (no systemd user manager, and this cgroup v2 subtree lacks it)";
+    let mut w = unenforceable(spec, controllers, why);
+    if spec.ttl_ms.is_some() {
+        // The daemon's own timer still enforces it; say that it is not backed
+        // by systemd.
+        w.push("ttl is enforced by shipoted only (no systemd RuntimeMaxSec here): it does not fire while the daemon is down".into());
+    }
+    w
+}
+
+async fn create_scope(
+    scopes: &SystemdScopes,
+    mount: &std::path::Path,
+    unit: &str,
+    spec: &WorkspaceSpec,
+    keeper_program: &std::path::Path,
+) -> Result<Created, BackendError> {
+    let keeper =
+        process::spawn_keeper(keeper_program, unit).map_err(|source| BackendError::Keeper {
+            program: keeper_program.to_owned(),
+            source,
+        })?;
+    let mut limits: Vec<(&'static str, u64)> = match spec.quota_enforce {
+        QuotaEnforce::Hard => limit_requests(&spec.soma)
+            .into_iter()
+            .map(|l| (l.property, l.value))
+            .collect(),
+        QuotaEnforce::ReportOnly => Vec::new(),
+    };
+    if let Some(ttl) = spec.ttl_ms {
+        limits.push(("RuntimeMaxUSec", ttl.saturating_mul(1000)));
+    }
+    let scope = ScopeSpec {
+        name: unit.to_owned(),
+        slice: SLICE.to_owned(),
+        description: format!("shipote workspace {}", spec.label),
+        pids: vec![keeper],
+        limits,
+    };
+    if let Err(e) = scopes.start_scope(&scope).await {
+        process::signal(keeper, Signal::SIGKILL);
+        return Err(e.into());
+    }
+    let unit_owned = unit.to_owned();
+    let mount = mount.to_owned();
+    let spec = spec.clone();
+    let placed =
+        tokio::task::spawn_blocking(move || place_keeper(&mount, &unit_owned, keeper, &spec))
+            .await
+            .expect("placing the keeper does not panic");
+    match placed {
+        Ok((cgroup, warnings)) => Ok(Created {
+            cgroup: Some(cgroup),
+            keeper_pid: Some(keeper),
+            warnings,
+        }),
+        Err(e) => {
+            process::signal(keeper, Signal::SIGKILL);
+            let _ = scopes.stop_unit(unit).await;
+            Err(e)
+        }
+    }
+}
+
+/// Finds the scope's cgroup from the keeper's /proc entry, moves the keeper into
+/// a leaf and enables the controllers below, so commands can get leaves of
+/// their own with their own accounting.
+fn place_keeper(
+    mount: &std::path::Path,
+    unit: &str,
+    keeper: u32,
+    spec: &WorkspaceSpec,
+) -> Result<(Cgroup, Vec<String>), BackendError> {
+    let no_cgroup = |why: String| BackendError::NoCgroup {
+        unit: unit.to_owned(),
+        why,
+    };
+    let text = std::fs::read_to_string(format!("/proc/{keeper}/cgroup"))
+        .map_err(|e| no_cgroup(format!("keeper {keeper}: {e}")))?;
+    let path = crate::cgroup::parse_own_cgroup(&text)
+        .ok_or_else(|| no_cgroup("no cgroup v2 line".into()))?;
+    if !path.ends_with(unit) {
+        return Err(no_cgroup(format!(
+            "the keeper is in {path}, not in the scope"
+        )));
+    }
+    let scope = Cgroup::at(mount.join(path.trim_start_matches('/')));
+    let leaf = scope.child(KEEPER_CGROUP);
+    leaf.create()?;
+    leaf.add_pid(keeper)?;
+    let available = scope.controllers();
+    scope.enable_controllers(&["cpu", "memory", "pids", "io"])?;
+    let warnings = unenforceable(spec, &available, "is not delegated to the user manager");
+    Ok((scope, warnings))
+}
+
+/// SIGTERM everything in the cgroup, wait up to `grace`, then cgroup.kill (or
+/// SIGKILL each process where cgroup.kill is missing) and wait for it to empty.
+async fn end_cgroup(cg: Cgroup, keeper: Option<u32>, grace: Duration) -> Result<u32, BackendError> {
+    let mut seen: BTreeSet<u32> = BTreeSet::new();
+    let deadline = Instant::now() + grace;
+    let mut first = true;
+    loop {
+        let cg2 = cg.clone();
+        let procs = tokio::task::spawn_blocking(move || cg2.procs_recursive())
+            .await
+            .expect("no panic");
+        if procs.is_empty() {
+            break;
+        }
+        for pid in procs {
+            // New arrivals (forks) get their SIGTERM too.
+            if seen.insert(pid) || first {
+                process::signal(pid, Signal::SIGTERM);
+            }
+        }
+        first = false;
+        if grace.is_zero() || Instant::now() >= deadline {
+            break;
+        }
+        tokio::time::sleep(STOP_POLL).await;
+    }
+    let kill_deadline = Instant::now() + KILL_WAIT;
+    loop {
+        let cg2 = cg.clone();
+        let procs = tokio::task::spawn_blocking(move || cg2.procs_recursive())
+            .await
+            .expect("no panic");
+        if procs.is_empty() {
+            break;
+        }
+        seen.extend(procs.iter().copied());
+        if cg.kill().is_err() {
+            for pid in &procs {
+                process::signal(*pid, Signal::SIGKILL);
+            }
+        }
+        if Instant::now() >= kill_deadline {
+            break;
+        }
+        tokio::time::sleep(STOP_POLL).await;
+    }
+    if let Some(k) = keeper {
+        seen.remove(&k);
+    }
+    Ok(seen.len() as u32)
+}

@@ -1,0 +1,247 @@
+//! Resource figures of a workspace: from its cgroup's files where the
+//! controllers provide them (`source: cgroup`), else summed over its processes
+//! from /proc (`source: procfs`). Blocking: call from a blocking task.
+
+use crate::cgroup::{parse_cpu_max_percent, Cgroup, Limit};
+use shipote_protocol::{Breach, QuotaEnforce, QuotaReportInfo, WorkspaceSpec};
+use std::time::Duration;
+
+/// The daemon samples every workspace at this interval into its history.
+pub const HISTORY_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Samples kept per workspace: one hour at [`HISTORY_INTERVAL`].
+pub const HISTORY_CAPACITY: usize = 1800;
+
+/// One reading of a workspace's resources.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reading {
+    /// Resident memory in bytes.
+    pub rss_bytes: Option<u64>,
+    /// Peak resident memory in bytes, when the kernel tracks it.
+    pub rss_peak_bytes: Option<u64>,
+    /// CPU time in microseconds.
+    pub cpu_usec: Option<u64>,
+    /// Tasks (processes and threads).
+    pub tasks: Option<u64>,
+    /// `cgroup` or `procfs`.
+    pub source: &'static str,
+    /// Processes (keeper excluded).
+    pub procs: Vec<u32>,
+}
+
+/// Reads a workspace's figures now.
+pub fn read(cgroup: Option<&Cgroup>, keeper: Option<u32>) -> Reading {
+    let Some(cg) = cgroup else {
+        return Reading {
+            source: "procfs",
+            ..Reading::default()
+        };
+    };
+    let mut procs = cg.procs_recursive();
+    procs.retain(|p| Some(*p) != keeper);
+    let cpu_usec = cg.keyed("cpu.stat").get("usage_usec").copied();
+    if let Some(current) = cg.value("memory.current") {
+        return Reading {
+            rss_bytes: Some(current),
+            rss_peak_bytes: cg.value("memory.peak"),
+            cpu_usec,
+            tasks: cg.value("pids.current"),
+            source: "cgroup",
+            procs,
+        };
+    }
+    // No memory controller here: sum over the processes.
+    let mut rss = 0;
+    let mut cpu = 0;
+    let mut threads = 0;
+    for pid in &procs {
+        if let Some(u) = crate::process::proc_usage(*pid) {
+            rss += u.rss_bytes;
+            cpu += u.cpu_usec;
+            threads += u.threads;
+        }
+    }
+    Reading {
+        rss_bytes: Some(rss),
+        rss_peak_bytes: None,
+        // cpu.stat exists without the cpu controller and counts dead processes.
+        cpu_usec: cpu_usec.or(Some(cpu)),
+        tasks: Some(threads),
+        source: "procfs",
+        procs,
+    }
+}
+
+/// The limits in force and the breaches the kernel counted. `report_only`
+/// holds the breaches the sampler counted for limits that are only reported.
+pub fn quota(
+    cgroup: Option<&Cgroup>,
+    spec: &WorkspaceSpec,
+    report_only: &[Breach],
+) -> QuotaReportInfo {
+    let finite = |l: Option<Limit>| match l {
+        Some(Limit::Value(v)) => Some(v),
+        _ => None,
+    };
+    let mut breaches = Vec::new();
+    let (mem_limit, nproc_limit, cpu_quota_percent, enforced) = match (cgroup, spec.quota_enforce) {
+        (Some(cg), QuotaEnforce::Hard)
+            if cg.dir().join("memory.max").exists() || cg.dir().join("pids.max").exists() =>
+        {
+            let events = cg.keyed("memory.events");
+            for (key, kind) in [
+                ("max", "memory.max"),
+                ("oom_kill", "memory.oom_kill"),
+                ("high", "memory.high"),
+            ] {
+                if let Some(&n) = events.get(key).filter(|n| **n > 0) {
+                    breaches.push(Breach {
+                        kind: kind.into(),
+                        count: n,
+                    });
+                }
+            }
+            if let Some(&n) = cg.keyed("pids.events").get("max").filter(|n| **n > 0) {
+                breaches.push(Breach {
+                    kind: "pids.max".into(),
+                    count: n,
+                });
+            }
+            let cpu = cg
+                .read("cpu.max")
+                .ok()
+                .and_then(|t| parse_cpu_max_percent(&t));
+            (
+                finite(cg.limit("memory.max")),
+                finite(cg.limit("pids.max")),
+                cpu,
+                true,
+            )
+        }
+        _ => (
+            spec.soma.mem_max_bytes,
+            spec.soma.tasks_max,
+            spec.soma.cpu_quota_percent,
+            false,
+        ),
+    };
+    breaches.extend(report_only.iter().cloned());
+    QuotaReportInfo {
+        mem_limit,
+        nproc_limit,
+        cpu_quota_percent,
+        enforced,
+        breaches,
+    }
+}
+
+/// CPU use between two readings, in percent of one CPU.
+pub fn cpu_percent(prev_usec: u64, now_usec: u64, elapsed: Duration) -> Option<f32> {
+    let secs = elapsed.as_secs_f64();
+    if secs <= 0.0 || now_usec < prev_usec {
+        return None;
+    }
+    Some(((now_usec - prev_usec) as f64 / (secs * 1e6) * 100.0) as f32)
+}
+
+/// Cores a workspace can use: its CPU quota rounded up, at most the machine's.
+pub fn cpu_cores(quota_percent: Option<u32>) -> u32 {
+    let machine = std::thread::available_parallelism()
+        .map(|n| n.get() as u32)
+        .unwrap_or(1);
+    match quota_percent {
+        Some(p) => p.div_ceil(100).clamp(1, machine),
+        None => machine,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_scope(files: &[(&str, &str)]) -> (tempfile::TempDir, Cgroup) {
+        let dir = tempfile::tempdir().unwrap();
+        let cg = Cgroup::at(dir.path());
+        for (f, t) in files {
+            std::fs::write(dir.path().join(f), t).unwrap();
+        }
+        (dir, cg)
+    }
+
+    #[test]
+    fn reading_from_cgroup_files() {
+        let (_d, cg) = fake_scope(&[
+            ("cgroup.procs", "100\n200\n"),
+            ("memory.current", "1048576\n"),
+            ("memory.peak", "2097152\n"),
+            ("cpu.stat", "usage_usec 5000\nuser_usec 4000\n"),
+            ("pids.current", "3\n"),
+        ]);
+        let r = read(Some(&cg), Some(100));
+        assert_eq!(r.source, "cgroup");
+        assert_eq!(r.rss_bytes, Some(1 << 20));
+        assert_eq!(r.rss_peak_bytes, Some(2 << 20));
+        assert_eq!(r.cpu_usec, Some(5000));
+        assert_eq!(r.tasks, Some(3));
+        assert_eq!(r.procs, [200], "the keeper is not a workspace process");
+    }
+
+    #[test]
+    fn reading_falls_back_to_procfs() {
+        let me = std::process::id().to_string();
+        let (_d, cg) = fake_scope(&[("cgroup.procs", &me), ("cpu.stat", "usage_usec 7\n")]);
+        let r = read(Some(&cg), None);
+        assert_eq!(r.source, "procfs");
+        assert!(r.rss_bytes.unwrap() > 0);
+        assert_eq!(r.cpu_usec, Some(7));
+        assert!(r.tasks.unwrap() >= 1);
+    }
+
+    #[test]
+    fn quota_reports_limits_and_breaches() {
+        let (_d, cg) = fake_scope(&[
+            ("memory.max", "52428800\n"),
+            ("pids.max", "20\n"),
+            ("cpu.max", "20000 100000\n"),
+            ("memory.events", "low 0\nhigh 0\nmax 7\noom 1\noom_kill 1\n"),
+            ("pids.events", "max 31\n"),
+        ]);
+        let q = quota(Some(&cg), &WorkspaceSpec::new("x"), &[]);
+        assert!(q.enforced);
+        assert_eq!(q.mem_limit, Some(50 << 20));
+        assert_eq!(q.nproc_limit, Some(20));
+        assert_eq!(q.cpu_quota_percent, Some(20));
+        let kinds: Vec<(&str, u64)> = q
+            .breaches
+            .iter()
+            .map(|b| (b.kind.as_str(), b.count))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("memory.max", 7), ("memory.oom_kill", 1), ("pids.max", 31)]
+        );
+    }
+
+    #[test]
+    fn quota_report_only_uses_the_spec() {
+        let mut spec = WorkspaceSpec::new("x");
+        spec.quota_enforce = QuotaEnforce::ReportOnly;
+        spec.soma.mem_max_bytes = Some(8 << 20);
+        let seen = [Breach {
+            kind: "memory.max (report-only)".into(),
+            count: 2,
+        }];
+        let q = quota(None, &spec, &seen);
+        assert!(!q.enforced);
+        assert_eq!(q.mem_limit, Some(8 << 20));
+        assert_eq!(q.breaches, seen);
+    }
+
+    #[test]
+    fn cpu_figures() {
+        assert_eq!(cpu_percent(0, 200_000, Duration::from_secs(1)), Some(20.0));
+        assert_eq!(cpu_percent(10, 5, Duration::from_secs(1)), None);
+        assert_eq!(cpu_cores(Some(150)).min(2), cpu_cores(Some(150)));
+        assert_eq!(cpu_cores(Some(20)), 1);
+    }
+}
