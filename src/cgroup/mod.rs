@@ -293,6 +293,14 @@ impl Cgroup {
         Ok(())
     }
 
+    /// The sum of one key of a flat-keyed file over this cgroup and every
+    /// descendant.
+    pub fn keyed_sum(&self, file: &str, key: &str) -> u64 {
+        let mut sum = 0;
+        self.walk(&mut |cg| sum += cg.keyed(file).get(key).copied().unwrap_or(0));
+        sum
+    }
+
     /// A flat-keyed file (`key value` lines) such as memory.events or cpu.stat;
     /// empty when the file is missing.
     pub fn keyed(&self, file: &str) -> std::collections::BTreeMap<String, u64> {

@@ -101,10 +101,18 @@ pub fn quota(
                     });
                 }
             }
-            if let Some(&n) = cg.keyed("pids.events").get("max").filter(|n| **n > 0) {
+            // Before Linux 6.10 (no pids.events.local) a refused fork is counted
+            // in the forking task's own cgroup, not where the limit sits: sum
+            // the subtree. Since then pids.events is hierarchical.
+            let pids_max = if cg.dir().join("pids.events.local").exists() {
+                cg.keyed("pids.events").get("max").copied().unwrap_or(0)
+            } else {
+                cg.keyed_sum("pids.events", "max")
+            };
+            if pids_max > 0 {
                 breaches.push(Breach {
                     kind: "pids.max".into(),
-                    count: n,
+                    count: pids_max,
                 });
             }
             let cpu = cg
@@ -219,6 +227,21 @@ mod tests {
         assert_eq!(
             kinds,
             [("memory.max", 7), ("memory.oom_kill", 1), ("pids.max", 31)]
+        );
+    }
+
+    #[test]
+    fn refused_forks_counted_in_leaves_are_summed() {
+        let (d, cg) = fake_scope(&[("pids.max", "20\n"), ("pids.events", "max 0\n")]);
+        std::fs::create_dir(d.path().join("t1")).unwrap();
+        std::fs::write(d.path().join("t1/pids.events"), "max 40\n").unwrap();
+        let q = quota(Some(&cg), &WorkspaceSpec::new("x"), &[]);
+        assert_eq!(
+            q.breaches,
+            [Breach {
+                kind: "pids.max".into(),
+                count: 40
+            }]
         );
     }
 
