@@ -459,3 +459,27 @@ fn two_hundred_clients_a_hundred_requests_each() {
     });
     assert_eq!(answered, 200 * 100);
 }
+
+#[test]
+fn client_idle_for_a_minute_holds_nothing_up() {
+    let d = Daemon::start();
+    let mut idle = UnixStream::connect(&d.socket).unwrap();
+    let start = Instant::now();
+    // For a whole minute the idle client says nothing; everyone else is served.
+    while start.elapsed() < Duration::from_secs(60) {
+        let t = Instant::now();
+        assert!(d.cli(&["health"]).status.success(), "{}", d.log());
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "a request took {:?}",
+            t.elapsed()
+        );
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    // Idle is allowed: the connection is still open and still works.
+    frame::write_frame(&mut idle, &Request::Ping).unwrap();
+    assert_eq!(
+        frame::read_frame::<_, Response>(&mut idle).unwrap(),
+        Response::Pong
+    );
+}

@@ -170,7 +170,8 @@ pub async fn run(s: &mut Session, cmd: WsCommand) -> Result<String, Failure> {
                     if s.json {
                         return Ok(format!("{}\n", json!({ "id": id, "reaped": reaped })));
                     }
-                    Ok(format!("stopped {id}: {reaped} processes ended\n"))
+                    let noun = if reaped == 1 { "process" } else { "processes" };
+                    Ok(format!("stopped {id}: {reaped} {noun} ended\n"))
                 }
                 other => Err(unexpected(other)),
             }

@@ -160,7 +160,7 @@ async fn choose_backend(config: &Config, caps: &HostCaps) -> Result<BackendInfo,
         };
         SystemdScopes::connect()
             .await
-            .map(|scopes| Backend::Systemd { scopes, mount })
+            .map(|scopes| Backend::systemd(scopes, mount))
             .map_err(|e| e.to_string())
     };
     let cgroup = || {

@@ -896,6 +896,7 @@ impl Supervisor {
         let Some(reply) = self.shutdown_reply.take() else {
             return;
         };
+        self.env.backend.backend.discard_spare();
         // Write the final state in place: nothing else is left to do.
         let backend = self.env.backend.backend.name();
         let saved: Vec<SavedWorkspace> =

@@ -1,11 +1,16 @@
 //! Transient scopes through the systemd user manager's D-Bus API (the user bus,
 //! never the manager's private socket: zbus panics there, zbus#1497).
 //!
-//! Every job is awaited: the JobRemoved stream is opened before the call, and
-//! the call returns only when its job is removed with result `done`.
+//! Every job is awaited: one JobRemoved subscription, opened at connect, feeds
+//! a table of waiters keyed by job path (and remembers recent jobs nobody waited
+//! for yet, so a signal that beats the method reply is not lost); a call returns
+//! only when its job is removed with result `done`.
 
 use futures_util::StreamExt;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::sync::oneshot;
 use zbus::zvariant::{OwnedObjectPath, Value};
 
 /// How long a job may take before we give up on it.
@@ -96,11 +101,22 @@ pub struct ScopeSpec {
     pub limits: Vec<(&'static str, u64)>,
 }
 
+/// Finished jobs remembered for a waiter that has not registered yet.
+const RECENT_JOBS: usize = 256;
+
+/// Jobs being waited for, and jobs that finished before anyone waited.
+#[derive(Debug, Default)]
+struct Jobs {
+    waiting: HashMap<String, oneshot::Sender<String>>,
+    finished: VecDeque<(String, String)>,
+}
+
 /// The user manager, reached over the user bus.
 #[derive(Debug, Clone)]
 pub struct SystemdScopes {
     manager: ManagerProxy<'static>,
     version: String,
+    jobs: Arc<Mutex<Jobs>>,
 }
 
 impl SystemdScopes {
@@ -117,7 +133,17 @@ impl SystemdScopes {
                 .map_err(|e| unreachable(&e))?;
             manager.subscribe().await.map_err(|e| unreachable(&e))?;
             let version = manager.version().await.map_err(|e| unreachable(&e))?;
-            Ok::<_, SystemdError>(Self { manager, version })
+            let removed = manager
+                .receive_job_removed()
+                .await
+                .map_err(|e| unreachable(&e))?;
+            let jobs = Arc::new(Mutex::new(Jobs::default()));
+            tokio::spawn(dispatch_jobs(removed, jobs.clone()));
+            Ok::<_, SystemdError>(Self {
+                manager,
+                version,
+                jobs,
+            })
         };
         match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
             Ok(r) => r,
@@ -150,7 +176,6 @@ impl SystemdScopes {
             props.push((k, Value::from(*v)));
         }
         let aux: &[(&str, &[(&str, Value<'_>)])] = &[];
-        let mut removed = self.job_stream(&spec.name).await?;
         let job = self
             .manager
             .start_transient_unit(&spec.name, "fail", &props, aux)
@@ -160,15 +185,14 @@ impl SystemdScopes {
                 unit: spec.name.clone(),
                 source: Box::new(source),
             })?;
-        wait_job(&mut removed, &job, &spec.name).await
+        self.wait_job(&job, &spec.name).await
     }
 
     /// Stops a unit and waits for the job; a unit that no longer exists counts
     /// as stopped.
     pub async fn stop_unit(&self, name: &str) -> Result<(), SystemdError> {
-        let mut removed = self.job_stream(name).await?;
         match self.manager.stop_unit(name, "replace").await {
-            Ok(job) => wait_job(&mut removed, &job, name).await,
+            Ok(job) => self.wait_job(&job, name).await,
             Err(e) if is_no_such_unit(&e) => Ok(()),
             Err(source) => Err(SystemdError::Call {
                 what: "stop",
@@ -191,48 +215,69 @@ impl SystemdScopes {
         }
     }
 
-    async fn job_stream(&self, unit: &str) -> Result<JobRemovedStream, SystemdError> {
-        self.manager
-            .receive_job_removed()
-            .await
-            .map_err(|source| SystemdError::Call {
-                what: "watch jobs of",
-                unit: unit.to_owned(),
-                source: Box::new(source),
-            })
+    /// Waits for a job's JobRemoved signal; `done` is success.
+    async fn wait_job(&self, job: &OwnedObjectPath, unit: &str) -> Result<(), SystemdError> {
+        let rx = {
+            let mut jobs = self.jobs.lock().expect("job table lock");
+            if let Some(i) = jobs.finished.iter().position(|(j, _)| j == job.as_str()) {
+                let (_, result) = jobs.finished.remove(i).expect("index is valid");
+                return job_result(unit, result);
+            }
+            let (tx, rx) = oneshot::channel();
+            jobs.waiting.insert(job.as_str().to_owned(), tx);
+            rx
+        };
+        match tokio::time::timeout(JOB_TIMEOUT, rx).await {
+            Ok(Ok(result)) => job_result(unit, result),
+            Ok(Err(_)) => Err(SystemdError::Unreachable("the user bus closed".into())),
+            Err(_) => {
+                self.jobs
+                    .lock()
+                    .expect("job table lock")
+                    .waiting
+                    .remove(job.as_str());
+                Err(SystemdError::JobTimeout {
+                    unit: unit.to_owned(),
+                })
+            }
+        }
     }
+}
+
+fn job_result(unit: &str, result: String) -> Result<(), SystemdError> {
+    if result == "done" {
+        Ok(())
+    } else {
+        Err(SystemdError::JobFailed {
+            unit: unit.to_owned(),
+            result,
+        })
+    }
+}
+
+/// Routes every JobRemoved signal to its waiter, or remembers it briefly.
+async fn dispatch_jobs(mut removed: JobRemovedStream, jobs: Arc<Mutex<Jobs>>) {
+    while let Some(signal) = removed.next().await {
+        let Ok(args) = signal.args() else { continue };
+        let mut jobs = jobs.lock().expect("job table lock");
+        match jobs.waiting.remove(args.job.as_str()) {
+            Some(tx) => {
+                let _ = tx.send(args.result.clone());
+            }
+            None => {
+                if jobs.finished.len() == RECENT_JOBS {
+                    jobs.finished.pop_front();
+                }
+                jobs.finished
+                    .push_back((args.job.as_str().to_owned(), args.result.clone()));
+            }
+        }
+    }
+    tracing::error!("the user bus closed: systemd jobs can no longer be awaited");
+    // Waiters see their sender dropped and report the bus as gone.
+    jobs.lock().expect("job table lock").waiting.clear();
 }
 
 fn is_no_such_unit(e: &zbus::Error) -> bool {
     matches!(e, zbus::Error::MethodError(name, _, _) if name.as_str() == "org.freedesktop.systemd1.NoSuchUnit")
-}
-
-async fn wait_job(
-    stream: &mut JobRemovedStream,
-    job: &OwnedObjectPath,
-    unit: &str,
-) -> Result<(), SystemdError> {
-    let wait = async {
-        while let Some(signal) = stream.next().await {
-            let Ok(args) = signal.args() else { continue };
-            if args.job.as_str() == job.as_str() {
-                return if args.result == "done" {
-                    Ok(())
-                } else {
-                    Err(SystemdError::JobFailed {
-                        unit: unit.to_owned(),
-                        result: args.result.clone(),
-                    })
-                };
-            }
-        }
-        Err(SystemdError::Unreachable("the user bus closed".into()))
-    };
-    tokio::time::timeout(JOB_TIMEOUT, wait)
-        .await
-        .unwrap_or_else(|_| {
-            Err(SystemdError::JobTimeout {
-                unit: unit.to_owned(),
-            })
-        })
 }

@@ -10,7 +10,8 @@ use crate::systemd::scopes::{ScopeSpec, SystemdError, SystemdScopes};
 use nix::sys::signal::Signal;
 use shipote_protocol::{QuotaEnforce, WorkspaceSpec};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The slice that holds workspace scopes (units/shipote.slice).
@@ -34,6 +35,9 @@ pub enum Backend {
         scopes: SystemdScopes,
         /// The cgroup2 mount point.
         mount: PathBuf,
+        /// A keeper started ahead of time, so creating a workspace does not
+        /// wait for a fork and exec.
+        spare: Arc<Mutex<Option<u32>>>,
     },
     /// Sub-cgroups of this directory.
     Cgroup {
@@ -84,6 +88,24 @@ pub struct Created {
 }
 
 impl Backend {
+    /// The systemd backend.
+    pub fn systemd(scopes: SystemdScopes, mount: PathBuf) -> Self {
+        Backend::Systemd {
+            scopes,
+            mount,
+            spare: Arc::default(),
+        }
+    }
+
+    /// Kills the keeper started ahead of time, if any (at daemon shutdown).
+    pub fn discard_spare(&self) {
+        if let Backend::Systemd { spare, .. } = self {
+            if let Some(pid) = spare.lock().expect("spare lock").take() {
+                process::signal(pid, Signal::SIGKILL);
+            }
+        }
+    }
+
     /// `systemd`, `cgroup` or `process-group`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -110,8 +132,15 @@ impl Backend {
         keeper: &std::path::Path,
     ) -> Result<Created, BackendError> {
         match self {
-            Backend::Systemd { scopes, mount } => {
-                create_scope(scopes, mount, unit, spec, keeper).await
+            Backend::Systemd {
+                scopes,
+                mount,
+                spare,
+            } => {
+                let pid = take_spare(spare);
+                let created = create_scope(scopes, mount, unit, spec, keeper, pid).await;
+                refill_spare(spare.clone(), keeper.to_owned());
+                created
             }
             Backend::Cgroup { root } => {
                 let cg = root.child(unit);
@@ -194,18 +223,45 @@ fn fallback_warnings(spec: &WorkspaceSpec, controllers: &[String]) -> Vec<String
     w
 }
 
+fn take_spare(spare: &Mutex<Option<u32>>) -> Option<u32> {
+    let pid = spare.lock().expect("spare lock").take()?;
+    // A spare that died (killed by hand) is useless.
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
+        .ok()
+        .map(|_| pid)
+}
+
+fn refill_spare(spare: Arc<Mutex<Option<u32>>>, program: PathBuf) {
+    tokio::task::spawn_blocking(move || match process::spawn_keeper(&program, "spare") {
+        Ok(pid) => {
+            let old = spare.lock().expect("spare lock").replace(pid);
+            if let Some(old) = old {
+                process::signal(old, Signal::SIGKILL);
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start a spare keeper; the next workspace starts one itself")
+        }
+    });
+}
+
 async fn create_scope(
     scopes: &SystemdScopes,
-    mount: &std::path::Path,
+    mount: &Path,
     unit: &str,
     spec: &WorkspaceSpec,
-    keeper_program: &std::path::Path,
+    keeper_program: &Path,
+    spare: Option<u32>,
 ) -> Result<Created, BackendError> {
-    let keeper =
-        process::spawn_keeper(keeper_program, unit).map_err(|source| BackendError::Keeper {
-            program: keeper_program.to_owned(),
-            source,
-        })?;
+    let keeper = match spare {
+        Some(pid) => pid,
+        None => {
+            process::spawn_keeper(keeper_program, unit).map_err(|source| BackendError::Keeper {
+                program: keeper_program.to_owned(),
+                source,
+            })?
+        }
+    };
     let mut limits: Vec<(&'static str, u64)> = match spec.quota_enforce {
         QuotaEnforce::Hard => limit_requests(&spec.soma)
             .into_iter()

@@ -154,9 +154,14 @@ pub fn cpu_percent(prev_usec: u64, now_usec: u64, elapsed: Duration) -> Option<f
 
 /// Cores a workspace can use: its CPU quota rounded up, at most the machine's.
 pub fn cpu_cores(quota_percent: Option<u32>) -> u32 {
-    let machine = std::thread::available_parallelism()
-        .map(|n| n.get() as u32)
-        .unwrap_or(1);
+    // available_parallelism parses mountinfo and cgroup files on every call:
+    // far too costly for the sampler's hot path, and it does not change.
+    static MACHINE: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    let machine = *MACHINE.get_or_init(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1)
+    });
     match quota_percent {
         Some(p) => p.div_ceil(100).clamp(1, machine),
         None => machine,
