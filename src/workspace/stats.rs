@@ -25,8 +25,6 @@ pub struct Reading {
     pub tasks: Option<u64>,
     /// `cgroup` or `procfs`.
     pub source: &'static str,
-    /// Processes (keeper excluded).
-    pub procs: Vec<u32>,
 }
 
 /// Reads a workspace's figures now.
@@ -37,19 +35,20 @@ pub fn read(cgroup: Option<&Cgroup>, keeper: Option<u32>) -> Reading {
             ..Reading::default()
         };
     };
-    let mut procs = cg.procs_recursive();
-    procs.retain(|p| Some(*p) != keeper);
     let cpu_usec = cg.keyed("cpu.stat").get("usage_usec").copied();
     if let Some(current) = cg.value("memory.current") {
+        // The controllers count everything: no need to visit the processes
+        // (the sampler calls this for every workspace every 2 s).
         return Reading {
             rss_bytes: Some(current),
             rss_peak_bytes: cg.value("memory.peak"),
             cpu_usec,
             tasks: cg.value("pids.current"),
             source: "cgroup",
-            procs,
         };
     }
+    let mut procs = cg.procs_recursive();
+    procs.retain(|p| Some(*p) != keeper);
     // No memory controller here: sum over the processes.
     let mut rss = 0;
     let mut cpu = 0;
@@ -68,7 +67,6 @@ pub fn read(cgroup: Option<&Cgroup>, keeper: Option<u32>) -> Reading {
         cpu_usec: cpu_usec.or(Some(cpu)),
         tasks: Some(threads),
         source: "procfs",
-        procs,
     }
 }
 
@@ -196,7 +194,6 @@ mod tests {
         assert_eq!(r.rss_peak_bytes, Some(2 << 20));
         assert_eq!(r.cpu_usec, Some(5000));
         assert_eq!(r.tasks, Some(3));
-        assert_eq!(r.procs, [200], "the keeper is not a workspace process");
     }
 
     #[test]
