@@ -106,13 +106,18 @@ async fn main() {
         return;
     };
     let idle_rss = rss_kib(&pid);
+    let hz = 100.0;
+    let t0 = cpu_ticks(&pid);
+    let start = Instant::now();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let idle_pct = (cpu_ticks(&pid) - t0) as f64 / hz / start.elapsed().as_secs_f64() * 100.0;
+    println!("figure: daemon CPU idle with no workspace: {idle_pct:.2}% of one core (over 10 s)");
     let mut ids = Vec::new();
     for i in 0..many {
         ids.push(create(&mut c, &format!("many{i}")).await);
     }
     let rss = rss_kib(&pid);
     // Let the sampler run over all of them for a while.
-    let hz = 100.0;
     let t0 = cpu_ticks(&pid);
     let start = Instant::now();
     tokio::time::sleep(Duration::from_secs(20)).await;

@@ -397,14 +397,17 @@ fn another_uid_is_refused_and_audited() {
     .unwrap();
     std::fs::set_permissions(&d.socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     std::fs::set_permissions(d.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    // The other uid may not be able to reach the build tree (a checkout under
+    // /root): give it its own copy of the CLI.
+    let bin_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let cli_copy = bin_dir.path().join("shipote");
+    std::fs::copy(cli_bin(), &cli_copy).unwrap();
+    std::fs::set_permissions(&cli_copy, std::fs::Permissions::from_mode(0o755)).unwrap();
     let o = std::process::Command::new("setpriv")
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            cli_bin(),
-            "--socket",
-        ])
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&cli_copy)
+        .arg("--socket")
         .arg(&d.socket)
         .arg("ping")
         .output()

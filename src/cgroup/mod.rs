@@ -324,6 +324,33 @@ impl Cgroup {
     }
 }
 
+/// A cgroup file kept open and re-read with pread(2) at offset 0 (kernfs
+/// regenerates the content): one system call per reading instead of three, for
+/// files read every few seconds.
+#[derive(Debug)]
+pub struct OpenFile {
+    file: std::fs::File,
+    buf: Vec<u8>,
+}
+
+impl OpenFile {
+    /// Opens `name` in `cg`; `None` if it does not exist.
+    pub fn open(cg: &Cgroup, name: &str) -> Option<Self> {
+        let file = std::fs::File::open(cg.dir().join(name)).ok()?;
+        Some(Self {
+            file,
+            buf: vec![0; 4096],
+        })
+    }
+
+    /// The file's current content; `None` once the cgroup is gone.
+    pub fn read(&mut self) -> Option<&str> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(&mut self.buf, 0).ok()?;
+        std::str::from_utf8(&self.buf[..n]).ok()
+    }
+}
+
 /// A cgroup limit: a number or `max`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {

@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 const EVENT_QUEUE: usize = 1024;
 
 /// Status lines go to the service manager at most this often.
-pub const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Most workspaces one daemon runs.
 pub const MAX_WORKSPACES: usize = 1000;
@@ -82,6 +82,8 @@ pub enum Event {
     SampleTick,
     /// Readings taken by a sampling task.
     Sampled {
+        /// The sampler, handed back for the next round.
+        sampler: Box<stats::Sampler>,
         /// One per workspace.
         readings: Vec<(WorkspaceId, Reading)>,
         /// When.
@@ -289,7 +291,8 @@ pub struct Supervisor {
     workspaces: BTreeMap<WorkspaceId, Workspace>,
     /// Labels of workspaces being created (not yet in `workspaces`).
     creating: BTreeMap<WorkspaceId, String>,
-    sampling: bool,
+    /// `None` while a sampling round is in flight.
+    sampler: Option<Box<stats::Sampler>>,
     generation: u64,
     persisted: u64,
     persist_tx: watch::Sender<(u64, Vec<u8>)>,
@@ -316,7 +319,7 @@ impl Supervisor {
             last_status_at: None,
             workspaces: BTreeMap::new(),
             creating: BTreeMap::new(),
-            sampling: false,
+            sampler: Some(Box::default()),
             generation: 0,
             persisted: 0,
             persist_tx,
@@ -440,7 +443,11 @@ impl Supervisor {
             } => self.on_created(id, unit, *spec, result, reply),
             Event::Stopped { id, result, reply } => self.on_stopped(id, result, reply),
             Event::SampleTick => self.sample(),
-            Event::Sampled { readings, at } => self.on_sampled(readings, at),
+            Event::Sampled {
+                sampler,
+                readings,
+                at,
+            } => self.on_sampled(sampler, readings, at),
             Event::TtlExpired(id) => self.on_ttl(id),
             Event::Persisted(generation) => self.persisted = self.persisted.max(generation),
             Event::Shutdown { reply } => self.on_shutdown(reply),
@@ -773,10 +780,13 @@ impl Supervisor {
     }
 
     fn sample(&mut self) {
-        if self.sampling || self.workspaces.is_empty() {
+        if self.workspaces.is_empty() {
             return;
         }
-        self.sampling = true;
+        // One round at a time: the sampler travels with it.
+        let Some(mut sampler) = self.sampler.take() else {
+            return;
+        };
         let targets: Vec<(WorkspaceId, Option<Cgroup>, Option<u32>)> = self
             .workspaces
             .values()
@@ -785,19 +795,30 @@ impl Supervisor {
             .collect();
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
+            let live = targets
+                .iter()
+                .filter_map(|(_, cg, _)| cg.as_ref().map(|c| c.dir().to_owned()))
+                .collect();
+            sampler.retain(&live);
             let readings = targets
                 .into_iter()
-                .map(|(id, cg, keeper)| (id, stats::read(cg.as_ref(), keeper)))
+                .map(|(id, cg, keeper)| (id, sampler.read(cg.as_ref(), keeper)))
                 .collect();
             let _ = tx.blocking_send(Event::Sampled {
+                sampler,
                 readings,
                 at: Instant::now(),
             });
         });
     }
 
-    fn on_sampled(&mut self, readings: Vec<(WorkspaceId, Reading)>, at: Instant) {
-        self.sampling = false;
+    fn on_sampled(
+        &mut self,
+        sampler: Box<stats::Sampler>,
+        readings: Vec<(WorkspaceId, Reading)>,
+        at: Instant,
+    ) {
+        self.sampler = Some(sampler);
         let mut vanished = Vec::new();
         for (id, r) in readings {
             let Some(ws) = self.workspaces.get_mut(&id) else {

@@ -2,7 +2,7 @@
 //! controllers provide them (`source: cgroup`), else summed over its processes
 //! from /proc (`source: procfs`). Blocking: call from a blocking task.
 
-use crate::cgroup::{parse_cpu_max_percent, Cgroup, Limit};
+use crate::cgroup::{parse_cpu_max_percent, parse_limit, Cgroup, Limit, OpenFile};
 use shipote_protocol::{Breach, QuotaEnforce, QuotaReportInfo, WorkspaceSpec};
 use std::time::Duration;
 
@@ -25,6 +25,63 @@ pub struct Reading {
     pub tasks: Option<u64>,
     /// `cgroup` or `procfs`.
     pub source: &'static str,
+}
+
+/// Keeps each workspace's counter files open between samples.
+#[derive(Debug, Default)]
+pub struct Sampler {
+    open: std::collections::HashMap<std::path::PathBuf, CounterFiles>,
+}
+
+#[derive(Debug)]
+struct CounterFiles {
+    memory_current: Option<OpenFile>,
+    memory_peak: Option<OpenFile>,
+    cpu_stat: Option<OpenFile>,
+    pids_current: Option<OpenFile>,
+}
+
+impl Sampler {
+    /// Reads a workspace's figures, like [`read`], reusing open files.
+    pub fn read(&mut self, cgroup: Option<&Cgroup>, keeper: Option<u32>) -> Reading {
+        let Some(cg) = cgroup else {
+            return read(None, keeper);
+        };
+        let files = self
+            .open
+            .entry(cg.dir().to_owned())
+            .or_insert_with(|| CounterFiles {
+                memory_current: OpenFile::open(cg, "memory.current"),
+                memory_peak: OpenFile::open(cg, "memory.peak"),
+                cpu_stat: OpenFile::open(cg, "cpu.stat"),
+                pids_current: OpenFile::open(cg, "pids.current"),
+            });
+        let value = |f: &mut Option<OpenFile>| match f.as_mut()?.read().and_then(parse_limit)? {
+            Limit::Value(v) => Some(v),
+            Limit::Max => None,
+        };
+        let Some(current) = value(&mut files.memory_current) else {
+            self.open.remove(cg.dir());
+            return read(Some(cg), keeper);
+        };
+        let cpu_usec = files
+            .cpu_stat
+            .as_mut()
+            .and_then(|f| f.read().map(|t| crate::cgroup::parse_flat_keyed(t)))
+            .and_then(|m| m.get("usage_usec").copied());
+        Reading {
+            rss_bytes: Some(current),
+            rss_peak_bytes: value(&mut files.memory_peak),
+            cpu_usec,
+            tasks: value(&mut files.pids_current),
+            source: "cgroup",
+        }
+    }
+
+    /// Closes the files of workspaces not in `live`.
+    pub fn retain(&mut self, live: &std::collections::HashSet<std::path::PathBuf>) {
+        self.open.retain(|dir, _| live.contains(dir));
+    }
 }
 
 /// Reads a workspace's figures now.
@@ -194,6 +251,25 @@ mod tests {
         assert_eq!(r.rss_peak_bytes, Some(2 << 20));
         assert_eq!(r.cpu_usec, Some(5000));
         assert_eq!(r.tasks, Some(3));
+    }
+
+    #[test]
+    fn sampler_rereads_open_files() {
+        let (d, cg) = fake_scope(&[
+            ("memory.current", "100\n"),
+            ("cpu.stat", "usage_usec 5\n"),
+            ("pids.current", "2\n"),
+        ]);
+        let mut s = Sampler::default();
+        assert_eq!(s.read(Some(&cg), None).rss_bytes, Some(100));
+        std::fs::write(d.path().join("memory.current"), "200\n").unwrap();
+        let r = s.read(Some(&cg), None);
+        assert_eq!(
+            (r.rss_bytes, r.cpu_usec, r.tasks, r.source),
+            (Some(200), Some(5), Some(2), "cgroup")
+        );
+        s.retain(&Default::default());
+        assert!(s.open.is_empty());
     }
 
     #[test]
