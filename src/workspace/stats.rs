@@ -67,7 +67,7 @@ impl Sampler {
         let cpu_usec = files
             .cpu_stat
             .as_mut()
-            .and_then(|f| f.read().map(|t| crate::cgroup::parse_flat_keyed(t)))
+            .and_then(|f| f.read().map(crate::cgroup::parse_flat_keyed))
             .and_then(|m| m.get("usage_usec").copied());
         Reading {
             rss_bytes: Some(current),
