@@ -68,10 +68,14 @@ impl Client {
     pub async fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
         self.out.clear();
         frame::encode_into(request, &mut self.out)?;
-        self.writer
-            .write_all(&self.out)
-            .await
-            .map_err(FrameError::Io)?;
+        if let Err(e) = self.writer.write_all(&self.out).await {
+            // The daemon may have answered and closed before reading (a
+            // refusal sent at accept): its answer is still there to read.
+            return match self.recv().await {
+                Ok(r @ Response::Error { .. }) => Ok(r),
+                _ => Err(FrameError::Io(e).into()),
+            };
+        }
         self.recv().await
     }
 
@@ -80,5 +84,27 @@ impl Client {
     pub async fn recv(&mut self) -> Result<Response, ClientError> {
         frame::read_payload_async(&mut self.reader, &mut self.payload).await?;
         Ok(frame::decode(&self.payload)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ErrorCode;
+
+    /// Regression: a daemon that refuses a connection writes its Error and closes
+    /// at once; a client whose request then fails with EPIPE must still report
+    /// the refusal, not "broken pipe" (seen in the VM tier).
+    #[tokio::test]
+    async fn refusal_before_the_request_is_read_despite_broken_pipe() {
+        let (client_side, mut daemon_side) = UnixStream::pair().unwrap();
+        let refusal = Response::error(ErrorCode::Refused, "refused: not your daemon");
+        daemon_side
+            .write_all(&frame::encode(&refusal).unwrap())
+            .await
+            .unwrap();
+        drop(daemon_side);
+        let mut c = Client::from_stream(client_side);
+        assert_eq!(c.call(&Request::Ping).await.unwrap(), refusal);
     }
 }

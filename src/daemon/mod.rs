@@ -349,6 +349,24 @@ async fn feed_watchdog(
 /// have reaped (it crashed or was killed), and forgets the ones that are gone.
 async fn restore(sup: &mut Supervisor, env: &Environment, saved: Vec<SavedWorkspace>) {
     let backend = &env.backend.backend;
+    let known: std::collections::HashSet<String> = saved.iter().map(|s| s.unit.clone()).collect();
+    for (unit, cgroup, keeper) in backend.running_scopes().await {
+        if known.contains(&unit) {
+            continue;
+        }
+        // A scope of ours that the state file lost: adopt it, and keep it (its
+        // exit policy is unknown; stopping a user's processes by guess is worse).
+        let Some(orphan) = orphan_record(&unit, &cgroup, keeper, backend.name()) else {
+            continue;
+        };
+        audit::record(
+            env.own_uid,
+            "workspace.adopt",
+            &format!("unit={unit}"),
+            "running scope missing from the state file; adopted with on_exit=keep",
+        );
+        sup.adopt(orphan);
+    }
     for s in saved {
         let cgroup = s.cgroup.clone().map(Cgroup::at);
         if s.backend != backend.name() || !backend.exists(&s.unit, cgroup.as_ref()).await {
@@ -377,5 +395,68 @@ async fn restore(sup: &mut Supervisor, env: &Environment, saved: Vec<SavedWorksp
             &format!("id={} label={} unit={}", s.id, s.label, s.unit),
             &format!("left by a daemon that did not stop cleanly; {outcome}"),
         );
+    }
+}
+
+/// A state record for a running scope found on the bus: label and id come from
+/// its name `shipote-<label>-<ulid>.scope`.
+fn orphan_record(
+    unit: &str,
+    cgroup: &Cgroup,
+    keeper: Option<u32>,
+    backend: &str,
+) -> Option<SavedWorkspace> {
+    let stem = unit.strip_prefix("shipote-")?.strip_suffix(".scope")?;
+    let (label, id) = stem.rsplit_once('-')?;
+    shipote_protocol::Ulid::from_string(id).ok()?;
+    crate::workspace::validate_label(label).ok()?;
+    let mut spec = shipote_protocol::WorkspaceSpec::new(label);
+    spec.on_exit = shipote_protocol::ExitPolicy::Keep;
+    Some(
+        SavedWorkspace {
+            id: id.to_owned(),
+            label: label.to_owned(),
+            unit: unit.to_owned(),
+            backend: backend.to_owned(),
+            cgroup: Some(cgroup.dir().to_owned()),
+            keeper_pid: keeper,
+            created_at_ms: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis() as u64)
+                .unwrap_or(0),
+            on_exit: String::new(),
+            quota_enforce: String::new(),
+            ttl_ms: None,
+            mem_max_bytes: None,
+            mem_high_bytes: None,
+            swap_max_bytes: None,
+            tasks_max: None,
+            cpu_quota_percent: None,
+            cpu_weight: None,
+            io_weight: None,
+        }
+        .with_spec(&spec),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orphan_scope_names_are_parsed() {
+        let cg = Cgroup::at("/sys/fs/cgroup/x");
+        let r = orphan_record(
+            "shipote-my-web-01J0000000000000000000000A.scope",
+            &cg,
+            Some(7),
+            "systemd",
+        )
+        .unwrap();
+        assert_eq!(r.label, "my-web");
+        assert_eq!(r.id, "01J0000000000000000000000A");
+        assert_eq!(r.on_exit, "keep");
+        assert!(orphan_record("shipote-x-notaulid.scope", &cg, None, "systemd").is_none());
+        assert!(orphan_record("other.scope", &cg, None, "systemd").is_none());
     }
 }

@@ -40,6 +40,26 @@ trait Manager {
 
     fn get_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
 
+    #[allow(clippy::type_complexity)]
+    fn list_units_by_patterns(
+        &self,
+        states: &[&str],
+        patterns: &[&str],
+    ) -> zbus::Result<
+        Vec<(
+            String,
+            String,
+            String,
+            String,
+            String,
+            String,
+            OwnedObjectPath,
+            u32,
+            String,
+            OwnedObjectPath,
+        )>,
+    >;
+
     #[zbus(signal)]
     fn job_removed(
         &self,
@@ -213,6 +233,36 @@ impl SystemdScopes {
                 source: Box::new(source),
             }),
         }
+    }
+
+    /// Active units whose names match `pattern` (e.g. `shipote-*.scope`), with
+    /// their cgroup paths (relative to the cgroup2 mount).
+    pub async fn active_units(&self, pattern: &str) -> Result<Vec<(String, String)>, SystemdError> {
+        let call = |source| SystemdError::Call {
+            what: "list",
+            unit: pattern.to_owned(),
+            source: Box::new(source),
+        };
+        let units = self
+            .manager
+            .list_units_by_patterns(&["active"], &[pattern])
+            .await
+            .map_err(call)?;
+        let mut out = Vec::new();
+        for u in units {
+            let (name, path) = (u.0, u.6);
+            let proxy = zbus::Proxy::new(
+                self.manager.inner().connection(),
+                "org.freedesktop.systemd1",
+                path,
+                "org.freedesktop.systemd1.Scope",
+            )
+            .await
+            .map_err(call)?;
+            let cgroup: String = proxy.get_property("ControlGroup").await.map_err(call)?;
+            out.push((name, cgroup));
+        }
+        Ok(out)
     }
 
     /// Waits for a job's JobRemoved signal; `done` is success.

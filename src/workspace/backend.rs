@@ -197,6 +197,32 @@ impl Backend {
         Ok(reaped)
     }
 
+    /// Workspace scopes that are running but that the state file does not know
+    /// (it was lost): unit name, cgroup and keeper, systemd backend only.
+    pub async fn running_scopes(&self) -> Vec<(String, Cgroup, Option<u32>)> {
+        let Backend::Systemd { scopes, mount, .. } = self else {
+            return Vec::new();
+        };
+        match scopes.active_units("shipote-*.scope").await {
+            Ok(units) => units
+                .into_iter()
+                .map(|(name, path)| {
+                    let cg = Cgroup::at(mount.join(path.trim_start_matches('/')));
+                    let keeper = cg
+                        .child(KEEPER_CGROUP)
+                        .read("cgroup.procs")
+                        .ok()
+                        .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()));
+                    (name, cg, keeper)
+                })
+                .collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list running workspace scopes");
+                Vec::new()
+            }
+        }
+    }
+
     /// Whether a workspace created earlier (by this or a previous daemon) still
     /// exists.
     pub async fn exists(&self, unit: &str, cgroup: Option<&Cgroup>) -> bool {

@@ -140,6 +140,12 @@ check "kept workspace re-adopted" bash -c 'as_tester shipote ws ls | grep -q kep
 check "kept scope still running, reaped scope gone" \
     bash -c 'as_tester systemctl --user list-units --no-legend "shipote-kept-*" | grep -q active && [ -z "$(as_tester systemctl --user list-units --all --no-legend "shipote-reaped-*")" ]'
 check "reap at shutdown audited" bash -c 'as_tester journalctl --user SHIPOTE_ACTION=workspace.reap -o cat | grep -q reaped'
+check "ws create lost --keep-on-exit" as_tester shipote ws create lost --keep-on-exit
+check "daemon stopped, state file lost, daemon started" \
+    bash -c 'as_tester systemctl --user stop shipote && as_tester bash -c "rm ~/.local/state/shipote/workspaces.json" && as_tester systemctl --user start shipote'
+check "running scopes found on the bus are adopted" bash -c 'l=$(as_tester shipote ws ls); echo "$l"; echo "$l" | grep -q lost && echo "$l" | grep -q kept'
+check "adoption audited" bash -c 'as_tester journalctl --user SHIPOTE_ACTION=workspace.adopt -o cat | grep -q shipote-lost-'
+check "ws stop lost" as_tester shipote ws stop lost
 check "ws stop kept ends its process" bash -c 'as_tester shipote --json ws stop kept | grep -q "\"reaped\":1"'
 
 # -- other users ---------------------------------------------------------------------
