@@ -360,10 +360,18 @@ fn socket_activation_uses_the_passed_socket() {
             daemon_bin()
         ))
         .arg("sh");
-    // SAFETY: dup2 is async-signal-safe; nothing else runs in the child.
+    // SAFETY: dup2 and fcntl are async-signal-safe; nothing else runs in the
+    // child. Regression: when the listener already is fd 3, dup2(3, 3) keeps
+    // its close-on-exec flag and the daemon got EBADF (flaky in CI): clear the
+    // flag instead.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::dup2(fd, 3) < 0 {
+            let r = if fd == 3 {
+                libc::fcntl(3, libc::F_SETFD, 0)
+            } else {
+                libc::dup2(fd, 3)
+            };
+            if r < 0 {
                 return Err(std::io::Error::last_os_error());
             }
             Ok(())
