@@ -296,22 +296,12 @@ fn idle_clients_do_not_hold_up_service_or_shutdown() {
 #[test]
 fn not_yet_landed_requests_answer_an_error_and_are_audited() {
     let d = Daemon::start();
-    let ws = shipote_protocol::WorkspaceId(shipote_protocol::Ulid::new());
     let rt = tokio::runtime::Runtime::new().unwrap();
     let requests = vec![
-        Request::Run {
-            workspace: ws,
-            exec: "true".into(),
-            argv: vec![],
-            envp: vec![],
-            restart_on_failure: false,
-            cwd: None,
-        },
         Request::Discern {
             sample: b"{}".to_vec(),
             hint_path: None,
         },
-        Request::CommandList { workspace: ws },
         Request::PipelineSavedList,
         Request::FlowList,
         Request::FlowThroughput,
@@ -336,8 +326,7 @@ fn not_yet_landed_requests_answer_an_error_and_are_audited() {
         assert_eq!(c.call(&Request::Ping).await.unwrap(), Response::Pong);
     });
     let log = d.log();
-    assert!(log.contains("action=\"command.run\""), "{log}");
-    assert!(log.contains("exec=true"), "{log}");
+    assert!(log.contains("action=\"flow.drop\""), "{log}");
     assert!(log.contains("flow.drop"), "{log}");
     let uid = nix::unistd::getuid().as_raw();
     assert!(log.contains(&format!("uid={uid}")), "{log}");

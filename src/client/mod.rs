@@ -2,6 +2,7 @@
 //! and rendering ([`render`]). Exit codes: 0 ok, 1 the daemon answered an error,
 //! 2 could not ask (usage, no daemon, protocol failure).
 
+pub mod cmd;
 pub mod render;
 pub mod units;
 pub mod ws;
@@ -43,6 +44,15 @@ pub enum Command {
     /// Manage workspaces: groups of processes with limits, each a systemd scope.
     #[command(subcommand)]
     Ws(ws::WsCommand),
+    /// Start a command in a workspace: shipote run WS -- CMD ARGS...
+    Run(cmd::RunArgs),
+    /// List a workspace's commands.
+    Ps {
+        /// The workspace (id or label).
+        workspace: String,
+    },
+    /// Show the end of a command's captured output.
+    Logs(cmd::LogsArgs),
 }
 
 /// How a command ended.
@@ -139,7 +149,10 @@ pub async fn run(cli: Cli) -> Outcome {
             Ok(other) => Err(Failure::Unexpected(Box::new(other))),
             Err(e) => Err(e),
         },
-        Command::Ws(cmd) => ws::run(&mut s, cmd).await,
+        Command::Ws(c) => ws::run(&mut s, c).await,
+        Command::Run(a) => cmd::run(&mut s, a).await,
+        Command::Ps { workspace } => cmd::ps(&mut s, &workspace).await,
+        Command::Logs(a) => cmd::logs(&mut s, a).await,
     };
     match result {
         Ok(out) => {

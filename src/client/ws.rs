@@ -331,7 +331,7 @@ async fn list(s: &mut Session) -> Result<Vec<WorkspaceSummary>, Failure> {
 }
 
 /// Finds a workspace by id, label, or unique id prefix.
-async fn resolve(s: &mut Session, target: &str) -> Result<WorkspaceId, Failure> {
+pub async fn resolve(s: &mut Session, target: &str) -> Result<WorkspaceId, Failure> {
     if let Ok(u) = Ulid::from_string(target) {
         return Ok(WorkspaceId(u));
     }

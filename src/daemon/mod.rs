@@ -242,6 +242,7 @@ async fn serve(
         backend: Arc::new(backend),
         keeper_program: config.keeper_program.clone(),
         state_file,
+        log_dir: config.state_dir.join("logs"),
         own_uid,
     };
     let notifier = Notifier::from_env();
@@ -383,6 +384,7 @@ async fn restore(sup: &mut Supervisor, env: &Environment, saved: Vec<SavedWorksp
                 cgroup.as_ref(),
                 s.keeper_pid,
                 supervisor::AUTO_STOP_GRACE,
+                &[],
             )
             .await;
         let outcome = match &reaped {

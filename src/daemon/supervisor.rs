@@ -7,14 +7,15 @@
 use super::audit;
 use crate::cgroup::Cgroup;
 use crate::host::HostCaps;
+use crate::process::logs::LogPaths;
 use crate::systemd::notify::Notifier;
 use crate::workspace::backend::{Backend, Created};
 use crate::workspace::state::{self, SavedWorkspace};
 use crate::workspace::stats::{self, Reading, HISTORY_CAPACITY, HISTORY_INTERVAL};
 use crate::workspace::{self as ws, unit_name};
 use shipote_protocol::{
-    Breach, ErrorCode, ExitPolicy, QuotaEnforce, Request, Response, Ulid, WorkspaceId,
-    WorkspaceSpec, WorkspaceStatsInfo, WorkspaceSummary,
+    Breach, CommandInfo, ErrorCode, ExitPolicy, LogStream, QuotaEnforce, Request, Response, Ulid,
+    WorkspaceId, WorkspaceSpec, WorkspaceStatsInfo, WorkspaceSummary,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -31,6 +32,9 @@ pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Most workspaces one daemon runs.
 pub const MAX_WORKSPACES: usize = 1000;
+
+/// Most bytes of log one CommandLogs answer carries (the frame limit is 1 MiB).
+pub const MAX_LOG_TAIL_BYTES: u64 = 1_000_000;
 
 /// Grace given to processes when a TTL expires or the daemon stops.
 pub const AUTO_STOP_GRACE: Duration = Duration::from_secs(1);
@@ -78,6 +82,24 @@ pub enum Event {
         /// The client waiting, if a client asked.
         reply: Option<oneshot::Sender<Response>>,
     },
+    /// A command was started (or could not be).
+    CommandStarted {
+        /// Its workspace.
+        workspace: WorkspaceId,
+        /// Its record, or why it did not start.
+        result: Result<Box<CommandRecPublic>, String>,
+        /// The client waiting.
+        reply: oneshot::Sender<Response>,
+    },
+    /// A command's process exited.
+    CommandExited {
+        /// Its workspace.
+        workspace: WorkspaceId,
+        /// Which.
+        command: Ulid,
+        /// How it ended.
+        status: Option<std::process::ExitStatus>,
+    },
     /// Time to sample every workspace.
     SampleTick,
     /// Readings taken by a sampling task.
@@ -98,6 +120,12 @@ pub enum Event {
         /// Answered when done.
         reply: oneshot::Sender<()>,
     },
+}
+
+/// A started command, as the starting task hands it to the supervisor.
+#[derive(Debug)]
+pub struct CommandRecPublic {
+    rec: CommandRec,
 }
 
 /// A cheap, clonable way to talk to the supervisor.
@@ -170,6 +198,8 @@ pub struct Environment {
     pub keeper_program: PathBuf,
     /// The state file.
     pub state_file: PathBuf,
+    /// Where commands' logs go (`<dir>/<workspace>/<command>.{out,err,all}`).
+    pub log_dir: PathBuf,
     /// The daemon's uid (audit records of its own actions).
     pub own_uid: u32,
 }
@@ -188,15 +218,50 @@ struct Workspace {
     peak_seen: u64,
     report_breaches: BTreeMap<String, u64>,
     stopping: bool,
+    commands: BTreeMap<Ulid, CommandRec>,
+}
+
+/// A command of a workspace (ids are ULIDs: map order is start order).
+#[derive(Debug, Clone)]
+struct CommandRec {
+    id: Ulid,
+    label: String,
+    pid: i32,
+    alive: bool,
+    exit_status: Option<i32>,
+    exit_signal: Option<i32>,
+    logs: LogPaths,
+    leaf: Option<Cgroup>,
+}
+
+impl CommandRec {
+    /// Blocking: sizes the logs.
+    fn info(&self) -> CommandInfo {
+        CommandInfo {
+            id: self.id,
+            label: self.label.clone(),
+            pid: self.pid,
+            alive: self.alive,
+            exit_status: self.exit_status,
+            exit_signal: self.exit_signal,
+            restarts: 0,
+            failure: None,
+            log_bytes: self.logs.kept_bytes(),
+        }
+    }
 }
 
 impl Workspace {
+    fn alive_commands(&self) -> u32 {
+        self.commands.values().filter(|c| c.alive).count() as u32
+    }
+
     fn summary(&self) -> WorkspaceSummary {
         WorkspaceSummary {
             id: self.id,
             label: self.spec.label.clone(),
             unit: self.unit.clone(),
-            commands: 0,
+            commands: self.alive_commands(),
             uptime_ms: self.started.elapsed().as_millis() as u64,
             on_exit: self.spec.on_exit,
             ttl_left_ms: self.ttl_deadline().map(|d| {
@@ -255,8 +320,8 @@ impl Workspace {
             _ => None,
         };
         WorkspaceStatsInfo {
-            commands_alive: 0,
-            commands_total: 0,
+            commands_alive: self.alive_commands(),
+            commands_total: self.commands.len() as u32,
             rss_bytes: r.rss_bytes,
             rss_peak_bytes: r
                 .rss_peak_bytes
@@ -357,6 +422,7 @@ impl Supervisor {
             peak_seen: 0,
             report_breaches: BTreeMap::new(),
             stopping: false,
+            commands: BTreeMap::new(),
         };
         self.arm_ttl(&ws);
         tracing::info!(id = %id, unit = %ws.unit, "re-adopted workspace kept by the previous daemon");
@@ -367,8 +433,12 @@ impl Supervisor {
     /// The status line systemd shows (`systemctl --user status shipote`).
     pub fn status_line(&self) -> String {
         format!(
-            "serving: {} workspaces, 0 commands, 0 pipelines, 0 flows, {} clients",
+            "serving: {} workspaces, {} commands, 0 pipelines, 0 flows, {} clients",
             self.workspaces.len(),
+            self.workspaces
+                .values()
+                .map(Workspace::alive_commands)
+                .sum::<u32>(),
             self.clients
         )
     }
@@ -449,6 +519,16 @@ impl Supervisor {
                 at,
             } => self.on_sampled(sampler, readings, at),
             Event::TtlExpired(id) => self.on_ttl(id),
+            Event::CommandStarted {
+                workspace,
+                result,
+                reply,
+            } => self.on_command_started(workspace, result, reply),
+            Event::CommandExited {
+                workspace,
+                command,
+                status,
+            } => self.on_command_exited(workspace, command, status),
             Event::Persisted(generation) => self.persisted = self.persisted.max(generation),
             Event::Shutdown { reply } => self.on_shutdown(reply),
         }
@@ -461,7 +541,11 @@ impl Supervisor {
                 version: crate::VERSION.to_owned(),
                 uptime_ms: self.started.elapsed().as_millis() as u64,
                 alive_workspaces: self.workspaces.len() as u32,
-                alive_commands: 0,
+                alive_commands: self
+                    .workspaces
+                    .values()
+                    .map(Workspace::alive_commands)
+                    .sum(),
                 alive_pipelines: 0,
                 active_flows: 0,
                 dirty: self.generation != self.persisted,
@@ -479,6 +563,76 @@ impl Supervisor {
                 return self.stats(workspace, reply, true)
             }
             Request::WorkspaceQuota { workspace } => return self.quota(workspace, reply),
+            Request::Run {
+                workspace,
+                exec,
+                argv,
+                envp,
+                restart_on_failure,
+                cwd,
+            } => {
+                if restart_on_failure {
+                    Response::error(
+                        ErrorCode::Unsupported,
+                        format!(
+                            "restart_on_failure is not available yet in shipoted {} (tracked as issue #5); run without it",
+                            crate::VERSION
+                        ),
+                    )
+                } else {
+                    return self.run_command(workspace, exec, argv, envp, cwd, reply);
+                }
+            }
+            Request::CommandList { workspace } => match self.workspaces.get(&workspace) {
+                Some(ws) => {
+                    let recs: Vec<CommandRec> = ws.commands.values().cloned().collect();
+                    tokio::task::spawn_blocking(move || {
+                        let items = recs.iter().map(CommandRec::info).collect();
+                        let _ = reply.send(Response::CommandList { items });
+                    });
+                    return;
+                }
+                None => not_found(workspace),
+            },
+            Request::CommandLogs {
+                workspace,
+                command,
+                tail_bytes,
+                stream,
+            } => match self
+                .workspaces
+                .get(&workspace)
+                .map(|w| w.commands.get(&command))
+            {
+                Some(Some(c)) => {
+                    let logs = c.logs.clone();
+                    // Leave room for the frame around the bytes.
+                    let n = tail_bytes.min(MAX_LOG_TAIL_BYTES);
+                    let file = match stream {
+                        LogStream::Stdout => "out",
+                        LogStream::Stderr => "err",
+                        LogStream::Both => "all",
+                    };
+                    tokio::task::spawn_blocking(move || {
+                        let response = match logs.tail(file, n) {
+                            Ok(bytes) => Response::CommandLogs { bytes },
+                            Err(e) => Response::error(
+                                ErrorCode::Internal,
+                                format!("cannot read the logs: {e}"),
+                            ),
+                        };
+                        let _ = reply.send(response);
+                    });
+                    return;
+                }
+                Some(None) => Response::error(
+                    ErrorCode::NotFound,
+                    format!(
+                        "workspace {workspace} has no command {command}; list them with shipote ps"
+                    ),
+                ),
+                None => not_found(workspace),
+            },
             Request::WorkspaceStatsHistory { workspace, tail } => {
                 match self.workspaces.get(&workspace) {
                     Some(ws) => {
@@ -605,6 +759,7 @@ impl Supervisor {
             peak_seen: 0,
             report_breaches: BTreeMap::new(),
             stopping: false,
+            commands: BTreeMap::new(),
         };
         self.arm_ttl(&ws);
         self.workspaces.insert(id, ws);
@@ -618,6 +773,142 @@ impl Supervisor {
             .is_err()
         {
             tracing::info!(id = %id, "client left before its workspace was created; keeping it");
+        }
+    }
+
+    fn run_command(
+        &mut self,
+        workspace: WorkspaceId,
+        exec: String,
+        argv: Vec<String>,
+        envp: Vec<(String, String)>,
+        cwd: Option<PathBuf>,
+        reply: oneshot::Sender<Response>,
+    ) {
+        let Some(ws) = self.workspaces.get(&workspace) else {
+            let _ = reply.send(not_found(workspace));
+            return;
+        };
+        if ws.stopping {
+            let msg = format!("workspace {workspace} is stopping; it takes no new commands");
+            let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
+            return;
+        }
+        let id = Ulid::new();
+        let label = exec.rsplit('/').next().unwrap_or(&exec).to_owned();
+        let leaf = ws
+            .created
+            .cgroup
+            .as_ref()
+            .map(|c| c.child(&format!("cmd-{id}")));
+        let logs = LogPaths::new(
+            &self.env.log_dir.join(workspace.to_string()),
+            &id.to_string(),
+        );
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let req = crate::workspace::command::StartRequest {
+                exec,
+                argv,
+                envp,
+                cwd,
+                leaf: leaf.clone(),
+                logs: logs.clone(),
+            };
+            let (result, child) = match crate::workspace::command::start(req) {
+                Ok(started) => {
+                    let rec = CommandRec {
+                        id,
+                        label,
+                        pid: started.pid,
+                        alive: true,
+                        exit_status: None,
+                        exit_signal: None,
+                        logs,
+                        leaf,
+                    };
+                    (Ok(Box::new(CommandRecPublic { rec })), Some(started.child))
+                }
+                Err(e) => (Err(e), None),
+            };
+            let _ = tx.blocking_send(Event::CommandStarted {
+                workspace,
+                result,
+                reply,
+            });
+            if let Some(mut child) = child {
+                tokio::spawn(async move {
+                    let status = child.wait().await.ok();
+                    let _ = tx
+                        .send(Event::CommandExited {
+                            workspace,
+                            command: id,
+                            status,
+                        })
+                        .await;
+                });
+            }
+        });
+    }
+
+    fn on_command_started(
+        &mut self,
+        workspace: WorkspaceId,
+        result: Result<Box<CommandRecPublic>, String>,
+        reply: oneshot::Sender<Response>,
+    ) {
+        let rec = match result {
+            Ok(r) => r.rec,
+            Err(e) => {
+                let _ = reply.send(Response::error(
+                    ErrorCode::Invalid,
+                    format!("cannot run: {e}"),
+                ));
+                return;
+            }
+        };
+        let response = Response::RunStarted {
+            workspace,
+            command_id: rec.id,
+            pid: rec.pid,
+        };
+        match self.workspaces.get_mut(&workspace) {
+            Some(ws) => {
+                ws.commands.insert(rec.id, rec);
+            }
+            None => {
+                // The workspace was stopped while the command started: end it.
+                crate::process::signal(rec.pid as u32, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+        let _ = reply.send(response);
+    }
+
+    fn on_command_exited(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Ulid,
+        status: Option<std::process::ExitStatus>,
+    ) {
+        use std::os::unix::process::ExitStatusExt;
+        let Some(rec) = self
+            .workspaces
+            .get_mut(&workspace)
+            .and_then(|w| w.commands.get_mut(&command))
+        else {
+            return;
+        };
+        rec.alive = false;
+        rec.exit_status = status.and_then(|s| s.code());
+        rec.exit_signal = status.and_then(|s| s.signal());
+        tracing::info!(workspace = %workspace, command = %command, status = ?rec.exit_status, signal = ?rec.exit_signal, "command exited");
+        if let Some(leaf) = rec.leaf.clone() {
+            // Its leaf goes once its last process is gone (children may linger).
+            tokio::task::spawn_blocking(move || {
+                if leaf.procs_recursive().is_empty() {
+                    let _ = leaf.remove();
+                }
+            });
         }
     }
 
@@ -656,11 +947,17 @@ impl Supervisor {
         let unit = ws.unit.clone();
         let cgroup = ws.created.cgroup.clone();
         let keeper = ws.created.keeper_pid;
+        let groups: Vec<u32> = ws
+            .commands
+            .values()
+            .filter(|c| c.alive)
+            .map(|c| c.pid as u32)
+            .collect();
         let tx = self.tx.clone();
         tokio::spawn(async move {
             let result = backend
                 .backend
-                .stop(&unit, cgroup.as_ref(), keeper, grace)
+                .stop(&unit, cgroup.as_ref(), keeper, grace, &groups)
                 .await
                 .map_err(|e| e.to_string());
             let _ = tx.send(Event::Stopped { id, result, reply }).await;
@@ -677,6 +974,8 @@ impl Supervisor {
         let response = match result {
             Ok(reaped) => {
                 self.workspaces.remove(&id);
+                let logs = self.env.log_dir.join(id.to_string());
+                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(logs));
                 self.changed();
                 Response::WorkspaceStopped { id, reaped }
             }
@@ -740,6 +1039,7 @@ impl Supervisor {
             peak_seen: ws.peak_seen,
             report_breaches: ws.report_breaches.clone(),
             stopping: ws.stopping,
+            commands: ws.commands.clone(),
         };
         tokio::task::spawn_blocking(move || {
             let r = stats::read(
@@ -755,7 +1055,7 @@ impl Supervisor {
                         &snapshot.spec,
                         &snapshot.report_only_breaches(),
                     ),
-                    commands: Vec::new(),
+                    commands: snapshot.commands.values().map(CommandRec::info).collect(),
                     flow_sockets: Vec::new(),
                 }
             } else {

@@ -5,6 +5,9 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
 
+pub mod logs;
+pub mod spawn;
+
 /// The argument that turns `shipoted` into a workspace keeper.
 pub const KEEPER_ARG: &str = "--keeper";
 

@@ -178,10 +178,13 @@ impl Backend {
         cgroup: Option<&Cgroup>,
         keeper: Option<u32>,
         grace: Duration,
+        groups: &[u32],
     ) -> Result<u32, BackendError> {
         let reaped = match cgroup {
             Some(cg) => end_cgroup(cg.clone(), keeper, grace).await?,
-            None => 0,
+            // Without a cgroup, each command is the leader of its own session
+            // and process group: signal the groups.
+            None => end_groups(groups, grace).await,
         };
         match self {
             Backend::Systemd { scopes, .. } => scopes.stop_unit(unit).await?,
@@ -412,4 +415,24 @@ async fn end_cgroup(cg: Cgroup, keeper: Option<u32>, grace: Duration) -> Result<
         seen.remove(&k);
     }
     Ok(seen.len() as u32)
+}
+
+/// SIGTERM to each process group, up to `grace` for them to go, then SIGKILL.
+/// Returns how many groups had to be ended.
+async fn end_groups(groups: &[u32], grace: Duration) -> u32 {
+    use nix::sys::signal::killpg;
+    use nix::unistd::Pid;
+    let alive = |g: &u32| killpg(Pid::from_raw(*g as i32), None).is_ok();
+    let live: Vec<u32> = groups.iter().copied().filter(alive).collect();
+    for g in &live {
+        let _ = killpg(Pid::from_raw(*g as i32), Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && live.iter().any(alive) {
+        tokio::time::sleep(STOP_POLL).await;
+    }
+    for g in live.iter().filter(|g| alive(g)) {
+        let _ = killpg(Pid::from_raw(*g as i32), Signal::SIGKILL);
+    }
+    live.len() as u32
 }

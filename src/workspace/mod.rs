@@ -3,6 +3,7 @@
 //! process groups). The supervisor owns the records; this module owns the rules.
 
 pub mod backend;
+pub mod command;
 pub mod state;
 pub mod stats;
 

@@ -1,0 +1,183 @@
+//! `shipote run`, `ps`, `logs`: commands inside workspaces.
+
+use super::render::{human_bytes, Table};
+use super::units::parse_size;
+use super::ws::resolve;
+use super::{Failure, Session};
+use serde_json::json;
+use shipote_protocol::{CommandInfo, ErrorCode, LogStream, Request, Response, Ulid, WorkspaceId};
+use std::io::Write;
+
+fn parse_env(kv: &str) -> Result<(String, String), String> {
+    match kv.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
+        _ => Err(format!("{kv:?} is not KEY=VALUE")),
+    }
+}
+
+/// `shipote run WS [--env K=V]... [--cwd DIR] -- CMD ARGS...`
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The workspace (id or label).
+    pub workspace: String,
+    /// Add a variable to the command's clean environment.
+    #[arg(long = "env", short = 'e', value_parser = parse_env, value_name = "KEY=VALUE")]
+    pub env: Vec<(String, String)>,
+    /// Working directory (default: your home).
+    #[arg(long, value_name = "DIR")]
+    pub cwd: Option<std::path::PathBuf>,
+    /// Restart it with backoff when it fails.
+    #[arg(long)]
+    pub restart: bool,
+    /// The program and its arguments.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<String>,
+}
+
+/// `shipote logs WS CMD [--tail 4K] [--stdout|--stderr]`
+#[derive(Debug, clap::Args)]
+pub struct LogsArgs {
+    /// The workspace (id or label).
+    pub workspace: String,
+    /// The command (id, id prefix, or label: the newest with that label).
+    pub command: String,
+    /// How much of the end to show, e.g. 4K, 1M.
+    #[arg(long, value_parser = parse_size, default_value = "4K", value_name = "SIZE")]
+    pub tail: u64,
+    /// Standard output only.
+    #[arg(long, conflicts_with = "stderr")]
+    pub stdout: bool,
+    /// Standard error only.
+    #[arg(long)]
+    pub stderr: bool,
+}
+
+/// Runs `shipote run`.
+pub async fn run(s: &mut Session, a: RunArgs) -> Result<String, Failure> {
+    let workspace = resolve(s, &a.workspace).await?;
+    let mut argv = a.command;
+    let exec = argv.remove(0);
+    let req = Request::Run {
+        workspace,
+        exec,
+        argv,
+        envp: a.env,
+        restart_on_failure: a.restart,
+        cwd: a.cwd,
+    };
+    match s.call(&req).await? {
+        Response::RunStarted {
+            command_id, pid, ..
+        } => {
+            if s.json {
+                return Ok(format!(
+                    "{}\n",
+                    json!({ "command_id": command_id, "pid": pid })
+                ));
+            }
+            Ok(format!("{command_id}  pid {pid}\n"))
+        }
+        other => Err(Failure::Unexpected(Box::new(other))),
+    }
+}
+
+async fn list(s: &mut Session, workspace: WorkspaceId) -> Result<Vec<CommandInfo>, Failure> {
+    match s.call(&Request::CommandList { workspace }).await? {
+        Response::CommandList { items } => Ok(items),
+        other => Err(Failure::Unexpected(Box::new(other))),
+    }
+}
+
+fn state(c: &CommandInfo) -> String {
+    match (c.alive, c.exit_status, c.exit_signal) {
+        (true, _, _) => "running".into(),
+        (false, Some(code), _) => format!("exited {code}"),
+        (false, None, Some(sig)) => format!("killed by {}", signal_name(sig)),
+        (false, None, None) => "ended".into(),
+    }
+}
+
+fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_else(|_| format!("signal {sig}"))
+}
+
+/// Runs `shipote ps WS`.
+pub async fn ps(s: &mut Session, workspace: &str) -> Result<String, Failure> {
+    let id = resolve(s, workspace).await?;
+    let items = list(s, id).await?;
+    if s.json {
+        return Ok(format!(
+            "{}\n",
+            serde_json::to_string(&items).expect("json")
+        ));
+    }
+    if items.is_empty() {
+        return Ok("no commands; start one with shipote run WORKSPACE -- COMMAND\n".into());
+    }
+    let mut t = Table::new(["ID", "LABEL", "PID", "STATE", "LOGS"]);
+    for c in &items {
+        t.row([
+            &c.id.to_string(),
+            &c.label,
+            &c.pid.to_string(),
+            &state(c),
+            &human_bytes(c.log_bytes),
+        ]);
+    }
+    Ok(t.render())
+}
+
+/// Runs `shipote logs`: the bytes go to stdout as they are.
+pub async fn logs(s: &mut Session, a: LogsArgs) -> Result<String, Failure> {
+    let workspace = resolve(s, &a.workspace).await?;
+    let command = match Ulid::from_string(&a.command) {
+        Ok(id) => id,
+        Err(_) => {
+            let items = list(s, workspace).await?;
+            let upper = a.command.to_ascii_uppercase();
+            let found = items
+                .iter()
+                .rev()
+                .find(|c| c.label == a.command)
+                .or_else(|| {
+                    items
+                        .iter()
+                        .find(|c| a.command.len() >= 4 && c.id.to_string().starts_with(&upper))
+                });
+            match found {
+                Some(c) => c.id,
+                None => {
+                    return Err(Failure::Daemon {
+                        code: ErrorCode::NotFound,
+                        message: format!(
+                            "no command {:?} in {}; list them with shipote ps",
+                            a.command, a.workspace
+                        ),
+                    })
+                }
+            }
+        }
+    };
+    let stream = match (a.stdout, a.stderr) {
+        (true, _) => LogStream::Stdout,
+        (_, true) => LogStream::Stderr,
+        _ => LogStream::Both,
+    };
+    let req = Request::CommandLogs {
+        workspace,
+        command,
+        tail_bytes: a.tail,
+        stream,
+    };
+    match s.call(&req).await? {
+        Response::CommandLogs { bytes } => {
+            let mut out = std::io::stdout().lock();
+            let _ = out.write_all(&bytes);
+            let _ = out.flush();
+            Ok(String::new())
+        }
+        other => Err(Failure::Unexpected(Box::new(other))),
+    }
+}

@@ -1,0 +1,261 @@
+//! Commands in workspaces (issue #5, first part): placement, environment, exit
+//! status, missing programs, logs. Real daemon, real processes, the cgroup
+//! fallback of these hosts.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+fn json(o: &std::process::Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "exit {:?}: {}",
+        o.status.code(),
+        stderr(o)
+    );
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
+}
+
+/// Starts `args` in `ws` and returns its command id.
+fn run(d: &Daemon, ws: &str, args: &[&str]) -> String {
+    let mut all = vec!["--json", "run", ws, "--"];
+    all.extend_from_slice(args);
+    json(&d.cli(&all))["command_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn command(d: &Daemon, ws: &str, id: &str) -> serde_json::Value {
+    let items = json(&d.cli(&["--json", "ps", ws]));
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+        .expect("command listed")
+}
+
+fn wait_exit(d: &Daemon, ws: &str, id: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            last = command(d, ws, id);
+            last["alive"] == false
+        }),
+        "command {id} still running: {last}"
+    );
+    last
+}
+
+fn logs(d: &Daemon, ws: &str, id: &str, extra: &[&str]) -> String {
+    let mut args = vec!["logs", ws, id];
+    args.extend_from_slice(extra);
+    let o = d.cli(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}
+
+fn setup(name: &str) -> (CgroupRoot, Daemon) {
+    let root = CgroupRoot::new(name);
+    let d = Daemon::start_cgroup(&root.0);
+    assert!(d.cli(&["ws", "create", "w"]).status.success());
+    (root, d)
+}
+
+#[test]
+fn exit_codes_and_signals_are_recorded() {
+    let (_root, d) = setup("exit");
+    let ok = run(&d, "w", &["true"]);
+    let three = run(&d, "w", &["sh", "-c", "exit 3"]);
+    let killed = run(&d, "w", &["sh", "-c", "kill -9 $$"]);
+    let c = wait_exit(&d, "w", &ok);
+    assert_eq!(
+        (c["exit_status"].clone(), c["exit_signal"].clone()),
+        (0.into(), serde_json::Value::Null)
+    );
+    assert_eq!(wait_exit(&d, "w", &three)["exit_status"], 3);
+    let c = wait_exit(&d, "w", &killed);
+    assert_eq!(c["exit_signal"], 9, "{c}");
+    assert_eq!(c["exit_status"], serde_json::Value::Null);
+    let table = stdout(&d.cli(&["ps", "w"]));
+    assert!(
+        table.contains("exited 3") && table.contains("killed by SIGKILL"),
+        "{table}"
+    );
+}
+
+#[test]
+fn missing_or_non_executable_program_is_a_clear_error() {
+    let (_root, d) = setup("missing");
+    let o = d.cli(&["run", "w", "--", "no-such-program-xyz"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("\"no-such-program-xyz\" not found in PATH"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.cli(&["run", "w", "--", "/etc/passwd"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("/etc/passwd is not an executable file"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.cli(&["run", "w", "--cwd", "/no/such/dir", "--", "true"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("working directory /no/such/dir"),
+        "{}",
+        stderr(&o)
+    );
+    // Nothing was left behind, and the workspace still works.
+    assert_eq!(json(&d.cli(&["--json", "ps", "w"])), serde_json::json!([]));
+    let id = run(&d, "w", &["true"]);
+    assert_eq!(wait_exit(&d, "w", &id)["exit_status"], 0);
+}
+
+#[test]
+fn command_runs_in_its_own_leaf_before_its_first_instruction() {
+    let (root, d) = setup("placement");
+    // The very first thing the program does is read its own cgroup.
+    let id = run(&d, "w", &["cat", "/proc/self/cgroup"]);
+    wait_exit(&d, "w", &id);
+    let out = logs(&d, "w", &id, &[]);
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("0::"))
+        .expect("cgroup v2 line");
+    let root_name = root.0.file_name().unwrap().to_str().unwrap();
+    assert!(line.contains(&format!("/{root_name}/shipote-w-")), "{line}");
+    assert!(line.ends_with(&format!("/cmd-{id}")), "{line}");
+}
+
+#[test]
+fn environment_is_clean_plus_what_was_asked() {
+    let (_root, d) = setup("env");
+    let id = run(&d, "w", &["env"]);
+    let _ = d.cli(&[
+        "run",
+        "w",
+        "--env",
+        "GREETING=hello world",
+        "--cwd",
+        "/tmp",
+        "--",
+        "sh",
+        "-c",
+        "echo \"$GREETING\" $PWD",
+    ]);
+    wait_exit(&d, "w", &id);
+    let env = logs(&d, "w", &id, &["--stdout"]);
+    for leak in [
+        "NOTIFY_SOCKET",
+        "LISTEN_FDS",
+        "LISTEN_PID",
+        "SHIPOTE_LOG",
+        "WATCHDOG_USEC",
+        "JOURNAL_STREAM",
+    ] {
+        assert!(!env.contains(leak), "{leak} leaked:\n{env}");
+    }
+    for want in ["PATH=", "HOME=", "LANG="] {
+        assert!(
+            env.lines().any(|l| l.starts_with(want)),
+            "{want} missing:\n{env}"
+        );
+    }
+    let items = json(&d.cli(&["--json", "ps", "w"]));
+    let greet = items[1]["id"].as_str().unwrap().to_owned();
+    wait_exit(&d, "w", &greet);
+    assert_eq!(logs(&d, "w", &greet, &[]), "hello world /tmp\n");
+}
+
+#[test]
+fn both_streams_in_arrival_order_and_each_alone() {
+    let (_root, d) = setup("order");
+    let id = run(
+        &d,
+        "w",
+        &[
+            "sh",
+            "-c",
+            "echo one; sleep 0.2; echo two >&2; sleep 0.2; echo three",
+        ],
+    );
+    wait_exit(&d, "w", &id);
+    assert_eq!(logs(&d, "w", &id, &[]), "one\ntwo\nthree\n");
+    assert_eq!(logs(&d, "w", &id, &["--stdout"]), "one\nthree\n");
+    assert_eq!(logs(&d, "w", &id, &["--stderr"]), "two\n");
+    assert_eq!(logs(&d, "w", &id, &["--tail", "6"]), "three\n");
+}
+
+#[test]
+fn huge_output_stays_bounded_and_does_not_block_the_command() {
+    let (_root, d) = setup("huge");
+    let start = std::time::Instant::now();
+    let id = run(&d, "w", &["head", "-c", "100000000", "/dev/zero"]);
+    let c = wait_exit(&d, "w", &id);
+    assert_eq!(c["exit_status"], 0);
+    assert!(
+        start.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        start.elapsed()
+    );
+    // out and all, each at most two 1 MiB generations.
+    let kept = c["log_bytes"].as_u64().unwrap();
+    assert!(kept <= 4 << 20, "{kept} bytes kept");
+    assert!(kept >= 2 << 20, "{kept} bytes kept");
+}
+
+#[test]
+fn stopping_the_workspace_ends_its_commands_and_their_daemonized_children() {
+    let (root, d) = setup("stop");
+    let id = run(
+        &d,
+        "w",
+        &["sh", "-c", "(setsid sleep 300 &); exec sleep 300"],
+    );
+    let ws_dir = std::fs::read_dir(&root.0)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.is_dir()
+                && p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with("shipote-w-")
+        })
+        .expect("the workspace's cgroup");
+    let leaf = ws_dir.join(format!("cmd-{id}"));
+    assert!(eventually(Duration::from_secs(5), || {
+        std::fs::read_to_string(leaf.join("cgroup.procs"))
+            .map(|t| t.lines().count() == 2)
+            .unwrap_or(false)
+    }));
+    assert_eq!(json(&d.cli(&["--json", "health"]))["alive_commands"], 1);
+    let v = json(&d.cli(&["--json", "ws", "stop", "w"]));
+    assert_eq!(v["reaped"], 2, "{v}");
+    assert!(!ws_dir.exists());
+    let o = d.cli(&["run", "w", "--", "true"]);
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a stopped workspace takes no commands"
+    );
+}
+
+#[test]
+fn restart_on_failure_is_refused_until_it_lands() {
+    let (_root, d) = setup("restart");
+    let o = d.cli(&["run", "w", "--restart", "--", "false"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("restart_on_failure is not available yet"),
+        "{}",
+        stderr(&o)
+    );
+}
