@@ -52,19 +52,10 @@ check "mutation audited with SHIPOTE_ACTION and the caller's uid" \
 ws_json() { as_tester shipote --json ws "$@"; }
 ws_unit() { ws_json ls | tr '{' '\n' | grep "\"label\":\"$1\"" | sed 's/.*"unit":"\([^"]*\)".*/\1/'; }
 ws_cg() { echo "/sys/fs/cgroup$(as_tester systemctl --user show -p ControlGroup --value "$(ws_unit "$1")")"; }
-# Runs a shell snippet as tester inside workspace $1's cgroup (in a leaf of its
-# own), from a transient service of the user manager: commands land with
-# issue #5, until then this is how processes get in.
-in_ws() {
-    local cg leaf f
-    cg=$(ws_cg "$1") || return 1
-    leaf="$cg/t$RANDOM"
-    f=$(mktemp /tmp/in_ws.XXXXXX)
-    printf '#!/bin/sh\necho $$ > %s/cgroup.procs || exit 1\n%s\n' "$leaf" "$2" > "$f"
-    chmod 755 "$f"
-    as_tester mkdir -p "$leaf" && as_tester systemd-run --user --quiet --collect "$f"
-}
-export -f ws_json ws_unit ws_cg in_ws
+# Runs a shell snippet as a command of workspace $1.
+in_ws() { as_tester shipote run "$1" -- sh -c "$2"; }
+cmd_id() { as_tester shipote --json run "$@" | sed 's/.*"command_id":"\([^"]*\)".*/\1/'; }
+export -f ws_json ws_unit ws_cg in_ws cmd_id
 
 check "caps reports the systemd backend and version" \
     bash -c 'as_tester shipote caps | grep -E "^backend +systemd" && as_tester shipote caps | grep -E "^systemd +25[0-9]"'
@@ -86,11 +77,23 @@ check "ws stats agree with the cgroup and systemctl" \
              t=$(echo "$v" | sed "s/.*\"tasks\":\([0-9]*\).*/\1/"); [ "$t" = "$(cat $cg/pids.current)" ] &&
              [ "$t" = "$(as_tester systemctl --user show -p TasksCurrent --value "$(ws_unit lim)")" ]'
 
+# Commands land in the scope, in a leaf of their own, before their first
+# instruction; a child forked at once is inside too.
+placed() {
+    local id unit cg
+    id=$(cmd_id lim -- sh -c 'cat /proc/self/cgroup & wait; exec cat /proc/self/cgroup') || return 1
+    unit=$(ws_unit lim)
+    cg=$(as_tester systemctl --user show -p ControlGroup --value "$unit")
+    wait_for bash -c "[ \"\$(as_tester shipote logs lim $id | grep -c '^0::$cg/cmd-$id\$')\" = 2 ]" 20
+}
+check "command and its first child are in the scope's command leaf" placed
+check "command exit status recorded" bash -c 'id=$(cmd_id lim -- sh -c "exit 7"); wait_for bash -c "as_tester shipote ps lim | grep $id | grep -q \"exited 7\"" 20'
+
 # OOM: a memory hog is killed, its sibling survives, the breach shows.
 check "sibling process started" in_ws lim "exec sleep 300"
 check "memory hog started" in_ws lim "head -c 400M /dev/zero | tail"
 check "memory hog OOM-killed" wait_for bash -c 'grep -q "oom_kill [1-9]" $(ws_cg lim)/memory.events' 120
-check "sibling survives the OOM kill" bash -c 'cg=$(ws_cg lim); for p in $(cat $cg/t*/cgroup.procs); do tr "\0" " " < /proc/$p/cmdline; echo; done | grep -q "^sleep 300"'
+check "sibling survives the OOM kill" bash -c 'cg=$(ws_cg lim); for p in $(cat $cg/cmd-*/cgroup.procs); do tr "\0" " " < /proc/$p/cmdline; echo; done | grep -q "^sleep 300"'
 check "scope still active after the OOM kill (OOMPolicy=continue)" \
     bash -c '[ "$(as_tester systemctl --user show -p ActiveState --value "$(ws_unit lim)")" = active ]'
 check "quota shows the OOM breach" bash -c 'as_tester shipote ws quota lim | tee /dev/stderr | grep -E "^memory.oom_kill +[1-9]"'
@@ -117,12 +120,14 @@ spin_cpu() {
 check "busy loop held near 20% of a CPU" spin_cpu
 
 # Stop leaves nothing behind.
+check "daemonized grandchild started" in_ws spin "(setsid sleep 310 &); exec sleep 311"
+check "grandchild running" wait_for pgrep -u tester -f "sleep 310" 20
 stop_all() {
     for l in lim iow bomb spin; do as_tester shipote ws stop "$l" --grace 500ms || return 1; done
 }
 check "ws stop every workspace" stop_all
 check "no shipote unit left" bash -c '[ -z "$(as_tester systemctl --user list-units --all --no-legend "shipote-*")" ]'
-check "no workspace process left" bash -c '! pgrep -u tester -f "sleep (300|120)"'
+check "no workspace process left (daemonized grandchild included)" bash -c '! pgrep -u tester -f "sleep (300|120|310|311)"'
 check "stops audited" bash -c 'as_tester journalctl --user SHIPOTE_ACTION=workspace.stop -o cat | grep -c "workspace.stop" | grep -q 4'
 
 # TTL via RuntimeMaxSec and the daemon's timer.
