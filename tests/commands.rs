@@ -7,16 +7,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-fn json(o: &std::process::Output) -> serde_json::Value {
-    assert!(
-        o.status.success(),
-        "exit {:?}: {}",
-        o.status.code(),
-        stderr(o)
-    );
-    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
-}
-
 /// Starts `args` in `ws` and returns its command id.
 fn run(d: &Daemon, ws: &str, args: &[&str]) -> String {
     let mut all = vec!["--json", "run", ws, "--"];

@@ -414,31 +414,18 @@ fn orphan_record(
     crate::workspace::validate_label(label).ok()?;
     let mut spec = shipote_protocol::WorkspaceSpec::new(label);
     spec.on_exit = shipote_protocol::ExitPolicy::Keep;
-    Some(
-        SavedWorkspace {
-            id: id.to_owned(),
-            label: label.to_owned(),
-            unit: unit.to_owned(),
-            backend: backend.to_owned(),
-            cgroup: Some(cgroup.dir().to_owned()),
-            keeper_pid: keeper,
-            created_at_ms: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0),
-            on_exit: String::new(),
-            quota_enforce: String::new(),
-            ttl_ms: None,
-            mem_max_bytes: None,
-            mem_high_bytes: None,
-            swap_max_bytes: None,
-            tasks_max: None,
-            cpu_quota_percent: None,
-            cpu_weight: None,
-            io_weight: None,
-        }
-        .with_spec(&spec),
-    )
+    let identity = crate::workspace::state::Identity {
+        id: id.to_owned(),
+        unit: unit.to_owned(),
+        backend: backend.to_owned(),
+        cgroup: Some(cgroup.dir().to_owned()),
+        keeper_pid: keeper,
+        created_at_ms: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as u64)
+            .unwrap_or(0),
+    };
+    Some(SavedWorkspace::new(identity, &spec))
 }
 
 #[cfg(test)]

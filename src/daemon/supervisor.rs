@@ -252,6 +252,30 @@ impl CommandRec {
 }
 
 impl Workspace {
+    fn new(
+        id: WorkspaceId,
+        unit: String,
+        spec: WorkspaceSpec,
+        created: Created,
+        created_at: SystemTime,
+        started: Instant,
+    ) -> Self {
+        Self {
+            id,
+            unit,
+            spec,
+            created,
+            created_at,
+            started,
+            history: VecDeque::new(),
+            last_cpu: None,
+            peak_seen: 0,
+            report_breaches: BTreeMap::new(),
+            stopping: false,
+            commands: BTreeMap::new(),
+        }
+    }
+
     fn alive_commands(&self) -> u32 {
         self.commands.values().filter(|c| c.alive).count() as u32
     }
@@ -279,26 +303,15 @@ impl Workspace {
     }
 
     fn saved(&self, backend: &str) -> SavedWorkspace {
-        SavedWorkspace {
+        let identity = state::Identity {
             id: self.id.to_string(),
-            label: self.spec.label.clone(),
             unit: self.unit.clone(),
             backend: backend.to_owned(),
             cgroup: self.created.cgroup.as_ref().map(|c| c.dir().to_owned()),
             keeper_pid: self.created.keeper_pid,
             created_at_ms: ms_since_epoch(self.created_at),
-            on_exit: String::new(),
-            quota_enforce: String::new(),
-            ttl_ms: None,
-            mem_max_bytes: None,
-            mem_high_bytes: None,
-            swap_max_bytes: None,
-            tasks_max: None,
-            cpu_quota_percent: None,
-            cpu_weight: None,
-            io_weight: None,
-        }
-        .with_spec(&self.spec)
+        };
+        SavedWorkspace::new(identity, &self.spec)
     }
 
     fn report_only_breaches(&self) -> Vec<Breach> {
@@ -406,24 +419,13 @@ impl Supervisor {
         let age = SystemTime::now()
             .duration_since(created_at)
             .unwrap_or_default();
-        let ws = Workspace {
-            id,
-            unit: saved.unit.clone(),
-            spec,
-            created: Created {
-                cgroup: saved.cgroup.clone().map(Cgroup::at),
-                keeper_pid: saved.keeper_pid,
-                warnings: Vec::new(),
-            },
-            created_at,
-            started: Instant::now().checked_sub(age).unwrap_or_else(Instant::now),
-            history: VecDeque::new(),
-            last_cpu: None,
-            peak_seen: 0,
-            report_breaches: BTreeMap::new(),
-            stopping: false,
-            commands: BTreeMap::new(),
+        let created = Created {
+            cgroup: saved.cgroup.clone().map(Cgroup::at),
+            keeper_pid: saved.keeper_pid,
+            warnings: Vec::new(),
         };
+        let started = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
+        let ws = Workspace::new(id, saved.unit.clone(), spec, created, created_at, started);
         self.arm_ttl(&ws);
         tracing::info!(id = %id, unit = %ws.unit, "re-adopted workspace kept by the previous daemon");
         self.workspaces.insert(id, ws);
@@ -747,20 +749,14 @@ impl Supervisor {
         };
         created.warnings.extend(ws::permission_warnings(&spec));
         let warnings = created.warnings.clone();
-        let ws = Workspace {
+        let ws = Workspace::new(
             id,
-            unit: unit.clone(),
+            unit.clone(),
             spec,
             created,
-            created_at: SystemTime::now(),
-            started: Instant::now(),
-            history: VecDeque::new(),
-            last_cpu: None,
-            peak_seen: 0,
-            report_breaches: BTreeMap::new(),
-            stopping: false,
-            commands: BTreeMap::new(),
-        };
+            SystemTime::now(),
+            Instant::now(),
+        );
         self.arm_ttl(&ws);
         self.workspaces.insert(id, ws);
         self.changed();

@@ -91,29 +91,55 @@ impl SavedWorkspace {
         spec
     }
 
-    /// Fills the spec-derived fields.
-    pub fn with_spec(mut self, spec: &WorkspaceSpec) -> Self {
+    /// The record of a workspace: identity and placement, plus what its spec
+    /// asked for.
+    pub fn new(identity: Identity, spec: &WorkspaceSpec) -> Self {
         let s = &spec.soma;
-        self.mem_max_bytes = s.mem_max_bytes;
-        self.mem_high_bytes = s.mem_high_bytes;
-        self.swap_max_bytes = s.swap_max_bytes;
-        self.tasks_max = s.tasks_max;
-        self.cpu_quota_percent = s.cpu_quota_percent;
-        self.cpu_weight = s.cpu_weight;
-        self.io_weight = s.io_weight;
-        self.ttl_ms = spec.ttl_ms;
-        self.on_exit = match spec.on_exit {
-            ExitPolicy::Keep => "keep",
-            ExitPolicy::Reap => "reap",
+        Self {
+            id: identity.id,
+            label: spec.label.clone(),
+            unit: identity.unit,
+            backend: identity.backend,
+            cgroup: identity.cgroup,
+            keeper_pid: identity.keeper_pid,
+            created_at_ms: identity.created_at_ms,
+            on_exit: match spec.on_exit {
+                ExitPolicy::Keep => "keep",
+                ExitPolicy::Reap => "reap",
+            }
+            .into(),
+            quota_enforce: match spec.quota_enforce {
+                QuotaEnforce::Hard => "hard",
+                QuotaEnforce::ReportOnly => "report-only",
+            }
+            .into(),
+            ttl_ms: spec.ttl_ms,
+            mem_max_bytes: s.mem_max_bytes,
+            mem_high_bytes: s.mem_high_bytes,
+            swap_max_bytes: s.swap_max_bytes,
+            tasks_max: s.tasks_max,
+            cpu_quota_percent: s.cpu_quota_percent,
+            cpu_weight: s.cpu_weight,
+            io_weight: s.io_weight,
         }
-        .into();
-        self.quota_enforce = match spec.quota_enforce {
-            QuotaEnforce::Hard => "hard",
-            QuotaEnforce::ReportOnly => "report-only",
-        }
-        .into();
-        self
     }
+}
+
+/// Where a workspace is and who made it: the part of its record not in its spec.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// ULID.
+    pub id: String,
+    /// Unit name.
+    pub unit: String,
+    /// Backend that created it.
+    pub backend: String,
+    /// Its cgroup directory.
+    pub cgroup: Option<PathBuf>,
+    /// Its keeper's pid.
+    pub keeper_pid: Option<u32>,
+    /// Creation time, ms since the epoch.
+    pub created_at_ms: u64,
 }
 
 /// Why the state could not be read or written.
@@ -212,26 +238,15 @@ mod tests {
         spec.on_exit = ExitPolicy::Keep;
         spec.soma.mem_max_bytes = Some(1 << 30);
         spec.ttl_ms = Some(60_000);
-        SavedWorkspace {
+        let identity = Identity {
             id: "01J0000000000000000000000A".into(),
-            label: "web".into(),
             unit: "shipote-web-01J0000000000000000000000A.scope".into(),
             backend: "systemd".into(),
             cgroup: Some("/sys/fs/cgroup/x".into()),
             keeper_pid: Some(42),
             created_at_ms: 1,
-            on_exit: String::new(),
-            quota_enforce: String::new(),
-            ttl_ms: None,
-            mem_max_bytes: None,
-            mem_high_bytes: None,
-            swap_max_bytes: None,
-            tasks_max: None,
-            cpu_quota_percent: None,
-            cpu_weight: None,
-            io_weight: None,
-        }
-        .with_spec(&spec)
+        };
+        SavedWorkspace::new(identity, &spec)
     }
 
     #[test]
