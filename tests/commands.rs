@@ -238,14 +238,102 @@ fn stopping_the_workspace_ends_its_commands_and_their_daemonized_children() {
     );
 }
 
+fn setup_with_backoff(name: &str, backoff_ms: &str) -> (CgroupRoot, Daemon) {
+    let root = CgroupRoot::new(name);
+    let dir = root.0.clone();
+    let backoff = backoff_ms.to_owned();
+    let d = Daemon::start_with(move |cmd| {
+        cmd.args(["--backend", "cgroup", "--cgroup-root"]).arg(&dir);
+        cmd.args(["--restart-backoff-ms", &backoff]);
+    });
+    assert!(d.cli(&["ws", "create", "w"]).status.success());
+    (root, d)
+}
+
 #[test]
-fn restart_on_failure_is_refused_until_it_lands() {
-    let (_root, d) = setup("restart");
-    let o = d.cli(&["run", "w", "--restart", "--", "false"]);
-    assert_eq!(o.status.code(), Some(1));
+fn crash_loop_stops_after_five_restarts_with_the_reason() {
+    let (_root, d) = setup_with_backoff("crashloop", "20");
+    let id = json(&d.cli(&[
+        "--json",
+        "run",
+        "w",
+        "--restart",
+        "--",
+        "sh",
+        "-c",
+        "echo run; exit 1",
+    ]))["command_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut c = serde_json::Value::Null;
     assert!(
-        stderr(&o).contains("restart_on_failure is not available yet"),
-        "{}",
-        stderr(&o)
+        eventually(Duration::from_secs(20), || {
+            c = command(&d, "w", &id);
+            c["failure"].is_string()
+        }),
+        "no crash-loop verdict: {c}"
     );
+    assert!(
+        c["failure"]
+            .as_str()
+            .unwrap()
+            .contains("crash loop: failed 6 times in a row"),
+        "{c}"
+    );
+    assert_eq!(c["restarts"], 5);
+    assert_eq!(c["alive"], false);
+    assert_eq!(c["exit_status"], 1);
+    // The logs continue across restarts.
+    assert_eq!(logs(&d, "w", &id, &[]), "run\n".repeat(6));
+    assert!(stdout(&d.cli(&["ps", "w"])).contains("exited 1"));
+}
+
+#[test]
+fn a_clean_exit_is_not_restarted() {
+    let (_root, d) = setup_with_backoff("clean", "20");
+    let id = json(&d.cli(&["--json", "run", "w", "--restart", "--", "true"]))["command_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let c = wait_exit(&d, "w", &id);
+    // Give a wrongly scheduled restart every chance to happen.
+    std::thread::sleep(Duration::from_millis(300));
+    let c2 = command(&d, "w", &id);
+    assert_eq!(
+        (c["restarts"].clone(), c2["restarts"].clone()),
+        (0.into(), 0.into())
+    );
+    assert_eq!(c2["alive"], false);
+    assert_eq!(c2["failure"], serde_json::Value::Null);
+}
+
+#[test]
+fn stopping_the_workspace_during_a_backoff_cancels_the_restart() {
+    let (_root, d) = setup_with_backoff("backoffstop", "1500");
+    let marker = tempfile::NamedTempFile::new().unwrap();
+    let script = format!("echo started >> {}; exit 1", marker.path().display());
+    let id = json(&d.cli(&["--json", "run", "w", "--restart", "--", "sh", "-c", &script]))
+        ["command_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // It failed once and waits 1.5 s to restart.
+    assert!(eventually(
+        Duration::from_secs(5),
+        || std::fs::read_to_string(marker.path()).unwrap_or_default() == "started\n"
+    ));
+    assert_eq!(
+        command(&d, "w", &id)["alive"],
+        true,
+        "waiting to restart counts as alive"
+    );
+    assert!(d.cli(&["ws", "stop", "w"]).status.success());
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(
+        std::fs::read_to_string(marker.path()).unwrap(),
+        "started\n",
+        "restarted after the stop"
+    );
+    assert!(d.log().contains("command exited"), "{}", d.log());
 }

@@ -54,6 +54,7 @@ fn real_main(
     config.shutdown_grace = Duration::from_millis(args.shutdown_grace_ms);
     config.backend = args.backend;
     config.cgroup_root = args.cgroup_root;
+    config.restart_policy.base = Duration::from_millis(args.restart_backoff_ms.max(1));
     if let Some(dir) = args.state_dir {
         config.state_dir = dir;
     }

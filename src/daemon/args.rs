@@ -38,6 +38,11 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "DIR")]
     pub cgroup_root: Option<PathBuf>,
 
+    /// First restart delay of commands run with restart_on_failure, in ms
+    /// (doubles per failure in a row, at most 30 s).
+    #[arg(long, default_value_t = 500, value_name = "MS")]
+    pub restart_backoff_ms: u64,
+
     /// Persistent state (default: $XDG_STATE_HOME/shipote, else
     /// ~/.local/state/shipote).
     #[arg(long, value_name = "DIR")]

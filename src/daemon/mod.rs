@@ -72,6 +72,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     /// Program run as a workspace's keeper (`PROGRAM --keeper UNIT`): shipoted.
     pub keeper_program: PathBuf,
+    /// Restart policy of commands with restart_on_failure.
+    pub restart_policy: crate::workspace::restart::RestartPolicy,
 }
 
 impl Config {
@@ -87,6 +89,7 @@ impl Config {
             state_dir: default_state_dir(),
             keeper_program: std::env::current_exe()
                 .unwrap_or_else(|_| PathBuf::from("/usr/bin/shipoted")),
+            restart_policy: Default::default(),
         }
     }
 }
@@ -243,6 +246,7 @@ async fn serve(
         keeper_program: config.keeper_program.clone(),
         state_file,
         log_dir: config.state_dir.join("logs"),
+        restart_policy: config.restart_policy,
         own_uid,
     };
     let notifier = Notifier::from_env();

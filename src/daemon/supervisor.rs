@@ -10,6 +10,7 @@ use crate::host::HostCaps;
 use crate::process::logs::LogPaths;
 use crate::systemd::notify::Notifier;
 use crate::workspace::backend::{Backend, Created};
+use crate::workspace::restart::{Decision, RestartPolicy, RestartState};
 use crate::workspace::state::{self, SavedWorkspace};
 use crate::workspace::stats::{self, Reading, HISTORY_CAPACITY, HISTORY_INTERVAL};
 use crate::workspace::{self as ws, unit_name};
@@ -99,6 +100,22 @@ pub enum Event {
         command: Ulid,
         /// How it ended.
         status: Option<std::process::ExitStatus>,
+    },
+    /// A command's backoff ran out: start it again.
+    RestartDue {
+        /// Its workspace.
+        workspace: WorkspaceId,
+        /// Which.
+        command: Ulid,
+    },
+    /// A restarted command's new process (or why it could not start).
+    Restarted {
+        /// Its workspace.
+        workspace: WorkspaceId,
+        /// Which.
+        command: Ulid,
+        /// New pid, or the error.
+        result: Result<i32, String>,
     },
     /// Time to sample every workspace.
     SampleTick,
@@ -200,6 +217,8 @@ pub struct Environment {
     pub state_file: PathBuf,
     /// Where commands' logs go (`<dir>/<workspace>/<command>.{out,err,all}`).
     pub log_dir: PathBuf,
+    /// When and how often commands with restart_on_failure are restarted.
+    pub restart_policy: RestartPolicy,
     /// The daemon's uid (audit records of its own actions).
     pub own_uid: u32,
 }
@@ -232,6 +251,20 @@ struct CommandRec {
     exit_signal: Option<i32>,
     logs: LogPaths,
     leaf: Option<Cgroup>,
+    /// What to start again, for restart_on_failure.
+    run: Option<RunSpec>,
+    restart: RestartState,
+    started_at: Instant,
+    failure: Option<String>,
+}
+
+/// A command's program, kept to restart it.
+#[derive(Debug, Clone)]
+struct RunSpec {
+    exec: String,
+    argv: Vec<String>,
+    envp: Vec<(String, String)>,
+    cwd: Option<PathBuf>,
 }
 
 impl CommandRec {
@@ -244,8 +277,8 @@ impl CommandRec {
             alive: self.alive,
             exit_status: self.exit_status,
             exit_signal: self.exit_signal,
-            restarts: 0,
-            failure: None,
+            restarts: self.restart.restarts,
+            failure: self.failure.clone(),
             log_bytes: self.logs.kept_bytes(),
         }
     }
@@ -531,6 +564,12 @@ impl Supervisor {
                 command,
                 status,
             } => self.on_command_exited(workspace, command, status),
+            Event::RestartDue { workspace, command } => self.on_restart_due(workspace, command),
+            Event::Restarted {
+                workspace,
+                command,
+                result,
+            } => self.on_restarted(workspace, command, result),
             Event::Persisted(generation) => self.persisted = self.persisted.max(generation),
             Event::Shutdown { reply } => self.on_shutdown(reply),
         }
@@ -573,17 +612,13 @@ impl Supervisor {
                 restart_on_failure,
                 cwd,
             } => {
-                if restart_on_failure {
-                    Response::error(
-                        ErrorCode::Unsupported,
-                        format!(
-                            "restart_on_failure is not available yet in shipoted {} (tracked as issue #5); run without it",
-                            crate::VERSION
-                        ),
-                    )
-                } else {
-                    return self.run_command(workspace, exec, argv, envp, cwd, reply);
-                }
+                let run = RunSpec {
+                    exec,
+                    argv,
+                    envp,
+                    cwd,
+                };
+                return self.run_command(workspace, run, restart_on_failure, reply);
             }
             Request::CommandList { workspace } => match self.workspaces.get(&workspace) {
                 Some(ws) => {
@@ -775,10 +810,8 @@ impl Supervisor {
     fn run_command(
         &mut self,
         workspace: WorkspaceId,
-        exec: String,
-        argv: Vec<String>,
-        envp: Vec<(String, String)>,
-        cwd: Option<PathBuf>,
+        run: RunSpec,
+        restart_on_failure: bool,
         reply: oneshot::Sender<Response>,
     ) {
         let Some(ws) = self.workspaces.get(&workspace) else {
@@ -791,7 +824,7 @@ impl Supervisor {
             return;
         }
         let id = Ulid::new();
-        let label = exec.rsplit('/').next().unwrap_or(&exec).to_owned();
+        let label = run.exec.rsplit('/').next().unwrap_or(&run.exec).to_owned();
         let leaf = ws
             .created
             .cgroup
@@ -803,27 +836,24 @@ impl Supervisor {
         );
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
-            let req = crate::workspace::command::StartRequest {
-                exec,
-                argv,
-                envp,
-                cwd,
-                leaf: leaf.clone(),
-                logs: logs.clone(),
-            };
-            let (result, child) = match crate::workspace::command::start(req) {
-                Ok(started) => {
+            let started = start_process(&run, leaf.clone(), logs.clone(), false);
+            let (result, child) = match started {
+                Ok((pid, child)) => {
                     let rec = CommandRec {
                         id,
                         label,
-                        pid: started.pid,
+                        pid,
                         alive: true,
                         exit_status: None,
                         exit_signal: None,
                         logs,
                         leaf,
+                        run: restart_on_failure.then_some(run),
+                        restart: RestartState::default(),
+                        started_at: Instant::now(),
+                        failure: None,
                     };
-                    (Ok(Box::new(CommandRecPublic { rec })), Some(started.child))
+                    (Ok(Box::new(CommandRecPublic { rec })), Some(child))
                 }
                 Err(e) => (Err(e), None),
             };
@@ -832,19 +862,68 @@ impl Supervisor {
                 result,
                 reply,
             });
-            if let Some(mut child) = child {
-                tokio::spawn(async move {
-                    let status = child.wait().await.ok();
-                    let _ = tx
-                        .send(Event::CommandExited {
-                            workspace,
-                            command: id,
-                            status,
-                        })
-                        .await;
-                });
+            if let Some(child) = child {
+                watch_exit(tx, workspace, id, child);
             }
         });
+    }
+
+    fn on_restart_due(&mut self, workspace: WorkspaceId, command: Ulid) {
+        let Some(ws) = self.workspaces.get(&workspace) else {
+            return;
+        };
+        // A stopping workspace never restarts anything.
+        if ws.stopping {
+            return;
+        }
+        let Some(rec) = ws.commands.get(&command) else {
+            return;
+        };
+        let Some(run) = rec.run.clone() else { return };
+        let (leaf, logs) = (rec.leaf.clone(), rec.logs.clone());
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let (result, child) = match start_process(&run, leaf, logs, true) {
+                Ok((pid, child)) => (Ok(pid), Some(child)),
+                Err(e) => (Err(e), None),
+            };
+            let _ = tx.blocking_send(Event::Restarted {
+                workspace,
+                command,
+                result,
+            });
+            if let Some(child) = child {
+                watch_exit(tx, workspace, command, child);
+            }
+        });
+    }
+
+    fn on_restarted(&mut self, workspace: WorkspaceId, command: Ulid, result: Result<i32, String>) {
+        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+            if let Ok(pid) = result {
+                crate::process::signal(pid as u32, nix::sys::signal::Signal::SIGKILL);
+            }
+            return;
+        };
+        let stopping = ws.stopping;
+        let Some(rec) = ws.commands.get_mut(&command) else {
+            return;
+        };
+        match result {
+            Ok(pid) if stopping => {
+                crate::process::signal(pid as u32, nix::sys::signal::Signal::SIGKILL)
+            }
+            Ok(pid) => {
+                rec.pid = pid;
+                rec.alive = true;
+                rec.started_at = Instant::now();
+                tracing::info!(workspace = %workspace, command = %command, pid, restarts = rec.restart.restarts, "command restarted");
+            }
+            Err(e) => {
+                rec.alive = false;
+                rec.failure = Some(format!("restart failed: {e}"));
+            }
+        }
     }
 
     fn on_command_started(
@@ -887,17 +966,43 @@ impl Supervisor {
         status: Option<std::process::ExitStatus>,
     ) {
         use std::os::unix::process::ExitStatusExt;
-        let Some(rec) = self
-            .workspaces
-            .get_mut(&workspace)
-            .and_then(|w| w.commands.get_mut(&command))
-        else {
+        let policy = self.env.restart_policy;
+        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+            return;
+        };
+        let stopping = ws.stopping;
+        let Some(rec) = ws.commands.get_mut(&command) else {
             return;
         };
         rec.alive = false;
         rec.exit_status = status.and_then(|s| s.code());
         rec.exit_signal = status.and_then(|s| s.signal());
         tracing::info!(workspace = %workspace, command = %command, status = ?rec.exit_status, signal = ?rec.exit_signal, "command exited");
+        if rec.run.is_some() && !stopping {
+            let success = rec.exit_status == Some(0);
+            match policy.decide(
+                &mut rec.restart,
+                success,
+                rec.started_at.elapsed(),
+                jitter_unit(),
+            ) {
+                Decision::Done => {}
+                Decision::RestartAfter(delay) => {
+                    // Waiting to restart counts as alive.
+                    rec.alive = true;
+                    let tx = self.tx.clone();
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = tx.send(Event::RestartDue { workspace, command }).await;
+                    });
+                    return;
+                }
+                Decision::GiveUp(why) => {
+                    tracing::warn!(workspace = %workspace, command = %command, "{why}");
+                    rec.failure = Some(why);
+                }
+            }
+        }
         if let Some(leaf) = rec.leaf.clone() {
             // Its leaf goes once its last process is gone (children may linger).
             tokio::task::spawn_blocking(move || {
@@ -1297,4 +1402,51 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::FlowThroughput => "FlowThroughput",
         Request::FlowDrop { .. } => "FlowDrop",
     }
+}
+
+/// Starts (or restarts) a command's process. Blocking; inside the runtime.
+fn start_process(
+    run: &RunSpec,
+    leaf: Option<Cgroup>,
+    logs: LogPaths,
+    append: bool,
+) -> Result<(i32, tokio::process::Child), String> {
+    let req = crate::workspace::command::StartRequest {
+        exec: run.exec.clone(),
+        argv: run.argv.clone(),
+        envp: run.envp.clone(),
+        cwd: run.cwd.clone(),
+        leaf,
+        logs,
+        append,
+    };
+    crate::workspace::command::start(req).map(|s| (s.pid, s.child))
+}
+
+/// Reports the process's exit to the supervisor.
+fn watch_exit(
+    tx: mpsc::Sender<Event>,
+    workspace: WorkspaceId,
+    command: Ulid,
+    mut child: tokio::process::Child,
+) {
+    tokio::spawn(async move {
+        let status = child.wait().await.ok();
+        let _ = tx
+            .send(Event::CommandExited {
+                workspace,
+                command,
+                status,
+            })
+            .await;
+    });
+}
+
+/// A number in [-1, 1] for backoff jitter (no need for a real RNG).
+fn jitter_unit() -> f64 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    f64::from(nanos % 2001) / 1000.0 - 1.0
 }

@@ -110,6 +110,18 @@ impl LogFile {
         })
     }
 
+    /// Opens for appending (a restarted command continues its logs).
+    pub fn open_append(path: PathBuf, cap: u64) -> std::io::Result<Self> {
+        let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        let size = file.metadata()?.len();
+        Ok(Self {
+            path,
+            file: Some(file),
+            size,
+            cap,
+        })
+    }
+
     /// Appends, rotating first if the file would pass its cap.
     pub fn append(&mut self, buf: &[u8]) -> std::io::Result<()> {
         if self.size > 0 && self.size + buf.len() as u64 > self.cap {

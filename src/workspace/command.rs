@@ -24,6 +24,8 @@ pub struct StartRequest {
     pub leaf: Option<Cgroup>,
     /// Where its logs go.
     pub logs: LogPaths,
+    /// Continue existing logs (a restart) instead of starting them afresh.
+    pub append: bool,
 }
 
 /// A started command.
@@ -77,11 +79,17 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
     if let Some(dir) = req.logs.file("out").parent() {
         std::fs::create_dir_all(dir).map_err(log_err)?;
     }
-    let out = LogFile::create(req.logs.file("out"), LOG_CAP_BYTES).map_err(log_err)?;
-    let err = LogFile::create(req.logs.file("err"), LOG_CAP_BYTES).map_err(log_err)?;
-    let all = Arc::new(Mutex::new(
-        LogFile::create(req.logs.file("all"), LOG_CAP_BYTES).map_err(log_err)?,
-    ));
+    let open = |stream: &str| {
+        let path = req.logs.file(stream);
+        if req.append {
+            LogFile::open_append(path, LOG_CAP_BYTES)
+        } else {
+            LogFile::create(path, LOG_CAP_BYTES)
+        }
+    };
+    let out = open("out").map_err(log_err)?;
+    let err = open("err").map_err(log_err)?;
+    let all = Arc::new(Mutex::new(open("all").map_err(log_err)?));
     let pipe = || {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| cleanup(format!("cannot create pipes: {e}")))
