@@ -243,6 +243,18 @@ fn history_is_sampled_by_the_daemon() {
     assert_eq!(v.as_array().unwrap().len(), 1);
 }
 
+/// A new daemon on the same cgroup root and state directory as `d`.
+fn successor(d: &Daemon, root: &CgroupRoot) -> Daemon {
+    let state = d.dir.path().join("state");
+    let root_dir = root.0.clone();
+    Daemon::start_with(move |cmd| {
+        cmd.args(["--backend", "cgroup", "--cgroup-root"])
+            .arg(&root_dir)
+            .arg("--state-dir")
+            .arg(&state);
+    })
+}
+
 #[test]
 fn restart_readopts_kept_workspaces_and_stops_reaped_ones() {
     let root = CgroupRoot::new("restart");
@@ -268,14 +280,7 @@ fn restart_readopts_kept_workspaces_and_stops_reaped_ones() {
     assert!(d.log().contains("action=\"workspace.reap\""), "{}", d.log());
 
     // A new daemon with the same state re-adopts it.
-    let state = d.dir.path().join("state");
-    let root_dir = root.0.clone();
-    let d2 = Daemon::start_with(move |cmd| {
-        cmd.args(["--backend", "cgroup", "--cgroup-root"])
-            .arg(&root_dir)
-            .arg("--state-dir")
-            .arg(&state);
-    });
+    let d2 = successor(&d, &root);
     let ls = json(&d2.cli(&["--json", "ws", "ls"]));
     assert_eq!(ls.as_array().unwrap().len(), 1, "{ls}");
     assert_eq!(ls[0]["id"], kept_id.as_str());
@@ -306,14 +311,7 @@ fn crashed_daemon_leaves_reap_workspaces_that_the_next_one_stops() {
         "a crash leaves the workspace running"
     );
 
-    let state = d.dir.path().join("state");
-    let root_dir = root.0.clone();
-    let d2 = Daemon::start_with(move |cmd| {
-        cmd.args(["--backend", "cgroup", "--cgroup-root"])
-            .arg(&root_dir)
-            .arg("--state-dir")
-            .arg(&state);
-    });
+    let d2 = successor(&d, &root);
     // Ready means restored: the orphan is already gone.
     assert!(
         !cg.exists(),

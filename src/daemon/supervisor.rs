@@ -834,38 +834,43 @@ impl Supervisor {
             &self.env.log_dir.join(workspace.to_string()),
             &id.to_string(),
         );
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let started = start_process(&run, leaf.clone(), logs.clone(), false);
-            let (result, child) = match started {
-                Ok((pid, child)) => {
-                    let rec = CommandRec {
-                        id,
-                        label,
-                        pid,
-                        alive: true,
-                        exit_status: None,
-                        exit_signal: None,
-                        logs,
-                        leaf,
-                        run: restart_on_failure.then_some(run),
-                        restart: RestartState::default(),
-                        started_at: Instant::now(),
-                        failure: None,
-                    };
-                    (Ok(Box::new(CommandRecPublic { rec })), Some(child))
+        let rec = CommandRec {
+            id,
+            label,
+            pid: 0,
+            alive: true,
+            exit_status: None,
+            exit_signal: None,
+            logs,
+            leaf,
+            run: restart_on_failure.then(|| run.clone()),
+            restart: RestartState::default(),
+            started_at: Instant::now(),
+            failure: None,
+        };
+        let (leaf, logs) = (rec.leaf.clone(), rec.logs.clone());
+        start_in_background(
+            self.tx.clone(),
+            workspace,
+            id,
+            run,
+            leaf,
+            logs,
+            false,
+            move |result| {
+                let result = result.map(|pid| {
+                    let mut rec = rec;
+                    rec.pid = pid;
+                    rec.started_at = Instant::now();
+                    Box::new(CommandRecPublic { rec })
+                });
+                Event::CommandStarted {
+                    workspace,
+                    result,
+                    reply,
                 }
-                Err(e) => (Err(e), None),
-            };
-            let _ = tx.blocking_send(Event::CommandStarted {
-                workspace,
-                result,
-                reply,
-            });
-            if let Some(child) = child {
-                watch_exit(tx, workspace, id, child);
-            }
-        });
+            },
+        );
     }
 
     fn on_restart_due(&mut self, workspace: WorkspaceId, command: Ulid) {
@@ -881,21 +886,20 @@ impl Supervisor {
         };
         let Some(run) = rec.run.clone() else { return };
         let (leaf, logs) = (rec.leaf.clone(), rec.logs.clone());
-        let tx = self.tx.clone();
-        tokio::task::spawn_blocking(move || {
-            let (result, child) = match start_process(&run, leaf, logs, true) {
-                Ok((pid, child)) => (Ok(pid), Some(child)),
-                Err(e) => (Err(e), None),
-            };
-            let _ = tx.blocking_send(Event::Restarted {
+        start_in_background(
+            self.tx.clone(),
+            workspace,
+            command,
+            run,
+            leaf,
+            logs,
+            true,
+            move |result| Event::Restarted {
                 workspace,
                 command,
                 result,
-            });
-            if let Some(child) = child {
-                watch_exit(tx, workspace, command, child);
-            }
-        });
+            },
+        );
     }
 
     fn on_restarted(&mut self, workspace: WorkspaceId, command: Ulid, result: Result<i32, String>) {
@@ -1404,41 +1408,46 @@ pub fn request_name(request: &Request) -> &'static str {
     }
 }
 
-/// Starts (or restarts) a command's process. Blocking; inside the runtime.
-fn start_process(
-    run: &RunSpec,
-    leaf: Option<Cgroup>,
-    logs: LogPaths,
-    append: bool,
-) -> Result<(i32, tokio::process::Child), String> {
-    let req = crate::workspace::command::StartRequest {
-        exec: run.exec.clone(),
-        argv: run.argv.clone(),
-        envp: run.envp.clone(),
-        cwd: run.cwd.clone(),
-        leaf,
-        logs,
-        append,
-    };
-    crate::workspace::command::start(req).map(|s| (s.pid, s.child))
-}
-
-/// Reports the process's exit to the supervisor.
-fn watch_exit(
+/// Starts (or restarts) a command's process on a blocking thread, reports the
+/// outcome with the event `report` makes (pid or error), then reports its exit.
+#[allow(clippy::too_many_arguments)]
+fn start_in_background(
     tx: mpsc::Sender<Event>,
     workspace: WorkspaceId,
     command: Ulid,
-    mut child: tokio::process::Child,
+    run: RunSpec,
+    leaf: Option<Cgroup>,
+    logs: LogPaths,
+    append: bool,
+    report: impl FnOnce(Result<i32, String>) -> Event + Send + 'static,
 ) {
-    tokio::spawn(async move {
-        let status = child.wait().await.ok();
-        let _ = tx
-            .send(Event::CommandExited {
-                workspace,
-                command,
-                status,
-            })
-            .await;
+    tokio::task::spawn_blocking(move || {
+        let req = crate::workspace::command::StartRequest {
+            exec: run.exec,
+            argv: run.argv,
+            envp: run.envp,
+            cwd: run.cwd,
+            leaf,
+            logs,
+            append,
+        };
+        let (result, child) = match crate::workspace::command::start(req) {
+            Ok(s) => (Ok(s.pid), Some(s.child)),
+            Err(e) => (Err(e), None),
+        };
+        let _ = tx.blocking_send(report(result));
+        if let Some(mut child) = child {
+            tokio::spawn(async move {
+                let status = child.wait().await.ok();
+                let _ = tx
+                    .send(Event::CommandExited {
+                        workspace,
+                        command,
+                        status,
+                    })
+                    .await;
+            });
+        }
     });
 }
 
