@@ -217,16 +217,20 @@ impl CgroupRoot {
 }
 
 impl Drop for CgroupRoot {
+    /// Kills whatever a failed test left and removes the tree, deepest first.
     fn drop(&mut self) {
-        if let Ok(entries) = std::fs::read_dir(&self.0) {
-            for e in entries.flatten() {
-                if e.path().is_dir() {
-                    let _ = std::fs::write(e.path().join("cgroup.kill"), "1");
-                    let _ = std::fs::remove_dir(e.path());
+        fn clear(dir: &Path) {
+            if let Ok(entries) = std::fs::read_dir(dir) {
+                for e in entries.flatten() {
+                    if e.path().is_dir() {
+                        clear(&e.path());
+                    }
                 }
             }
+            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+            let _ = std::fs::remove_dir(dir);
         }
-        let _ = std::fs::remove_dir(&self.0);
+        clear(&self.0);
     }
 }
 
