@@ -1,5 +1,14 @@
 //! Human units in: sizes (`512M`), durations (`10m`), CPU (`150%`, `1.5`).
 
+/// Splits `1.5G` into the number and what follows it.
+fn split_number(t: &str) -> Option<(f64, &str)> {
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    Some((num.parse().ok()?, unit))
+}
+
 /// Parses a size: a number with an optional binary suffix K, M, G, T (also
 /// KiB/KB/k...), `max` for no limit. `512M` is 512 MiB.
 pub fn parse_size(text: &str) -> Result<u64, String> {
@@ -7,13 +16,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     if t.eq_ignore_ascii_case("max") || t.eq_ignore_ascii_case("infinity") {
         return Ok(u64::MAX);
     }
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a size; write e.g. 512M, 2G, 1048576"))?;
+    let (n, unit) = split_number(t)
+        .ok_or_else(|| format!("{text:?} is not a size; write e.g. 512M, 2G, 1048576"))?;
     let mult: u64 = match unit
         .trim()
         .to_ascii_uppercase()
@@ -42,13 +46,8 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
 /// bare number is seconds.
 pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration; write e.g. 500ms, 30s, 10m, 2h"))?;
+    let (n, unit) = split_number(t)
+        .ok_or_else(|| format!("{text:?} is not a duration; write e.g. 500ms, 30s, 10m, 2h"))?;
     let mult = match unit.trim() {
         "ms" => 1.0,
         "" | "s" | "sec" => 1000.0,

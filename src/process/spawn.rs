@@ -56,7 +56,13 @@ pub enum SpawnError {
 
 /// The environment every command starts from: nothing of the daemon's own
 /// (NOTIFY_SOCKET, LISTEN_*, WATCHDOG_*, SHIPOTE_*, INVOCATION_ID...) leaks.
+/// Computed once (it reads the password database), then copied per command.
 pub fn base_env() -> Vec<(String, String)> {
+    static BASE: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
+    BASE.get_or_init(compute_base_env).clone()
+}
+
+fn compute_base_env() -> Vec<(String, String)> {
     let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let user = nix::unistd::User::from_uid(nix::unistd::getuid())
         .ok()

@@ -365,27 +365,30 @@ fn place_keeper(
     Ok((scope, warnings))
 }
 
+/// Every process in the cgroup's subtree, read off the async threads.
+async fn procs_of(cg: &Cgroup) -> Vec<u32> {
+    let cg = cg.clone();
+    tokio::task::spawn_blocking(move || cg.procs_recursive())
+        .await
+        .expect("listing cgroup.procs does not panic")
+}
+
 /// SIGTERM everything in the cgroup, wait up to `grace`, then cgroup.kill (or
 /// SIGKILL each process where cgroup.kill is missing) and wait for it to empty.
 async fn end_cgroup(cg: Cgroup, keeper: Option<u32>, grace: Duration) -> Result<u32, BackendError> {
     let mut seen: BTreeSet<u32> = BTreeSet::new();
     let deadline = Instant::now() + grace;
-    let mut first = true;
     loop {
-        let cg2 = cg.clone();
-        let procs = tokio::task::spawn_blocking(move || cg2.procs_recursive())
-            .await
-            .expect("no panic");
+        let procs = procs_of(&cg).await;
         if procs.is_empty() {
             break;
         }
         for pid in procs {
-            // New arrivals (forks) get their SIGTERM too.
-            if seen.insert(pid) || first {
+            // Each process once, new arrivals (forks) included.
+            if seen.insert(pid) {
                 process::signal(pid, Signal::SIGTERM);
             }
         }
-        first = false;
         if grace.is_zero() || Instant::now() >= deadline {
             break;
         }
@@ -393,10 +396,7 @@ async fn end_cgroup(cg: Cgroup, keeper: Option<u32>, grace: Duration) -> Result<
     }
     let kill_deadline = Instant::now() + KILL_WAIT;
     loop {
-        let cg2 = cg.clone();
-        let procs = tokio::task::spawn_blocking(move || cg2.procs_recursive())
-            .await
-            .expect("no panic");
+        let procs = procs_of(&cg).await;
         if procs.is_empty() {
             break;
         }
