@@ -6,10 +6,11 @@
 //! `cargo bench --bench run_latency` (as root on these hosts: the workspace
 //! gets a cgroup under the cgroup2 mount; otherwise process groups).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use shipote_protocol::client::Client;
 use shipote_protocol::{Request, Response, WorkspaceSpec};
-use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -20,48 +21,9 @@ fn pct(v: &mut [Duration], p: f64) -> f64 {
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6
 }
 
-fn cgroup_root() -> Option<PathBuf> {
-    let mount = std::fs::read_to_string("/proc/self/mountinfo")
-        .ok()?
-        .lines()
-        .find(|l| {
-            l.split(" - ")
-                .nth(1)
-                .is_some_and(|r| r.starts_with("cgroup2 "))
-        })
-        .map(|l| PathBuf::from(l.split_whitespace().nth(4).unwrap()))?;
-    let dir = mount.join(format!("shipote-bench-{}", std::process::id()));
-    std::fs::create_dir(&dir).ok().map(|_| dir)
-}
-
 fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket = dir.path().join("s.sock");
-    let notify = dir.path().join("notify");
-    let rx = UnixDatagram::bind(&notify).unwrap();
-    rx.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let root = cgroup_root();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_shipoted"));
-    cmd.arg("--socket")
-        .arg(&socket)
-        .arg("--state-dir")
-        .arg(dir.path().join("state"));
-    cmd.args(["--log-target", "stderr"])
-        .env("SHIPOTE_LOG", "warn")
-        .env("NOTIFY_SOCKET", &notify);
-    match &root {
-        Some(r) => cmd.args(["--backend", "cgroup", "--cgroup-root"]).arg(r),
-        None => cmd.args(["--backend", "process-group"]),
-    };
-    let mut daemon = cmd.stdin(Stdio::null()).spawn().unwrap();
-    let mut buf = [0u8; 512];
-    loop {
-        let n = rx.recv(&mut buf).expect("daemon ready");
-        if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
-            break;
-        }
-    }
-
+    let daemon = common::BenchDaemon::start();
+    let socket = daemon.socket.clone();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -117,14 +79,7 @@ fn main() {
         .collect();
     let (o50, o99) = (pct(&mut ours, 0.5), pct(&mut ours, 0.99));
     let (f50, f99) = (pct(&mut floor, 0.5), pct(&mut floor, 0.99));
-    println!(
-        "run /bin/true, {RUNS} runs, backend {}",
-        if root.is_some() {
-            "cgroup"
-        } else {
-            "process-group"
-        }
-    );
+    println!("run /bin/true, {RUNS} runs, backend {}", daemon.backend());
     println!("{:<28} {:>9} {:>9}", "", "p50 µs", "p99 µs");
     println!("{:<28} {:>9.0} {:>9.0}", "fork+exec (floor)", f50, f99);
     println!(
@@ -136,9 +91,4 @@ fn main() {
         o50 / f50,
         o99 / f99
     );
-    let _ = daemon.kill();
-    let _ = daemon.wait();
-    if let Some(r) = root {
-        let _ = std::fs::remove_dir(r);
-    }
 }

@@ -194,10 +194,16 @@ fn huge_output_stays_bounded_and_does_not_block_the_command() {
         "took {:?}",
         start.elapsed()
     );
-    // out and all, each at most two 1 MiB generations.
+    // At most two generations of 1 MiB of log and 256 KiB of index; the
+    // full previous generation at least.
     let kept = c["log_bytes"].as_u64().unwrap();
-    assert!(kept <= 4 << 20, "{kept} bytes kept");
-    assert!(kept >= 2 << 20, "{kept} bytes kept");
+    assert!(kept <= 2 * ((1 << 20) + (256 << 10)), "{kept} bytes kept");
+    assert!(kept > 1 << 20, "{kept} bytes kept");
+    // The newest bytes are there, as many as asked.
+    let o = d.cli(&["logs", "w", &id, "--tail", "900K"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(o.stdout.len(), 900 << 10);
+    assert!(o.stdout.iter().all(|&b| b == 0));
 }
 
 #[test]
@@ -336,4 +342,63 @@ fn stopping_the_workspace_during_a_backoff_cancels_the_restart() {
         "restarted after the stop"
     );
     assert!(d.log().contains("command exited"), "{}", d.log());
+}
+
+#[test]
+fn logs_follow_shows_live_output_and_ends_when_the_command_does() {
+    use std::io::{BufRead, BufReader, Read};
+    let (_root, d) = setup("follow");
+    let gate = d.dir.path().join("gate");
+    let script = format!(
+        "echo a; echo e >&2; while [ ! -e {} ]; do sleep 0.02; done; echo b; exit 3",
+        gate.display()
+    );
+    let id = run(&d, "w", &["sh", "-c", &script]);
+    let mut follower = std::process::Command::new(cli_bin())
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["logs", "-f", "--stdout", "w", &id])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(follower.stdout.take().unwrap());
+    let mut first = String::new();
+    out.read_line(&mut first).unwrap();
+    assert_eq!(first, "a\n", "the tail comes first");
+    // Output written after the follower started reaches it.
+    std::fs::write(&gate, "").unwrap();
+    let mut rest = String::new();
+    out.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest, "b\n", "stdout only, then the end");
+    assert!(follower.wait().unwrap().success());
+    assert_eq!(wait_exit(&d, "w", &id)["exit_status"], 3);
+}
+
+#[test]
+fn exit_statuses_and_logs_outlive_a_workspace_stop() {
+    let (_root, d) = setup("outlive");
+    let ws_id = json(&d.cli(&["--json", "ws", "ls"]))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let done = run(&d, "w", &["sh", "-c", "echo done; exit 7"]);
+    wait_exit(&d, "w", &done);
+    let sleeper = run(&d, "w", &["sh", "-c", "echo waiting; exec sleep 300"]);
+    assert!(eventually(Duration::from_secs(5), || logs(
+        &d,
+        "w",
+        &sleeper,
+        &[]
+    ) == "waiting\n"));
+    assert!(d.cli(&["ws", "stop", "w"]).status.success());
+    // The workspace is gone from the list but its commands can be asked
+    // about by its id.
+    assert_eq!(json(&d.cli(&["--json", "ws", "ls"])), serde_json::json!([]));
+    let killed = wait_exit(&d, &ws_id, &sleeper);
+    assert_eq!(killed["exit_signal"], 15, "{killed}");
+    assert_eq!(killed["failure"], "ended by a workspace stop");
+    let clean = command(&d, &ws_id, &done);
+    assert_eq!(clean["exit_status"], 7);
+    assert_eq!(clean["failure"], serde_json::Value::Null);
+    assert_eq!(logs(&d, &ws_id, &sleeper, &[]), "waiting\n");
 }

@@ -624,6 +624,17 @@ REQUEST = MessageEnum(
         ("FlowList", []),  # 20
         ("FlowThroughput", []),  # 21
         ("FlowDrop", [("pipeline", ULID)]),  # 22
+        (
+            "CommandLogsFrom",  # 23
+            [
+                ("workspace", WORKSPACE_ID),
+                ("command", ULID),
+                ("stream", LOG_STREAM),
+                ("from", Opt(U64)),
+                ("tail_bytes", U64),
+                ("max_bytes", U64),
+            ],
+        ),
     ],
 )
 
@@ -702,6 +713,10 @@ RESPONSE = MessageEnum(
         ("FlowThroughput", [("items", Seq(FLOW_THROUGHPUT_INFO))]),  # 20
         ("FlowDropped", [("pipeline", ULID), ("existed", BOOL)]),  # 21
         ("Error", [("code", ERROR_CODE), ("message", STR)]),  # 22
+        (
+            "CommandLogsFrom",  # 23
+            [("bytes", BYTES), ("next", U64), ("skipped", U64), ("running", BOOL)],
+        ),
     ],
 )
 
@@ -969,6 +984,9 @@ EXPECTED = {
     ("requests", "FlowList"): {"type": "FlowList"},
     ("requests", "FlowThroughput"): {"type": "FlowThroughput"},
     ("requests", "FlowDrop"): {"type": "FlowDrop", "pipeline": int_to_ulid(9)},
+    ("requests", "CommandLogsFrom"): {"type": "CommandLogsFrom", "workspace": WS,
+                                      "command": int_to_ulid(7), "stream": "Stdout",
+                                      "from": 4096, "tail_bytes": 0, "max_bytes": 65536},
     ("responses", "Pong"): {"type": "Pong"},
     ("responses", "WorkspaceCreated"): {"type": "WorkspaceCreated", "id": WS,
                                         "unit": "u.scope", "warnings": ["w"]},
@@ -1001,6 +1019,8 @@ EXPECTED = {
                                 "items": [{"pipeline": int_to_ulid(9), "sockets": ["/f/s"]}]},
     ("responses", "FlowDropped"): {"type": "FlowDropped", "pipeline": int_to_ulid(9),
                                    "existed": False},
+    ("responses", "CommandLogsFrom"): {"type": "CommandLogsFrom", "bytes": b"hi\n",
+                                       "next": 4099, "skipped": 0, "running": True},
 }
 
 

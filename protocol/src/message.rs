@@ -137,6 +137,22 @@ pub enum Request {
         /// Which pipeline.
         pipeline: Ulid,
     },
+    /// A command's captured output from a position on, to follow it live.
+    CommandLogsFrom {
+        /// Which workspace.
+        workspace: WorkspaceId,
+        /// Which command.
+        command: Ulid,
+        /// Which stream.
+        stream: LogStream,
+        /// Position (bytes of both streams since the command first started)
+        /// to read from, as returned in `next`; `None`: the last `tail_bytes`.
+        from: Option<u64>,
+        /// With `from: None`, how many bytes from the end.
+        tail_bytes: u64,
+        /// Most bytes to return (the daemon caps it below the frame limit).
+        max_bytes: u64,
+    },
 }
 
 /// Which captured stream of a command.
@@ -332,6 +348,18 @@ pub enum Response {
         code: ErrorCode,
         /// What went wrong and what to do, for a person.
         message: String,
+    },
+    /// Answer to [`Request::CommandLogsFrom`].
+    CommandLogsFrom {
+        /// The bytes of the asked stream(s).
+        bytes: Vec<u8>,
+        /// Position to ask from next.
+        next: u64,
+        /// Bytes (of both streams) that rotated away before they were read.
+        skipped: u64,
+        /// Whether more may come: the command is running (or waiting to
+        /// restart) or a process still holds its output open.
+        running: bool,
     },
 }
 

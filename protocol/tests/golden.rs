@@ -174,6 +174,17 @@ fn requests() -> Vec<(&'static str, Request)> {
         ("FlowList", Request::FlowList),
         ("FlowThroughput", Request::FlowThroughput),
         ("FlowDrop", Request::FlowDrop { pipeline: ulid(9) }),
+        (
+            "CommandLogsFrom",
+            Request::CommandLogsFrom {
+                workspace: ws(),
+                command: ulid(7),
+                stream: LogStream::Stdout,
+                from: Some(4096),
+                tail_bytes: 0,
+                max_bytes: 65536,
+            },
+        ),
     ]
 }
 
@@ -398,6 +409,15 @@ fn responses() -> Vec<(&'static str, Response)> {
         (
             "Error",
             Response::error(ErrorCode::NotFound, "no such workspace"),
+        ),
+        (
+            "CommandLogsFrom",
+            Response::CommandLogsFrom {
+                bytes: b"hi\n".to_vec(),
+                next: 4099,
+                skipped: 0,
+                running: true,
+            },
         ),
     ]
 }

@@ -50,7 +50,14 @@ pub struct LogsArgs {
     /// Standard error only.
     #[arg(long)]
     pub stderr: bool,
+    /// Keep showing new output until the command has exited and its output
+    /// is closed.
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
+
+/// How long a follower waits before asking again when nothing was new.
+const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Runs `shipote run`.
 pub async fn run(s: &mut Session, a: RunArgs) -> Result<String, Failure> {
@@ -165,6 +172,9 @@ pub async fn logs(s: &mut Session, a: LogsArgs) -> Result<String, Failure> {
         (_, true) => LogStream::Stderr,
         _ => LogStream::Both,
     };
+    if a.follow {
+        return follow(s, workspace, command, stream, a.tail).await;
+    }
     let req = Request::CommandLogs {
         workspace,
         command,
@@ -179,5 +189,51 @@ pub async fn logs(s: &mut Session, a: LogsArgs) -> Result<String, Failure> {
             Ok(String::new())
         }
         other => Err(Failure::Unexpected(Box::new(other))),
+    }
+}
+
+/// `logs -f`: the tail, then whatever arrives, until the command is done.
+async fn follow(
+    s: &mut Session,
+    workspace: WorkspaceId,
+    command: Ulid,
+    stream: LogStream,
+    tail: u64,
+) -> Result<String, Failure> {
+    let mut from = None;
+    loop {
+        let req = Request::CommandLogsFrom {
+            workspace,
+            command,
+            stream,
+            from,
+            tail_bytes: tail,
+            max_bytes: u64::MAX,
+        };
+        let (bytes, next, skipped, running) = match s.call(&req).await? {
+            Response::CommandLogsFrom {
+                bytes,
+                next,
+                skipped,
+                running,
+            } => (bytes, next, skipped, running),
+            other => return Err(Failure::Unexpected(Box::new(other))),
+        };
+        if skipped > 0 {
+            eprintln!("shipote: {skipped} bytes of output rotated away before they could be shown");
+        }
+        let mut out = std::io::stdout().lock();
+        if out.write_all(&bytes).and_then(|()| out.flush()).is_err() {
+            // The reader went away (e.g. `| head`): nothing left to do.
+            return Ok(String::new());
+        }
+        drop(out);
+        if bytes.is_empty() {
+            if !running {
+                return Ok(String::new());
+            }
+            tokio::time::sleep(FOLLOW_POLL).await;
+        }
+        from = Some(next);
     }
 }

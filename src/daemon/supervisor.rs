@@ -7,7 +7,7 @@
 use super::audit;
 use crate::cgroup::Cgroup;
 use crate::host::HostCaps;
-use crate::process::logs::LogPaths;
+use crate::process::logs::{CaptureState, LogPaths, Stream};
 use crate::systemd::notify::Notifier;
 use crate::workspace::backend::{Backend, Created};
 use crate::workspace::restart::{Decision, RestartPolicy, RestartState};
@@ -36,6 +36,12 @@ pub const MAX_WORKSPACES: usize = 1000;
 
 /// Most bytes of log one CommandLogs answer carries (the frame limit is 1 MiB).
 pub const MAX_LOG_TAIL_BYTES: u64 = 1_000_000;
+
+/// Most bytes one CommandLogsFrom answer carries.
+pub const MAX_LOG_READ_BYTES: u64 = 960 << 10;
+
+/// Stopped workspaces whose commands (exit statuses, logs) stay readable.
+pub const KEPT_STOPPED: usize = 32;
 
 /// Grace given to processes when a TTL expires or the daemon stops.
 pub const AUTO_STOP_GRACE: Duration = Duration::from_secs(1);
@@ -114,8 +120,8 @@ pub enum Event {
         workspace: WorkspaceId,
         /// Which.
         command: Ulid,
-        /// New pid, or the error.
-        result: Result<i32, String>,
+        /// New pid and its capture, or the error.
+        result: Result<(i32, Arc<CaptureState>), String>,
     },
     /// Time to sample every workspace.
     SampleTick,
@@ -250,7 +256,11 @@ struct CommandRec {
     exit_status: Option<i32>,
     exit_signal: Option<i32>,
     logs: LogPaths,
+    /// Its current run's log capture.
+    capture: Arc<CaptureState>,
     leaf: Option<Cgroup>,
+    /// Waiting out a restart backoff (no process).
+    backoff: bool,
     /// What to start again, for restart_on_failure.
     run: Option<RunSpec>,
     restart: RestartState,
@@ -400,6 +410,9 @@ pub struct Supervisor {
     last_status: String,
     last_status_at: Option<Instant>,
     workspaces: BTreeMap<WorkspaceId, Workspace>,
+    /// The latest stopped workspaces, oldest first (at most [`KEPT_STOPPED`]):
+    /// their commands' exit statuses and logs stay readable.
+    stopped: VecDeque<Workspace>,
     /// Labels of workspaces being created (not yet in `workspaces`).
     creating: BTreeMap<WorkspaceId, String>,
     /// `None` while a sampling round is in flight.
@@ -429,6 +442,7 @@ impl Supervisor {
             last_status: String::new(),
             last_status_at: None,
             workspaces: BTreeMap::new(),
+            stopped: VecDeque::new(),
             creating: BTreeMap::new(),
             sampler: Some(Box::default()),
             generation: 0,
@@ -620,7 +634,7 @@ impl Supervisor {
                 };
                 return self.run_command(workspace, run, restart_on_failure, reply);
             }
-            Request::CommandList { workspace } => match self.workspaces.get(&workspace) {
+            Request::CommandList { workspace } => match self.find(workspace) {
                 Some(ws) => {
                     let recs: Vec<CommandRec> = ws.commands.values().cloned().collect();
                     tokio::task::spawn_blocking(move || {
@@ -636,39 +650,63 @@ impl Supervisor {
                 command,
                 tail_bytes,
                 stream,
-            } => match self
-                .workspaces
-                .get(&workspace)
-                .map(|w| w.commands.get(&command))
-            {
-                Some(Some(c)) => {
+            } => match self.command(workspace, command) {
+                Ok(c) => {
                     let logs = c.logs.clone();
                     // Leave room for the frame around the bytes.
                     let n = tail_bytes.min(MAX_LOG_TAIL_BYTES);
-                    let file = match stream {
-                        LogStream::Stdout => "out",
-                        LogStream::Stderr => "err",
-                        LogStream::Both => "all",
-                    };
                     tokio::task::spawn_blocking(move || {
-                        let response = match logs.tail(file, n) {
-                            Ok(bytes) => Response::CommandLogs { bytes },
-                            Err(e) => Response::error(
-                                ErrorCode::Internal,
-                                format!("cannot read the logs: {e}"),
-                            ),
+                        let response = match logs.tail(log_stream(stream), n) {
+                            Ok((bytes, _)) => Response::CommandLogs { bytes },
+                            Err(e) => logs_unreadable(e),
                         };
                         let _ = reply.send(response);
                     });
                     return;
                 }
-                Some(None) => Response::error(
-                    ErrorCode::NotFound,
-                    format!(
-                        "workspace {workspace} has no command {command}; list them with shipote ps"
-                    ),
-                ),
-                None => not_found(workspace),
+                Err(response) => response,
+            },
+            Request::CommandLogsFrom {
+                workspace,
+                command,
+                stream,
+                from,
+                tail_bytes,
+                max_bytes,
+            } => match self.command(workspace, command) {
+                Ok(c) => {
+                    let logs = c.logs.clone();
+                    let capture = c.capture.clone();
+                    let alive = c.alive;
+                    let max = max_bytes.min(MAX_LOG_READ_BYTES);
+                    tokio::task::spawn_blocking(move || {
+                        // Read after sampling `running`: bytes that arrive in
+                        // between are read now or by the next ask, never lost.
+                        let running =
+                            alive || !capture.drained.load(std::sync::atomic::Ordering::Acquire);
+                        let stream = log_stream(stream);
+                        let read = match from {
+                            None => logs
+                                .tail(stream, tail_bytes.min(max))
+                                .map(|(bytes, next)| (bytes, next, 0)),
+                            Some(p) => logs
+                                .read_from(stream, p, max)
+                                .map(|c| (c.bytes, c.next, c.skipped)),
+                        };
+                        let response = match read {
+                            Ok((bytes, next, skipped)) => Response::CommandLogsFrom {
+                                bytes,
+                                next,
+                                skipped,
+                                running,
+                            },
+                            Err(e) => logs_unreadable(e),
+                        };
+                        let _ = reply.send(response);
+                    });
+                    return;
+                }
+                Err(response) => response,
             },
             Request::WorkspaceStatsHistory { workspace, tail } => {
                 match self.workspaces.get(&workspace) {
@@ -688,6 +726,34 @@ impl Supervisor {
             other => not_yet(&other),
         };
         let _ = reply.send(response);
+    }
+
+    /// A live workspace, or one of the latest stopped ones.
+    fn find(&self, id: WorkspaceId) -> Option<&Workspace> {
+        self.workspaces
+            .get(&id)
+            .or_else(|| self.stopped.iter().find(|w| w.id == id))
+    }
+
+    fn find_mut(&mut self, id: WorkspaceId) -> Option<&mut Workspace> {
+        match self.workspaces.get_mut(&id) {
+            Some(ws) => Some(ws),
+            None => self.stopped.iter_mut().find(|w| w.id == id),
+        }
+    }
+
+    /// A command of a live or recently stopped workspace, or the answer
+    /// saying which part is unknown.
+    fn command(&self, workspace: WorkspaceId, command: Ulid) -> Result<&CommandRec, Response> {
+        let ws = self.find(workspace).ok_or_else(|| not_found(workspace))?;
+        ws.commands.get(&command).ok_or_else(|| {
+            Response::error(
+                ErrorCode::NotFound,
+                format!(
+                    "workspace {workspace} has no command {command}; list them with shipote ps"
+                ),
+            )
+        })
     }
 
     fn capabilities(&self) -> Response {
@@ -842,7 +908,9 @@ impl Supervisor {
             exit_status: None,
             exit_signal: None,
             logs,
+            capture: Arc::default(),
             leaf,
+            backoff: false,
             run: restart_on_failure.then(|| run.clone()),
             restart: RestartState::default(),
             started_at: Instant::now(),
@@ -858,9 +926,10 @@ impl Supervisor {
             logs,
             false,
             move |result| {
-                let result = result.map(|pid| {
+                let result = result.map(|(pid, capture)| {
                     let mut rec = rec;
                     rec.pid = pid;
+                    rec.capture = capture;
                     rec.started_at = Instant::now();
                     Box::new(CommandRecPublic { rec })
                 });
@@ -884,6 +953,9 @@ impl Supervisor {
         let Some(rec) = ws.commands.get(&command) else {
             return;
         };
+        if !rec.backoff {
+            return;
+        }
         let Some(run) = rec.run.clone() else { return };
         let (leaf, logs) = (rec.leaf.clone(), rec.logs.clone());
         start_in_background(
@@ -902,9 +974,14 @@ impl Supervisor {
         );
     }
 
-    fn on_restarted(&mut self, workspace: WorkspaceId, command: Ulid, result: Result<i32, String>) {
+    fn on_restarted(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Ulid,
+        result: Result<(i32, Arc<CaptureState>), String>,
+    ) {
         let Some(ws) = self.workspaces.get_mut(&workspace) else {
-            if let Ok(pid) = result {
+            if let Ok((pid, _)) = result {
                 crate::process::signal(pid as u32, nix::sys::signal::Signal::SIGKILL);
             }
             return;
@@ -913,12 +990,14 @@ impl Supervisor {
         let Some(rec) = ws.commands.get_mut(&command) else {
             return;
         };
+        rec.backoff = false;
         match result {
-            Ok(pid) if stopping => {
+            Ok((pid, _)) if stopping => {
                 crate::process::signal(pid as u32, nix::sys::signal::Signal::SIGKILL)
             }
-            Ok(pid) => {
+            Ok((pid, capture)) => {
                 rec.pid = pid;
+                rec.capture = capture;
                 rec.alive = true;
                 rec.started_at = Instant::now();
                 tracing::info!(workspace = %workspace, command = %command, pid, restarts = rec.restart.restarts, "command restarted");
@@ -971,7 +1050,8 @@ impl Supervisor {
     ) {
         use std::os::unix::process::ExitStatusExt;
         let policy = self.env.restart_policy;
-        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+        // A stopped workspace's commands still get their exit recorded.
+        let Some(ws) = self.find_mut(workspace) else {
             return;
         };
         let stopping = ws.stopping;
@@ -994,6 +1074,7 @@ impl Supervisor {
                 Decision::RestartAfter(delay) => {
                     // Waiting to restart counts as alive.
                     rec.alive = true;
+                    rec.backoff = true;
                     let tx = self.tx.clone();
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
@@ -1047,6 +1128,10 @@ impl Supervisor {
             return;
         }
         ws.stopping = true;
+        for rec in ws.commands.values_mut().filter(|c| c.alive) {
+            rec.failure
+                .get_or_insert_with(|| "ended by a workspace stop".to_owned());
+        }
         self.stops_pending += 1;
         let backend = self.env.backend.clone();
         let unit = ws.unit.clone();
@@ -1078,9 +1163,15 @@ impl Supervisor {
         self.stops_pending = self.stops_pending.saturating_sub(1);
         let response = match result {
             Ok(reaped) => {
-                self.workspaces.remove(&id);
-                let logs = self.env.log_dir.join(id.to_string());
-                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(logs));
+                if let Some(mut ws) = self.workspaces.remove(&id) {
+                    // Nothing waits out a backoff any more; exits of the
+                    // processes just ended are still on their way.
+                    for rec in ws.commands.values_mut().filter(|c| c.backoff) {
+                        rec.backoff = false;
+                        rec.alive = false;
+                    }
+                    self.keep_stopped(ws);
+                }
                 self.changed();
                 Response::WorkspaceStopped { id, reaped }
             }
@@ -1105,6 +1196,18 @@ impl Supervisor {
             }
         }
         self.maybe_finish_shutdown();
+    }
+
+    /// Keeps a stopped workspace's records readable, forgetting (and
+    /// deleting the logs of) the oldest beyond [`KEPT_STOPPED`].
+    fn keep_stopped(&mut self, ws: Workspace) {
+        self.stopped.push_back(ws);
+        while self.stopped.len() > KEPT_STOPPED {
+            if let Some(old) = self.stopped.pop_front() {
+                let logs = self.env.log_dir.join(old.id.to_string());
+                tokio::task::spawn_blocking(move || std::fs::remove_dir_all(logs));
+            }
+        }
     }
 
     fn on_ttl(&mut self, id: WorkspaceId) {
@@ -1353,6 +1456,18 @@ async fn persister(
     }
 }
 
+fn log_stream(s: LogStream) -> Stream {
+    match s {
+        LogStream::Stdout => Stream::Stdout,
+        LogStream::Stderr => Stream::Stderr,
+        LogStream::Both => Stream::Both,
+    }
+}
+
+fn logs_unreadable(e: std::io::Error) -> Response {
+    Response::error(ErrorCode::Internal, format!("cannot read the logs: {e}"))
+}
+
 fn not_found(id: WorkspaceId) -> Response {
     Response::error(
         ErrorCode::NotFound,
@@ -1363,9 +1478,10 @@ fn not_found(id: WorkspaceId) -> Response {
 /// The answer for a request whose feature has not landed in this version.
 pub fn not_yet(request: &Request) -> Response {
     let (what, issue) = match request {
-        Request::Run { .. } | Request::CommandList { .. } | Request::CommandLogs { .. } => {
-            ("commands are", 5)
-        }
+        Request::Run { .. }
+        | Request::CommandList { .. }
+        | Request::CommandLogs { .. }
+        | Request::CommandLogsFrom { .. } => ("commands are", 5),
         Request::Discern { .. } => ("content discernment is", 6),
         _ => ("pipelines and flows are", 7),
     };
@@ -1405,6 +1521,7 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::FlowList => "FlowList",
         Request::FlowThroughput => "FlowThroughput",
         Request::FlowDrop { .. } => "FlowDrop",
+        Request::CommandLogsFrom { .. } => "CommandLogsFrom",
     }
 }
 
@@ -1419,7 +1536,7 @@ fn start_in_background(
     leaf: Option<Cgroup>,
     logs: LogPaths,
     append: bool,
-    report: impl FnOnce(Result<i32, String>) -> Event + Send + 'static,
+    report: impl FnOnce(Result<(i32, Arc<CaptureState>), String>) -> Event + Send + 'static,
 ) {
     tokio::task::spawn_blocking(move || {
         let req = crate::workspace::command::StartRequest {
@@ -1432,7 +1549,7 @@ fn start_in_background(
             append,
         };
         let (result, child) = match crate::workspace::command::start(req) {
-            Ok(s) => (Ok(s.pid), Some(s.child)),
+            Ok(s) => (Ok((s.pid, s.capture)), Some(s.child)),
             Err(e) => (Err(e), None),
         };
         let _ = tx.blocking_send(report(result));

@@ -1,24 +1,68 @@
-//! Captured output of commands: bounded log files that rotate.
+//! Captured output of commands: one bounded, rotating log per command.
 //!
-//! Each command has `<id>.out`, `<id>.err` and `<id>.all` (both streams in the
-//! order their bytes reached the daemon). A file that would grow past
-//! [`LOG_CAP_BYTES`] is renamed to `<name>.1` (replacing the previous one) and
-//! started afresh, so a command keeps at most 2 x 3 x 1 MiB = 6 MiB of logs.
-//! The pipes are always drained, even when the disk is full, so a chatty
-//! command is never blocked by its logs (what could not be written is counted).
+//! Both streams of a command go, in the order their bytes reached the daemon,
+//! to `<id>.log`; `<id>.idx` says which stream each run of bytes came from (a
+//! 16-byte header, `shlogix1` and the log position where this generation
+//! starts, then one 5-byte record per chunk: stream, length). The bytes move
+//! from the pipe to the file with splice(2), never through user space, so
+//! capture costs the command almost nothing.
+//!
+//! When the log would pass [`LOG_CAP_BYTES`] (or its index [`INDEX_CAP_BYTES`]),
+//! both are renamed to `.1` (replacing the previous generation) and started
+//! afresh: a command keeps at most 2 × (1 MiB + 256 KiB) on disk. The pipes
+//! are always drained, even when the disk is full, so a chatty command is never
+//! blocked by its logs (what could not be kept is counted as lost).
+//!
+//! A *position* counts the bytes of both streams since the command first
+//! started (restarts continue the same log); followers read from a position.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
-/// Largest size of one log file before it rotates.
+/// Largest size of one generation of a command's log.
 pub const LOG_CAP_BYTES: u64 = 1 << 20;
 
-/// Read size when draining a pipe.
+/// Largest size of one generation of its index.
+pub const INDEX_CAP_BYTES: u64 = 256 << 10;
+
+/// The pipes' buffer size: large pipes mean fewer wake-ups per byte.
+pub const PIPE_BYTES: i32 = 1 << 20;
+
+const MAGIC: &[u8; 8] = b"shlogix1";
+const HEADER: u64 = 16;
+const RECORD: u64 = 5;
+/// Read size when a pipe must be drained by copying.
 const CHUNK: usize = 64 * 1024;
+
+/// Which stream a chunk came from, or which a reader wants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    /// Standard output.
+    Stdout,
+    /// Standard error.
+    Stderr,
+    /// Both, in arrival order (readers only).
+    Both,
+}
+
+impl Stream {
+    fn tag(self) -> u8 {
+        match self {
+            Stream::Stdout => 1,
+            Stream::Stderr => 2,
+            Stream::Both => 0,
+        }
+    }
+
+    fn wants(self, tag: u8) -> bool {
+        self == Stream::Both || self.tag() == tag
+    }
+}
 
 /// The files of one command.
 #[derive(Debug, Clone)]
@@ -26,210 +70,585 @@ pub struct LogPaths {
     base: PathBuf,
 }
 
+/// One generation as read back: where it starts and its chunks.
+struct Generation {
+    data: PathBuf,
+    start: u64,
+    /// (stream tag, length) in arrival order.
+    records: Vec<(u8, u32)>,
+}
+
+impl Generation {
+    fn end(&self) -> u64 {
+        self.start + self.records.iter().map(|r| u64::from(r.1)).sum::<u64>()
+    }
+}
+
+/// Bytes read from a position onwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunk {
+    /// The bytes of the asked stream(s).
+    pub bytes: Vec<u8>,
+    /// Position to read from next.
+    pub next: u64,
+    /// Bytes of the log (both streams) that rotated away before they were read.
+    pub skipped: u64,
+}
+
 impl LogPaths {
-    /// Logs named `<dir>/<name>.{out,err,all}`.
+    /// Logs named `<dir>/<name>.{log,idx}`.
     pub fn new(dir: &Path, name: &str) -> Self {
         Self {
             base: dir.join(name),
         }
     }
 
-    /// The file of one stream: `out`, `err` or `all`.
-    pub fn file(&self, stream: &str) -> PathBuf {
+    fn path(&self, ext: &str) -> PathBuf {
         let mut p = self.base.clone().into_os_string();
-        p.push(format!(".{stream}"));
+        p.push(format!(".{ext}"));
         PathBuf::from(p)
+    }
+
+    /// The directory holding the files.
+    pub fn dir(&self) -> &Path {
+        self.base.parent().unwrap_or(Path::new("/"))
     }
 
     /// Bytes kept on disk for this command.
     pub fn kept_bytes(&self) -> u64 {
-        ["out", "err", "all"]
+        ["log", "idx", "log.1", "idx.1"]
             .iter()
-            .flat_map(|s| [self.file(s), rotated(&self.file(s))])
-            .filter_map(|p| p.metadata().ok())
+            .filter_map(|e| self.path(e).metadata().ok())
             .map(|m| m.len())
-            .sum::<u64>()
+            .sum()
     }
 
-    /// The last `n` bytes of a stream (rotated generation included).
-    pub fn tail(&self, stream: &str, n: u64) -> std::io::Result<Vec<u8>> {
-        let current = self.file(stream);
-        let mut out = read_tail(&current, n)?;
-        if (out.len() as u64) < n {
-            let mut older = read_tail(&rotated(&current), n - out.len() as u64)?;
-            older.extend_from_slice(&out);
-            out = older;
+    /// The generations kept, oldest first.
+    fn generations(&self) -> std::io::Result<Vec<Generation>> {
+        let mut gens = Vec::with_capacity(2);
+        for (idx, data) in [("idx.1", "log.1"), ("idx", "log")] {
+            if let Some(g) = load_generation(&self.path(idx), self.path(data))? {
+                gens.push(g);
+            }
         }
-        Ok(out)
+        Ok(gens)
+    }
+
+    /// The last `n` bytes of `stream`, and the position after them.
+    pub fn tail(&self, stream: Stream, n: u64) -> std::io::Result<(Vec<u8>, u64)> {
+        let gens = self.generations()?;
+        let end = gens.last().map_or(0, Generation::end);
+        // Walk back from the end, collecting (generation, offset, length).
+        let mut ranges = Vec::new();
+        let mut left = n;
+        'outer: for (gi, g) in gens.iter().enumerate().rev() {
+            let mut off = g.end() - g.start;
+            for &(tag, len) in g.records.iter().rev() {
+                off -= u64::from(len);
+                if left == 0 {
+                    break 'outer;
+                }
+                if stream.wants(tag) {
+                    let take = left.min(u64::from(len));
+                    ranges.push((gi, off + u64::from(len) - take, take));
+                    left -= take;
+                }
+            }
+        }
+        ranges.reverse();
+        Ok((read_ranges(&gens, &ranges)?, end))
+    }
+
+    /// Up to `max` bytes of `stream` from position `from` on.
+    pub fn read_from(&self, stream: Stream, from: u64, max: u64) -> std::io::Result<Chunk> {
+        let gens = self.generations()?;
+        let oldest = gens.first().map_or(0, |g| g.start);
+        let end = gens.last().map_or(0, Generation::end);
+        let skipped = oldest.saturating_sub(from);
+        let mut pos = from.max(oldest);
+        if pos >= end {
+            return Ok(Chunk {
+                bytes: Vec::new(),
+                next: end,
+                skipped,
+            });
+        }
+        let mut ranges = Vec::new();
+        let mut left = max;
+        'outer: for (gi, g) in gens.iter().enumerate() {
+            let mut at = g.start;
+            for &(tag, len) in &g.records {
+                let rec_end = at + u64::from(len);
+                if rec_end > pos {
+                    if stream.wants(tag) {
+                        if left == 0 {
+                            break 'outer;
+                        }
+                        let take = left.min(rec_end - pos);
+                        ranges.push((gi, pos - g.start, take));
+                        left -= take;
+                        pos += take;
+                        if pos < rec_end {
+                            break 'outer;
+                        }
+                    } else {
+                        pos = rec_end;
+                    }
+                }
+                at = rec_end;
+            }
+        }
+        Ok(Chunk {
+            bytes: read_ranges(&gens, &ranges)?,
+            next: pos,
+            skipped,
+        })
     }
 }
 
-fn rotated(p: &Path) -> PathBuf {
-    let mut s = p.as_os_str().to_owned();
-    s.push(".1");
-    PathBuf::from(s)
+fn read_ranges(gens: &[Generation], ranges: &[(usize, u64, u64)]) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(ranges.iter().map(|r| r.2 as usize).sum());
+    let mut files: Vec<Option<File>> = gens.iter().map(|_| None).collect();
+    for &(gi, off, len) in ranges {
+        let file = match &mut files[gi] {
+            Some(f) => f,
+            slot => match File::open(&gens[gi].data) {
+                Ok(f) => slot.insert(f),
+                // Rotated away while we read: what is gone is gone.
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            },
+        };
+        let at = out.len();
+        out.resize(at + len as usize, 0);
+        let mut got = 0;
+        while got < len as usize {
+            match file.read_at(&mut out[at + got..], off + got as u64) {
+                Ok(0) => break,
+                Ok(k) => got += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        out.truncate(at + got);
+    }
+    Ok(out)
 }
 
-fn read_tail(p: &Path, n: u64) -> std::io::Result<Vec<u8>> {
-    use std::io::{Seek, SeekFrom};
-    let mut f = match File::open(p) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+fn load_generation(idx: &Path, data: PathBuf) -> std::io::Result<Option<Generation>> {
+    let raw = match std::fs::read(idx) {
+        Ok(r) => r,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(e),
     };
-    let len = f.metadata()?.len();
-    let start = len.saturating_sub(n);
-    f.seek(SeekFrom::Start(start))?;
-    let mut buf = Vec::with_capacity((len - start) as usize);
-    f.read_to_end(&mut buf)?;
-    Ok(buf)
+    if raw.len() < HEADER as usize || &raw[..8] != MAGIC {
+        return Ok(None);
+    }
+    let start = u64::from_le_bytes(raw[8..16].try_into().expect("8 bytes"));
+    let records = raw[HEADER as usize..]
+        .chunks_exact(RECORD as usize)
+        .map(|r| {
+            (
+                r[0],
+                u32::from_le_bytes(r[1..5].try_into().expect("4 bytes")),
+            )
+        })
+        .collect();
+    Ok(Some(Generation {
+        data,
+        start,
+        records,
+    }))
 }
 
-/// One rotating log file.
+/// Appends to a command's log; one writer per command.
 #[derive(Debug)]
-pub struct LogFile {
-    path: PathBuf,
-    file: Option<File>,
+pub struct LogWriter {
+    paths: LogPaths,
+    data: File,
+    idx: File,
+    /// Position of the current generation's first byte.
+    start: u64,
+    /// Bytes in the current generation.
     size: u64,
+    idx_size: u64,
     cap: u64,
+    idx_cap: u64,
+    /// Whether splice(2) works on this file system.
+    splice: bool,
 }
 
-impl LogFile {
-    /// Creates (truncates) the file.
-    pub fn create(path: PathBuf, cap: u64) -> std::io::Result<Self> {
-        let file = OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&path)?;
-        Ok(Self {
-            path,
-            file: Some(file),
-            size: 0,
-            cap,
-        })
+impl LogWriter {
+    /// Starts a command's log afresh (`append` false) or continues it (a
+    /// restarted command), creating the directory if needed.
+    pub fn open(paths: LogPaths, append: bool) -> std::io::Result<Self> {
+        Self::with_caps(paths, append, LOG_CAP_BYTES, INDEX_CAP_BYTES)
     }
 
-    /// Opens for appending (a restarted command continues its logs).
-    pub fn open_append(path: PathBuf, cap: u64) -> std::io::Result<Self> {
-        let file = OpenOptions::new().create(true).append(true).open(&path)?;
-        let size = file.metadata()?.len();
-        Ok(Self {
-            path,
-            file: Some(file),
-            size,
-            cap,
-        })
-    }
-
-    /// Appends, rotating first if the file would pass its cap.
-    pub fn append(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        if self.size > 0 && self.size + buf.len() as u64 > self.cap {
-            std::fs::rename(&self.path, rotated(&self.path))?;
-            self.file = Some(File::create(&self.path)?);
-            self.size = 0;
+    fn with_caps(paths: LogPaths, append: bool, cap: u64, idx_cap: u64) -> std::io::Result<Self> {
+        std::fs::create_dir_all(paths.dir())?;
+        if append {
+            if let Some(g) = load_generation(&paths.path("idx"), paths.path("log"))? {
+                let size = g.end() - g.start;
+                let data = OpenOptions::new().write(true).open(&g.data)?;
+                // Bytes past the last record were never indexed: drop them.
+                data.set_len(size)?;
+                let mut idx = OpenOptions::new().write(true).open(paths.path("idx"))?;
+                let idx_size = HEADER + g.records.len() as u64 * RECORD;
+                idx.set_len(idx_size)?;
+                std::io::Seek::seek(&mut idx, std::io::SeekFrom::End(0))?;
+                return Ok(Self {
+                    paths,
+                    data,
+                    idx,
+                    start: g.start,
+                    size,
+                    idx_size,
+                    cap,
+                    idx_cap,
+                    splice: true,
+                });
+            }
         }
-        // A single chunk larger than the cap keeps only its end.
-        let buf = &buf[buf.len().saturating_sub(self.cap as usize)..];
-        let file = self
-            .file
-            .as_mut()
-            .ok_or_else(|| std::io::Error::other("log file closed"))?;
-        file.write_all(buf)?;
-        self.size += buf.len() as u64;
+        let (data, idx) = new_generation(&paths, 0)?;
+        Ok(Self {
+            paths,
+            data,
+            idx,
+            start: 0,
+            size: 0,
+            idx_size: HEADER,
+            cap,
+            idx_cap,
+            splice: true,
+        })
+    }
+
+    fn rotate(&mut self) -> std::io::Result<()> {
+        for ext in ["log", "idx"] {
+            std::fs::rename(self.paths.path(ext), self.paths.path(&format!("{ext}.1")))?;
+        }
+        self.start += self.size;
+        let (data, idx) = new_generation(&self.paths, self.start)?;
+        self.data = data;
+        self.idx = idx;
+        self.size = 0;
+        self.idx_size = HEADER;
         Ok(())
     }
+
+    /// Room left in this generation, rotating first when there is none.
+    fn room(&mut self) -> std::io::Result<u64> {
+        if self.size >= self.cap || self.idx_size + RECORD > self.idx_cap {
+            self.rotate()?;
+        }
+        Ok(self.cap - self.size)
+    }
+
+    fn record(&mut self, stream: Stream, n: usize) -> std::io::Result<()> {
+        let mut rec = [0u8; RECORD as usize];
+        rec[0] = stream.tag();
+        rec[1..].copy_from_slice(&(n as u32).to_le_bytes());
+        self.idx.write_all(&rec)?;
+        self.size += n as u64;
+        self.idx_size += RECORD;
+        Ok(())
+    }
+
+    /// Appends a chunk of `stream` (a chunk larger than the cap keeps its end).
+    pub fn append(&mut self, stream: Stream, mut buf: &[u8]) -> std::io::Result<()> {
+        while !buf.is_empty() {
+            let room = self.room()? as usize;
+            let n = buf.len().min(room);
+            self.data.write_all_at(&buf[..n], self.size)?;
+            self.record(stream, n)?;
+            buf = &buf[n..];
+        }
+        Ok(())
+    }
+
+    /// Moves what `pipe` holds (up to the room left in this generation) into
+    /// the log. `Ok(None)`: nothing to read now; `Ok(Some(0))`: end of file.
+    fn splice_from(
+        &mut self,
+        pipe: BorrowedFd<'_>,
+        stream: Stream,
+    ) -> std::io::Result<Option<usize>> {
+        use nix::fcntl::{splice, SpliceFFlags};
+        let room = self.room()? as usize;
+        let mut off = self.size as libc::loff_t;
+        match splice(
+            pipe,
+            None,
+            self.data.as_fd(),
+            Some(&mut off),
+            room.min(PIPE_BYTES as usize),
+            SpliceFFlags::SPLICE_F_NONBLOCK | SpliceFFlags::SPLICE_F_MOVE,
+        ) {
+            Ok(0) => Ok(Some(0)),
+            Ok(n) => {
+                self.record(stream, n)?;
+                Ok(Some(n))
+            }
+            Err(nix::errno::Errno::EAGAIN) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
-/// Drains one pipe into its log and the shared "all" log, on a thread of its
-/// own; returns when the pipe closes (the command and its children exited).
-/// `lost` counts bytes that could not be written (disk full).
+fn new_generation(paths: &LogPaths, start: u64) -> std::io::Result<(File, File)> {
+    let data = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(paths.path("log"))?;
+    let mut idx = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(true)
+        .open(paths.path("idx"))?;
+    let mut header = [0u8; HEADER as usize];
+    header[..8].copy_from_slice(MAGIC);
+    header[8..].copy_from_slice(&start.to_le_bytes());
+    idx.write_all(&header)?;
+    Ok((data, idx))
+}
+
+/// Gives a pipe a bigger buffer (best effort: the kernel may cap it).
+pub fn enlarge_pipe(fd: BorrowedFd<'_>) {
+    // SAFETY: fcntl on a valid descriptor with an integer argument.
+    unsafe {
+        libc::fcntl(fd.as_raw_fd(), libc::F_SETPIPE_SZ, PIPE_BYTES);
+    }
+}
+
+/// What a capture thread reports.
+#[derive(Debug, Default)]
+pub struct CaptureState {
+    /// Bytes that could not be kept (disk full).
+    pub lost: AtomicU64,
+    /// Both pipes closed and everything in them is in the log.
+    pub drained: AtomicBool,
+}
+
+/// Drains a command's stdout and stderr pipes into its log on a thread of its
+/// own; the thread ends when both pipes close (the command and every child
+/// holding them exited).
 pub fn capture(
-    pipe: OwnedFd,
-    mut own: LogFile,
-    all: Arc<Mutex<LogFile>>,
-    lost: Arc<AtomicU64>,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    mut log: LogWriter,
+    state: Arc<CaptureState>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("shipote-log".into())
         .spawn(move || {
-            let mut pipe = File::from(pipe);
-            let mut buf = vec![0u8; CHUNK];
-            loop {
-                let n = match pipe.read(&mut buf) {
-                    Ok(0) => return,
-                    Ok(n) => n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                    Err(_) => return,
-                };
-                let chunk = &buf[..n];
-                if own.append(chunk).is_err() {
-                    lost.fetch_add(n as u64, Ordering::Relaxed);
+            let mut pipes = [
+                (Some(stdout), Stream::Stdout),
+                (Some(stderr), Stream::Stderr),
+            ];
+            let mut buf = Vec::new();
+            while pipes.iter().any(|p| p.0.is_some()) {
+                let mut fds: Vec<libc::pollfd> = pipes
+                    .iter()
+                    .map(|(fd, _)| libc::pollfd {
+                        fd: fd.as_ref().map_or(-1, |f| f.as_raw_fd()),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    })
+                    .collect();
+                // SAFETY: fds is a valid array of pollfd for its length.
+                let r = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, -1) };
+                if r < 0 {
+                    if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                        continue;
+                    }
+                    break;
                 }
-                let written = all
-                    .lock()
-                    .map(|mut a| a.append(chunk).is_ok())
-                    .unwrap_or(false);
-                if !written {
-                    lost.fetch_add(n as u64, Ordering::Relaxed);
+                for (i, pfd) in fds.iter().enumerate() {
+                    if pfd.revents == 0 {
+                        continue;
+                    }
+                    let (slot, stream) = &mut pipes[i];
+                    let Some(fd) = slot.as_ref() else { continue };
+                    if !drain_once(&mut log, fd.as_fd(), *stream, &state, &mut buf) {
+                        *slot = None;
+                    }
                 }
             }
+            state.drained.store(true, Ordering::Release);
         })
+}
+
+/// Moves one chunk from `pipe` to the log; false at end of file (or when the
+/// pipe cannot be read at all).
+fn drain_once(
+    log: &mut LogWriter,
+    pipe: BorrowedFd<'_>,
+    stream: Stream,
+    state: &CaptureState,
+    buf: &mut Vec<u8>,
+) -> bool {
+    if log.splice {
+        match log.splice_from(pipe, stream) {
+            Ok(Some(0)) => return false,
+            Ok(_) => return true,
+            // Splice is not supported here: copy from now on.
+            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => log.splice = false,
+            // Disk full or the like: the chunk is read and counted below.
+            Err(_) => {}
+        }
+    }
+    if buf.is_empty() {
+        buf.resize(CHUNK, 0);
+    }
+    // SAFETY: the descriptor is borrowed for the duration of the read only.
+    let mut file = std::mem::ManuallyDrop::new(unsafe {
+        <File as std::os::fd::FromRawFd>::from_raw_fd(pipe.as_raw_fd())
+    });
+    match file.read(buf) {
+        Ok(0) => false,
+        Ok(n) => {
+            if log.append(stream, &buf[..n]).is_err() {
+                state.lost.fetch_add(n as u64, Ordering::Relaxed);
+            }
+            true
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => true,
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => true,
+        Err(_) => false,
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn rotation_bounds_the_files_and_tail_spans_generations() {
-        let dir = tempfile::tempdir().unwrap();
-        let paths = LogPaths::new(dir.path(), "c");
-        let mut f = LogFile::create(paths.file("out"), 10).unwrap();
-        for chunk in [b"0123".as_slice(), b"4567", b"89ab", b"cdef"] {
-            f.append(chunk).unwrap();
-        }
-        // 0123 4567 -> rotate -> 89ab cdef
-        assert_eq!(std::fs::read(paths.file("out")).unwrap(), b"89abcdef");
-        assert_eq!(
-            std::fs::read(rotated(&paths.file("out"))).unwrap(),
-            b"01234567"
-        );
-        assert_eq!(paths.tail("out", 10).unwrap(), b"6789abcdef");
-        assert_eq!(paths.tail("out", 3).unwrap(), b"def");
-        assert_eq!(
-            paths.tail("err", 3).unwrap(),
-            b"",
-            "a missing stream is empty"
-        );
-        assert_eq!(paths.kept_bytes(), 16);
-        // One chunk above the cap keeps its end only.
-        f.append(&[b'x'; 25]).unwrap();
-        assert_eq!(std::fs::read(paths.file("out")).unwrap().len(), 10);
+    fn writer(dir: &Path, cap: u64, idx_cap: u64) -> (LogPaths, LogWriter) {
+        let paths = LogPaths::new(dir, "c");
+        let w = LogWriter::with_caps(paths.clone(), false, cap, idx_cap).unwrap();
+        (paths, w)
     }
 
     #[test]
-    fn capture_drains_a_pipe_into_both_logs() {
+    fn streams_are_kept_apart_and_in_arrival_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (paths, mut w) = writer(dir.path(), 1 << 20, 1 << 20);
+        w.append(Stream::Stdout, b"one\n").unwrap();
+        w.append(Stream::Stderr, b"two\n").unwrap();
+        w.append(Stream::Stdout, b"three\n").unwrap();
+        assert_eq!(
+            paths.tail(Stream::Both, 100).unwrap(),
+            (b"one\ntwo\nthree\n".to_vec(), 14)
+        );
+        assert_eq!(paths.tail(Stream::Stdout, 100).unwrap().0, b"one\nthree\n");
+        assert_eq!(paths.tail(Stream::Stderr, 100).unwrap().0, b"two\n");
+        assert_eq!(paths.tail(Stream::Stdout, 7).unwrap().0, b"\nthree\n");
+        assert_eq!(paths.tail(Stream::Both, 0).unwrap().0, b"");
+    }
+
+    #[test]
+    fn rotation_bounds_the_files_and_reads_span_generations() {
+        let dir = tempfile::tempdir().unwrap();
+        let (paths, mut w) = writer(dir.path(), 10, 1 << 20);
+        for (s, chunk) in [
+            (Stream::Stdout, b"0123".as_slice()),
+            (Stream::Stderr, b"4567"),
+            (Stream::Stdout, b"89ab"),
+            (Stream::Stderr, b"cdef"),
+        ] {
+            w.append(s, chunk).unwrap();
+        }
+        // 0123 4567 89 | ab cdef
+        assert_eq!(std::fs::read(paths.path("log")).unwrap(), b"abcdef");
+        assert_eq!(std::fs::read(paths.path("log.1")).unwrap(), b"0123456789");
+        assert_eq!(
+            paths.tail(Stream::Both, 100).unwrap().0,
+            b"0123456789abcdef"
+        );
+        assert_eq!(paths.tail(Stream::Stdout, 100).unwrap().0, b"012389ab");
+        assert_eq!(paths.tail(Stream::Stderr, 5).unwrap().0, b"7cdef");
+        // A third generation drops the first.
+        w.append(Stream::Stdout, b"ghijklmn").unwrap();
+        assert_eq!(
+            paths.tail(Stream::Both, 100).unwrap(),
+            (b"abcdefghijklmn".to_vec(), 24)
+        );
+        let c = paths.read_from(Stream::Both, 4, 100).unwrap();
+        assert_eq!(
+            (c.bytes.as_slice(), c.next, c.skipped),
+            (b"abcdefghijklmn".as_slice(), 24, 6)
+        );
+        assert!(paths.kept_bytes() <= 2 * (10 + HEADER + 10 * RECORD));
+    }
+
+    #[test]
+    fn the_index_cap_rotates_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let (paths, mut w) = writer(dir.path(), 1 << 20, HEADER + 2 * RECORD);
+        for _ in 0..5 {
+            w.append(Stream::Stdout, b"x").unwrap();
+        }
+        assert!(std::fs::metadata(paths.path("idx")).unwrap().len() <= HEADER + 2 * RECORD);
+        assert_eq!(paths.tail(Stream::Both, 100).unwrap(), (b"xxx".to_vec(), 5));
+    }
+
+    #[test]
+    fn followers_read_from_a_position_in_bounded_steps() {
+        let dir = tempfile::tempdir().unwrap();
+        let (paths, mut w) = writer(dir.path(), 1 << 20, 1 << 20);
+        w.append(Stream::Stdout, b"aaaa").unwrap();
+        w.append(Stream::Stderr, b"EE").unwrap();
+        w.append(Stream::Stdout, b"bb").unwrap();
+        let c = paths.read_from(Stream::Stdout, 0, 3).unwrap();
+        assert_eq!((c.bytes.as_slice(), c.next), (b"aaa".as_slice(), 3));
+        let c = paths.read_from(Stream::Stdout, c.next, 100).unwrap();
+        assert_eq!((c.bytes.as_slice(), c.next), (b"abb".as_slice(), 8));
+        let c = paths.read_from(Stream::Stderr, 0, 100).unwrap();
+        assert_eq!((c.bytes.as_slice(), c.next), (b"EE".as_slice(), 8));
+        let c = paths.read_from(Stream::Both, 8, 100).unwrap();
+        assert_eq!(
+            (c.bytes.as_slice(), c.next, c.skipped),
+            (b"".as_slice(), 8, 0)
+        );
+        // A position past the end (a log started afresh) resyncs to the end.
+        assert_eq!(paths.read_from(Stream::Both, 99, 100).unwrap().next, 8);
+    }
+
+    #[test]
+    fn a_restart_continues_the_log() {
+        let dir = tempfile::tempdir().unwrap();
+        let (paths, mut w) = writer(dir.path(), 1 << 20, 1 << 20);
+        w.append(Stream::Stdout, b"first\n").unwrap();
+        drop(w);
+        let mut w = LogWriter::open(paths.clone(), true).unwrap();
+        w.append(Stream::Stderr, b"second\n").unwrap();
+        assert_eq!(paths.tail(Stream::Both, 100).unwrap().0, b"first\nsecond\n");
+        assert_eq!(paths.tail(Stream::Stderr, 100).unwrap().0, b"second\n");
+    }
+
+    #[test]
+    fn capture_drains_both_pipes_into_the_log() {
         let dir = tempfile::tempdir().unwrap();
         let paths = LogPaths::new(dir.path(), "c");
-        let (r, w) = nix::unistd::pipe().unwrap();
-        let all = Arc::new(Mutex::new(
-            LogFile::create(paths.file("all"), 1 << 20).unwrap(),
-        ));
-        let lost = Arc::new(AtomicU64::new(0));
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let (err_r, err_w) = nix::unistd::pipe().unwrap();
+        let state = Arc::new(CaptureState::default());
         let t = capture(
-            r,
-            LogFile::create(paths.file("out"), 1 << 20).unwrap(),
-            all,
-            lost.clone(),
+            out_r,
+            err_r,
+            LogWriter::open(paths.clone(), false).unwrap(),
+            state.clone(),
         )
         .unwrap();
-        let mut w = File::from(w);
-        w.write_all(b"hello\n").unwrap();
-        drop(w);
+        let (mut o, mut e) = (File::from(out_w), File::from(err_w));
+        o.write_all(b"hello\n").unwrap();
+        e.write_all(b"oops\n").unwrap();
+        drop((o, e));
         t.join().unwrap();
-        assert_eq!(paths.tail("out", 100).unwrap(), b"hello\n");
-        assert_eq!(paths.tail("all", 100).unwrap(), b"hello\n");
-        assert_eq!(lost.load(Ordering::Relaxed), 0);
+        assert!(state.drained.load(Ordering::Acquire));
+        assert_eq!(paths.tail(Stream::Stdout, 100).unwrap().0, b"hello\n");
+        assert_eq!(paths.tail(Stream::Stderr, 100).unwrap().0, b"oops\n");
+        assert_eq!(state.lost.load(Ordering::Relaxed), 0);
     }
 }

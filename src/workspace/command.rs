@@ -3,11 +3,11 @@
 //! blocking task inside the runtime.
 
 use crate::cgroup::Cgroup;
-use crate::process::logs::{self, LogFile, LogPaths, LOG_CAP_BYTES};
+use crate::process::logs::{self, CaptureState, LogPaths, LogWriter};
 use crate::process::spawn::{self, Launch};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// What to start.
 #[derive(Debug)]
@@ -35,8 +35,8 @@ pub struct Started {
     pub child: tokio::process::Child,
     /// Its pid.
     pub pid: i32,
-    /// Bytes the logs could not keep (disk full).
-    pub lost: Arc<AtomicU64>,
+    /// What its log capture reports (lost bytes, drained).
+    pub capture: Arc<CaptureState>,
 }
 
 /// Starts it; the message of an error is for the client.
@@ -75,24 +75,13 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         }
         msg
     };
-    let log_err = |e: std::io::Error| cleanup(format!("cannot create the command's logs: {e}"));
-    if let Some(dir) = req.logs.file("out").parent() {
-        std::fs::create_dir_all(dir).map_err(log_err)?;
-    }
-    let open = |stream: &str| {
-        let path = req.logs.file(stream);
-        if req.append {
-            LogFile::open_append(path, LOG_CAP_BYTES)
-        } else {
-            LogFile::create(path, LOG_CAP_BYTES)
-        }
-    };
-    let out = open("out").map_err(log_err)?;
-    let err = open("err").map_err(log_err)?;
-    let all = Arc::new(Mutex::new(open("all").map_err(log_err)?));
+    let log = LogWriter::open(req.logs.clone(), req.append)
+        .map_err(|e| cleanup(format!("cannot create the command's logs: {e}")))?;
     let pipe = || {
-        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| cleanup(format!("cannot create pipes: {e}")))
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| cleanup(format!("cannot create pipes: {e}")))?;
+        logs::enlarge_pipe(r.as_fd());
+        Ok::<_, String>((r, w))
     };
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
@@ -109,13 +98,16 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
     })
     .map_err(|e| cleanup(e.to_string()))?;
     let pid = child.id().map(|p| p as i32).unwrap_or(0);
-    let lost = Arc::new(AtomicU64::new(0));
-    // Pipes are drained whatever happens to the logs; a failure to start a
-    // drain thread leaves the command running with that stream discarded.
-    for (r, own) in [(out_r, out), (err_r, err)] {
-        if let Err(e) = logs::capture(r, own, all.clone(), lost.clone()) {
-            tracing::warn!(pid, error = %e, "cannot start a log thread");
-        }
+    let capture = Arc::new(CaptureState::default());
+    // The pipes are drained whatever happens to the logs; without a thread
+    // to drain them the command would block, so it is ended.
+    if let Err(e) = logs::capture(out_r, err_r, log, capture.clone()) {
+        crate::process::signal(pid as u32, nix::sys::signal::Signal::SIGKILL);
+        return Err(cleanup(format!("cannot start the log thread: {e}")));
     }
-    Ok(Started { child, pid, lost })
+    Ok(Started {
+        child,
+        pid,
+        capture,
+    })
 }

@@ -1,0 +1,112 @@
+//! A real shipoted for benchmarks: started on a temporary socket, waited for
+//! through its READY=1 notification, with the cgroup backend rooted under the
+//! cgroup2 mount when it can be (as root on these hosts), else process groups.
+
+#![allow(dead_code)]
+
+use std::os::unix::net::UnixDatagram;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// A daemon for one benchmark run; killed (and its cgroup root removed) on drop.
+pub struct BenchDaemon {
+    child: Child,
+    /// Its socket.
+    pub socket: PathBuf,
+    /// Its state directory (logs go under it).
+    pub state: PathBuf,
+    /// Where workspaces' cgroups go, when the cgroup backend is used.
+    pub root: Option<PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+fn cgroup_root() -> Option<PathBuf> {
+    let mount = std::fs::read_to_string("/proc/self/mountinfo")
+        .ok()?
+        .lines()
+        .find(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|r| r.starts_with("cgroup2 "))
+        })
+        .map(|l| PathBuf::from(l.split_whitespace().nth(4).unwrap()))?;
+    let dir = mount.join(format!("shipote-bench-{}", std::process::id()));
+    std::fs::create_dir(&dir).ok().map(|_| dir)
+}
+
+impl BenchDaemon {
+    /// Starts `shipoted` and returns once it is ready.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("s.sock");
+        let state = dir.path().join("state");
+        let notify = dir.path().join("notify");
+        let rx = UnixDatagram::bind(&notify).unwrap();
+        rx.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        let root = cgroup_root();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shipoted"));
+        cmd.arg("--socket")
+            .arg(&socket)
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["--log-target", "stderr"])
+            .env("SHIPOTE_LOG", "warn")
+            .env("NOTIFY_SOCKET", &notify);
+        match &root {
+            Some(r) => cmd.args(["--backend", "cgroup", "--cgroup-root"]).arg(r),
+            None => cmd.args(["--backend", "process-group"]),
+        };
+        let child = cmd.stdin(Stdio::null()).spawn().unwrap();
+        let mut buf = [0u8; 512];
+        loop {
+            let n = rx.recv(&mut buf).expect("daemon ready");
+            if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
+                break;
+            }
+        }
+        Self {
+            child,
+            socket,
+            state,
+            root,
+            _dir: dir,
+        }
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> &'static str {
+        if self.root.is_some() {
+            "cgroup"
+        } else {
+            "process-group"
+        }
+    }
+}
+
+impl Drop for BenchDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if let Some(r) = &self.root {
+            // Workspaces left behind by a failed run are removed first.
+            if let Ok(entries) = std::fs::read_dir(r) {
+                for e in entries.flatten().filter(|e| e.path().is_dir()) {
+                    if let Ok(sub) = std::fs::read_dir(e.path()) {
+                        for s in sub.flatten().filter(|s| s.path().is_dir()) {
+                            let _ = std::fs::remove_dir(s.path());
+                        }
+                    }
+                    let _ = std::fs::remove_dir(e.path());
+                }
+            }
+            let _ = std::fs::remove_dir(r);
+        }
+    }
+}
+
+/// The median of `v`.
+pub fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
