@@ -480,13 +480,13 @@ fn every_variant_has_a_golden_case() {
         .map(|(_, r)| idx(frame::encode(&r).unwrap()))
         .collect();
     req.dedup();
-    assert_eq!(req, (0..=22).collect::<Vec<u8>>());
+    assert_eq!(req, (0..=23).collect::<Vec<u8>>());
     let resp: Vec<u8> = responses()
         .into_iter()
         .map(|(_, r)| idx(frame::encode(&r).unwrap()))
         .collect();
-    assert_eq!(resp, (0..=22).collect::<Vec<u8>>());
+    assert_eq!(resp, (0..=23).collect::<Vec<u8>>());
     // One past the last variant is refused.
-    assert!(frame::decode::<Request>(&[23]).is_err());
-    assert!(frame::decode::<Response>(&[23]).is_err());
+    assert!(frame::decode::<Request>(&[24]).is_err());
+    assert!(frame::decode::<Response>(&[24]).is_err());
 }
