@@ -123,14 +123,16 @@ pub async fn ps(s: &mut Session, workspace: &str) -> Result<String, Failure> {
     if items.is_empty() {
         return Ok("no commands; start one with shipote run WORKSPACE -- COMMAND\n".into());
     }
-    let mut t = Table::new(["ID", "LABEL", "PID", "STATE", "LOGS"]);
+    let mut t = Table::new(["ID", "LABEL", "PID", "STATE", "RESTARTS", "LOGS", "NOTE"]);
     for c in &items {
         t.row([
             &c.id.to_string(),
             &c.label,
             &c.pid.to_string(),
             &state(c),
+            &c.restarts.to_string(),
             &human_bytes(c.log_bytes),
+            c.failure.as_deref().unwrap_or(""),
         ]);
     }
     Ok(t.render())
