@@ -402,3 +402,20 @@ fn exit_statuses_and_logs_outlive_a_workspace_stop() {
     assert_eq!(clean["failure"], serde_json::Value::Null);
     assert_eq!(logs(&d, &ws_id, &sleeper, &[]), "waiting\n");
 }
+
+#[test]
+fn a_command_starts_with_no_signal_ignored_or_blocked() {
+    // The daemon ignores SIGPIPE (as every Rust program) and blocks signals
+    // around the spawn; none of that may reach the command.
+    let (_root, d) = setup("sigs");
+    let id = run(
+        &d,
+        "w",
+        &["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"],
+    );
+    wait_exit(&d, "w", &id);
+    assert_eq!(
+        logs(&d, "w", &id, &[]),
+        "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
+    );
+}

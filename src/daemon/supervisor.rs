@@ -1553,7 +1553,7 @@ fn start_in_background(
             Err(e) => (Err(e), None),
         };
         let _ = tx.blocking_send(report(result));
-        if let Some(mut child) = child {
+        if let Some(child) = child {
             tokio::spawn(async move {
                 let status = child.wait().await.ok();
                 let _ = tx

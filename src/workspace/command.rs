@@ -32,7 +32,7 @@ pub struct StartRequest {
 #[derive(Debug)]
 pub struct Started {
     /// The process.
-    pub child: tokio::process::Child,
+    pub child: spawn::Child,
     /// Its pid.
     pub pid: i32,
     /// What its log capture reports (lost bytes, drained).
@@ -97,7 +97,7 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         stderr: err_w,
     })
     .map_err(|e| cleanup(e.to_string()))?;
-    let pid = child.id().map(|p| p as i32).unwrap_or(0);
+    let pid = child.pid();
     let capture = Arc::new(CaptureState::default());
     // The pipes are drained whatever happens to the logs; without a thread
     // to drain them the command would block, so it is ended.
