@@ -1,7 +1,8 @@
 //! Starting a workspace command: program resolution like a shell's, a clean
-//! environment, and placement in the command's cgroup leaf *before* exec (the
-//! child writes `0` to the leaf's cgroup.procs between fork and exec, so not one
-//! instruction of the program runs outside).
+//! environment, and placement in the command's cgroup leaf *before* exec: the
+//! child is born in the leaf (clone3 CLONE_INTO_CGROUP) or, where clone3 is
+//! refused, writes `0` to the leaf's cgroup.procs before exec, so not one
+//! instruction of the program runs outside.
 
 use std::ffi::CString;
 use std::fs::File;
@@ -164,8 +165,8 @@ pub struct Launch {
     pub env: Vec<(String, String)>,
     /// Working directory.
     pub cwd: PathBuf,
-    /// The leaf's cgroup.procs, opened for writing; `None` without cgroups.
-    pub cgroup_procs: Option<File>,
+    /// The command's cgroup leaf directory; `None` without cgroups.
+    pub cgroup: Option<PathBuf>,
     /// Write end for stdout.
     pub stdout: OwnedFd,
     /// Write end for stderr.
@@ -305,13 +306,143 @@ fn dev_null() -> std::io::Result<&'static File> {
     Ok(NULL.get_or_init(|| f))
 }
 
+/// The child's stack: it only makes system calls before exec.
+const CHILD_STACK: usize = 64 << 10;
+
+/// linux/sched.h (libc's constant is a 32-bit value that overflows).
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+
+/// clone3's arguments (linux/sched.h, version 2).
+#[repr(C)]
+#[derive(Default)]
+struct CloneArgs {
+    flags: u64,
+    pidfd: u64,
+    child_tid: u64,
+    parent_tid: u64,
+    exit_signal: u64,
+    stack: u64,
+    stack_size: u64,
+    tls: u64,
+    set_tid: u64,
+    set_tid_size: u64,
+    cgroup: u64,
+}
+
+/// clone3 with CLONE_VM: the child must start on its own stack, so the call
+/// is made in assembly; the child calls `f(arg)` there and never returns.
+/// Returns the raw result (pid, or -errno).
+///
+/// # Safety
+/// `args` must describe a valid stack and flags including CLONE_VM |
+/// CLONE_VFORK; `f` must only make async-signal-safe calls and end the child.
+#[cfg(target_arch = "x86_64")]
+unsafe fn clone3_vm(
+    args: &CloneArgs,
+    f: extern "C" fn(*mut libc::c_void) -> libc::c_int,
+    arg: *mut libc::c_void,
+) -> i64 {
+    let ret: i64;
+    // SAFETY: upheld by the caller; the parent path only clobbers rax, rcx
+    // and r11 (the syscall ABI); the child path runs on the new stack and
+    // ends with exit(2) without coming back.
+    unsafe {
+        std::arch::asm!(
+            "syscall",
+            "test rax, rax",
+            "jnz 2f",
+            "mov rdi, r13",
+            "call r12",
+            "mov edi, eax",
+            "mov eax, 60",
+            "syscall",
+            "ud2",
+            "2:",
+            inlateout("rax") libc::SYS_clone3 => ret,
+            in("rdi") args as *const CloneArgs,
+            in("rsi") std::mem::size_of::<CloneArgs>(),
+            in("r12") f,
+            in("r13") arg,
+            lateout("rcx") _,
+            lateout("r11") _,
+            options(nostack),
+        );
+    }
+    ret
+}
+
+/// Makes the child that runs `plan` (born in `cgroup` when given) and
+/// returns once it has exec'd or failed: its pid and pidfd.
+fn clone_child(
+    plan: &mut ChildPlan,
+    stack: &mut [u8],
+    cgroup: Option<&File>,
+) -> std::io::Result<(i32, OwnedFd)> {
+    let mut pidfd: libc::c_int = -1;
+    let arg: *mut libc::c_void = (plan as *mut ChildPlan).cast();
+    // SAFETY: the stack is ours and outlives the child's use of it (the
+    // parent is suspended until the child execs or exits); all signals are
+    // blocked across the clone so no handler runs on the shared memory, and
+    // the child restores the original mask just before exec.
+    let pid = unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut plan.mask);
+        let r = match cgroup {
+            #[cfg(target_arch = "x86_64")]
+            Some(dir) => {
+                let args = CloneArgs {
+                    flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64
+                        | CLONE_INTO_CGROUP,
+                    pidfd: (&mut pidfd as *mut libc::c_int) as u64,
+                    exit_signal: libc::SIGCHLD as u64,
+                    stack: stack.as_mut_ptr() as u64,
+                    stack_size: (stack.len() & !15) as u64,
+                    cgroup: dir.as_raw_fd() as u64,
+                    ..CloneArgs::default()
+                };
+                let r = clone3_vm(&args, child_main, arg);
+                if r < 0 {
+                    Err(std::io::Error::from_raw_os_error(-r as i32))
+                } else {
+                    Ok(r as i32)
+                }
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            Some(_) => Err(std::io::Error::from_raw_os_error(libc::ENOSYS)),
+            None => {
+                let top = stack.as_mut_ptr().add(stack.len());
+                let top = (top as usize & !15) as *mut libc::c_void;
+                let r = libc::clone(
+                    child_main,
+                    top,
+                    libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+                    arg,
+                    &mut pidfd as *mut libc::c_int,
+                );
+                if r < 0 {
+                    Err(std::io::Error::last_os_error())
+                } else {
+                    Ok(r)
+                }
+            }
+        };
+        libc::pthread_sigmask(libc::SIG_SETMASK, &plan.mask, std::ptr::null_mut());
+        r?
+    };
+    // SAFETY: the kernel gave us this pidfd (CLONE_PIDFD) and nobody else owns it.
+    Ok((pid, unsafe {
+        <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd)
+    }))
+}
+
 /// Starts the command in its own session (so it has a process group to
 /// signal), in its cgroup leaf before exec, and returns once it has exec'd.
 ///
-/// The child is made with clone(CLONE_VM | CLONE_VFORK), like posix_spawn:
-/// no copy of the daemon's page tables, so it costs what a small program's
-/// spawn costs (a fork of the daemon is 4-5 times slower). CLONE_PIDFD gives
-/// a pidfd to wait on, so no other waiter can take its exit status.
+/// The child is made with CLONE_VM | CLONE_VFORK, like posix_spawn: no copy
+/// of the daemon's page tables, so it costs what a small program's spawn
+/// costs (a fork of the daemon is 4-5 times slower). CLONE_PIDFD gives a
+/// pidfd to wait on, so no other waiter can take its exit status.
 pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
     use std::os::unix::ffi::OsStrExt;
     if let Err(source) = std::fs::read_dir(&l.cwd) {
@@ -346,50 +477,51 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         .chain(std::iter::once(std::ptr::null()))
         .collect();
     let stdin = dev_null().map_err(|e| spawn_err(&l.program, e))?;
-    // SAFETY: a zeroed sigset_t is a valid value to be filled in below.
     let mut plan = ChildPlan {
         program: program.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         cwd: cwd.as_ptr(),
-        procs: l.cgroup_procs.as_ref().map_or(-1, |f| f.as_raw_fd()),
+        procs: -1,
         fds: [
             stdin.as_raw_fd(),
             l.stdout.as_raw_fd(),
             l.stderr.as_raw_fd(),
         ],
+        // SAFETY: an all-zero sigset_t is valid; it is filled in before use.
         mask: unsafe { std::mem::zeroed() },
         failed: (0, 0),
     };
-    let mut stack = vec![0u8; 64 << 10];
-    let mut pidfd: libc::c_int = -1;
-    // SAFETY: the stack is ours and outlives the child's use of it (the
-    // parent is suspended until the child execs or exits); all signals are
-    // blocked across the clone so no handler runs on the shared memory, and
-    // the child restores the original mask just before exec.
-    let pid = unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut plan.mask);
-        let top = stack.as_mut_ptr().add(stack.len());
-        let top = (top as usize & !15) as *mut libc::c_void;
-        let pid = libc::clone(
-            child_main,
-            top,
-            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
-            (&mut plan as *mut ChildPlan).cast(),
-            &mut pidfd as *mut libc::c_int,
-        );
-        let err = std::io::Error::last_os_error();
-        libc::pthread_sigmask(libc::SIG_SETMASK, &plan.mask, std::ptr::null_mut());
-        if pid < 0 {
-            return Err(spawn_err(&l.program, err));
+    let mut stack = vec![0u8; CHILD_STACK];
+    let (pid, pidfd) = match &l.cgroup {
+        None => clone_child(&mut plan, &mut stack, None),
+        Some(dir) => {
+            let open_err = |e: std::io::Error| {
+                let what = format!("cannot open its cgroup {}: {e}", dir.display());
+                spawn_err(&l.program, std::io::Error::new(e.kind(), what))
+            };
+            let dir_fd = File::open(dir).map_err(open_err)?;
+            // Born in its cgroup (clone3 CLONE_INTO_CGROUP, Linux 5.7): no
+            // migration at all. Where clone3 is refused (old kernel, seccomp),
+            // the child moves itself there before exec.
+            match clone_child(&mut plan, &mut stack, Some(&dir_fd)) {
+                Ok(started) => Ok(started),
+                Err(e) => {
+                    tracing::debug!(error = %e, "clone3 into the cgroup refused; the child moves itself");
+                    let procs = std::fs::OpenOptions::new()
+                        .write(true)
+                        .open(dir.join("cgroup.procs"))
+                        .map_err(open_err)?;
+                    plan.procs = procs.as_raw_fd();
+                    let r = clone_child(&mut plan, &mut stack, None);
+                    drop(procs);
+                    r
+                }
+            }
         }
-        pid
-    };
+    }
+    .map_err(|e| spawn_err(&l.program, e))?;
     drop(stack);
-    // SAFETY: the kernel gave us this pidfd (CLONE_PIDFD) and nobody else owns it.
-    let pidfd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd) };
     let (step, errno) = plan.failed;
     if step != 0 {
         let mut status = 0;

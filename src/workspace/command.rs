@@ -58,17 +58,9 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         .or(home)
         .unwrap_or_else(|| PathBuf::from("/"));
 
-    let procs = match &req.leaf {
-        Some(leaf) => {
-            leaf.create().map_err(|e| e.to_string())?;
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .open(leaf.dir().join("cgroup.procs"))
-                .map_err(|e| format!("cannot open {}/cgroup.procs: {e}", leaf.dir().display()))?;
-            Some(f)
-        }
-        None => None,
-    };
+    if let Some(leaf) = &req.leaf {
+        leaf.create().map_err(|e| e.to_string())?;
+    }
     let cleanup = |msg: String| {
         if let Some(leaf) = &req.leaf {
             let _ = leaf.remove();
@@ -92,7 +84,7 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         args: req.argv,
         env,
         cwd,
-        cgroup_procs: procs,
+        cgroup: req.leaf.as_ref().map(|l| l.dir().to_owned()),
         stdout: out_w,
         stderr: err_w,
     })
