@@ -89,14 +89,13 @@ pub enum Event {
         /// The client waiting, if a client asked.
         reply: Option<oneshot::Sender<Response>>,
     },
-    /// A command was started (or could not be).
+    /// A command was started (its client is answered right after this event
+    /// is queued, so the client's next request sees the command).
     CommandStarted {
         /// Its workspace.
         workspace: WorkspaceId,
-        /// Its record, or why it did not start.
-        result: Result<Box<CommandRecPublic>, String>,
-        /// The client waiting.
-        reply: oneshot::Sender<Response>,
+        /// Its record.
+        rec: Box<CommandRecPublic>,
     },
     /// A command's process exited.
     CommandExited {
@@ -568,11 +567,7 @@ impl Supervisor {
                 at,
             } => self.on_sampled(sampler, readings, at),
             Event::TtlExpired(id) => self.on_ttl(id),
-            Event::CommandStarted {
-                workspace,
-                result,
-                reply,
-            } => self.on_command_started(workspace, result, reply),
+            Event::CommandStarted { workspace, rec } => self.on_command_started(workspace, rec),
             Event::CommandExited {
                 workspace,
                 command,
@@ -925,18 +920,26 @@ impl Supervisor {
             leaf,
             logs,
             false,
-            move |result| {
-                let result = result.map(|(pid, capture)| {
+            move |result| match result {
+                Ok((pid, capture)) => {
                     let mut rec = rec;
                     rec.pid = pid;
                     rec.capture = capture;
                     rec.started_at = Instant::now();
-                    Box::new(CommandRecPublic { rec })
-                });
-                Event::CommandStarted {
-                    workspace,
-                    result,
-                    reply,
+                    let event = Event::CommandStarted {
+                        workspace,
+                        rec: Box::new(CommandRecPublic { rec }),
+                    };
+                    let response = Response::RunStarted {
+                        workspace,
+                        command_id: id,
+                        pid,
+                    };
+                    (Some(event), Box::new(move || drop(reply.send(response))))
+                }
+                Err(e) => {
+                    let response = Response::error(ErrorCode::Invalid, format!("cannot run: {e}"));
+                    (None, Box::new(move || drop(reply.send(response))))
                 }
             },
         );
@@ -966,10 +969,13 @@ impl Supervisor {
             leaf,
             logs,
             true,
-            move |result| Event::Restarted {
-                workspace,
-                command,
-                result,
+            move |result| {
+                let event = Event::Restarted {
+                    workspace,
+                    command,
+                    result,
+                };
+                (Some(event), Box::new(|| ()))
             },
         );
     }
@@ -1009,27 +1015,8 @@ impl Supervisor {
         }
     }
 
-    fn on_command_started(
-        &mut self,
-        workspace: WorkspaceId,
-        result: Result<Box<CommandRecPublic>, String>,
-        reply: oneshot::Sender<Response>,
-    ) {
-        let rec = match result {
-            Ok(r) => r.rec,
-            Err(e) => {
-                let _ = reply.send(Response::error(
-                    ErrorCode::Invalid,
-                    format!("cannot run: {e}"),
-                ));
-                return;
-            }
-        };
-        let response = Response::RunStarted {
-            workspace,
-            command_id: rec.id,
-            pid: rec.pid,
-        };
+    fn on_command_started(&mut self, workspace: WorkspaceId, rec: Box<CommandRecPublic>) {
+        let rec = rec.rec;
         match self.workspaces.get_mut(&workspace) {
             Some(ws) => {
                 ws.commands.insert(rec.id, rec);
@@ -1039,7 +1026,6 @@ impl Supervisor {
                 crate::process::signal(rec.pid as u32, nix::sys::signal::Signal::SIGKILL);
             }
         }
-        let _ = reply.send(response);
     }
 
     fn on_command_exited(
@@ -1525,8 +1511,12 @@ pub fn request_name(request: &Request) -> &'static str {
     }
 }
 
-/// Starts (or restarts) a command's process on a blocking thread, reports the
-/// outcome with the event `report` makes (pid or error), then reports its exit.
+/// What to do once a start's event is queued (answer the client).
+type Then = Box<dyn FnOnce() + Send>;
+
+/// Starts (or restarts) a command's process on a blocking thread, queues the
+/// event `report` makes of the outcome (pid or error) and then runs what it
+/// returns with it, then reports the process's exit.
 #[allow(clippy::too_many_arguments)]
 fn start_in_background(
     tx: mpsc::Sender<Event>,
@@ -1536,7 +1526,9 @@ fn start_in_background(
     leaf: Option<Cgroup>,
     logs: LogPaths,
     append: bool,
-    report: impl FnOnce(Result<(i32, Arc<CaptureState>), String>) -> Event + Send + 'static,
+    report: impl FnOnce(Result<(i32, Arc<CaptureState>), String>) -> (Option<Event>, Then)
+        + Send
+        + 'static,
 ) {
     tokio::task::spawn_blocking(move || {
         let req = crate::workspace::command::StartRequest {
@@ -1548,12 +1540,18 @@ fn start_in_background(
             logs,
             append,
         };
-        let (result, child) = match crate::workspace::command::start(req) {
-            Ok(s) => (Ok((s.pid, s.capture)), Some(s.child)),
+        let (result, started) = match crate::workspace::command::start(req) {
+            Ok(s) => (Ok((s.pid, s.capture.clone())), Some(s)),
             Err(e) => (Err(e), None),
         };
-        let _ = tx.blocking_send(report(result));
-        if let Some(child) = child {
+        let (event, then) = report(result);
+        if let Some(event) = event {
+            let _ = tx.blocking_send(event);
+        }
+        then();
+        if let Some(mut started) = started {
+            started.capture();
+            let child = started.child;
             tokio::spawn(async move {
                 let status = child.wait().await.ok();
                 let _ = tx

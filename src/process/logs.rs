@@ -437,12 +437,22 @@ pub struct CaptureState {
 pub fn capture(
     stdout: OwnedFd,
     stderr: OwnedFd,
-    mut log: LogWriter,
+    paths: LogPaths,
+    append: bool,
     state: Arc<CaptureState>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("shipote-log".into())
         .spawn(move || {
+            // Opened here, off the command's path to exec (the pipes hold
+            // what it writes meanwhile).
+            let mut log = match LogWriter::open(paths.clone(), append) {
+                Ok(log) => Some(log),
+                Err(e) => {
+                    tracing::warn!(log = %paths.base.display(), error = %e, "cannot create a command's log; its output is discarded");
+                    None
+                }
+            };
             let mut pipes = [
                 (Some(stdout), Stream::Stdout),
                 (Some(stderr), Stream::Stderr),
@@ -471,7 +481,7 @@ pub fn capture(
                     }
                     let (slot, stream) = &mut pipes[i];
                     let Some(fd) = slot.as_ref() else { continue };
-                    if !drain_once(&mut log, fd.as_fd(), *stream, &state, &mut buf) {
+                    if !drain_once(log.as_mut(), fd.as_fd(), *stream, &state, &mut buf) {
                         *slot = None;
                     }
                 }
@@ -483,13 +493,13 @@ pub fn capture(
 /// Moves one chunk from `pipe` to the log; false at end of file (or when the
 /// pipe cannot be read at all).
 fn drain_once(
-    log: &mut LogWriter,
+    mut log: Option<&mut LogWriter>,
     pipe: BorrowedFd<'_>,
     stream: Stream,
     state: &CaptureState,
     buf: &mut Vec<u8>,
 ) -> bool {
-    if log.splice {
+    if let Some(log) = log.as_mut().filter(|l| l.splice) {
         match log.splice_from(pipe, stream) {
             Ok(Some(0)) => return false,
             Ok(_) => return true,
@@ -509,7 +519,7 @@ fn drain_once(
     match file.read(buf) {
         Ok(0) => false,
         Ok(n) => {
-            if log.append(stream, &buf[..n]).is_err() {
+            if !log.is_some_and(|l| l.append(stream, &buf[..n]).is_ok()) {
                 state.lost.fetch_add(n as u64, Ordering::Relaxed);
             }
             true
@@ -634,13 +644,7 @@ mod tests {
         let (out_r, out_w) = nix::unistd::pipe().unwrap();
         let (err_r, err_w) = nix::unistd::pipe().unwrap();
         let state = Arc::new(CaptureState::default());
-        let t = capture(
-            out_r,
-            err_r,
-            LogWriter::open(paths.clone(), false).unwrap(),
-            state.clone(),
-        )
-        .unwrap();
+        let t = capture(out_r, err_r, paths.clone(), false, state.clone()).unwrap();
         let (mut o, mut e) = (File::from(out_w), File::from(err_w));
         o.write_all(b"hello\n").unwrap();
         e.write_all(b"oops\n").unwrap();

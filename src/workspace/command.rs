@@ -3,7 +3,7 @@
 //! blocking task inside the runtime.
 
 use crate::cgroup::Cgroup;
-use crate::process::logs::{self, CaptureState, LogPaths, LogWriter};
+use crate::process::logs::{self, CaptureState, LogPaths};
 use crate::process::spawn::{self, Launch};
 use std::os::fd::AsFd;
 use std::path::PathBuf;
@@ -37,6 +37,17 @@ pub struct Started {
     pub pid: i32,
     /// What its log capture reports (lost bytes, drained).
     pub capture: Arc<CaptureState>,
+    /// Its output, until [`Started::capture`] hands it to a log thread.
+    pending: Option<PendingCapture>,
+}
+
+/// A started command's output pipes and where they go.
+#[derive(Debug)]
+struct PendingCapture {
+    stdout: std::os::fd::OwnedFd,
+    stderr: std::os::fd::OwnedFd,
+    logs: LogPaths,
+    append: bool,
 }
 
 /// Starts it; the message of an error is for the client.
@@ -67,8 +78,14 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         }
         msg
     };
-    let log = LogWriter::open(req.logs.clone(), req.append)
-        .map_err(|e| cleanup(format!("cannot create the command's logs: {e}")))?;
+    // The log files are made by the capture thread, off the path to exec;
+    // a directory that cannot be made is reported now.
+    std::fs::create_dir_all(req.logs.dir()).map_err(|e| {
+        cleanup(format!(
+            "cannot create the log directory {}: {e}",
+            req.logs.dir().display()
+        ))
+    })?;
     let pipe = || {
         let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| cleanup(format!("cannot create pipes: {e}")))?;
@@ -90,16 +107,32 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
     })
     .map_err(|e| cleanup(e.to_string()))?;
     let pid = child.pid();
-    let capture = Arc::new(CaptureState::default());
-    // The pipes are drained whatever happens to the logs; without a thread
-    // to drain them the command would block, so it is ended.
-    if let Err(e) = logs::capture(out_r, err_r, log, capture.clone()) {
-        crate::process::signal(pid as u32, nix::sys::signal::Signal::SIGKILL);
-        return Err(cleanup(format!("cannot start the log thread: {e}")));
-    }
     Ok(Started {
         child,
         pid,
-        capture,
+        capture: Arc::new(CaptureState::default()),
+        pending: Some(PendingCapture {
+            stdout: out_r,
+            stderr: err_r,
+            logs: req.logs,
+            append: req.append,
+        }),
     })
+}
+
+impl Started {
+    /// Starts draining its output into its log. Called once the client has
+    /// its answer: the pipes hold what the command writes until then. A
+    /// command whose output cannot be drained would block, so it is ended.
+    pub fn capture(&mut self) {
+        let Some(p) = self.pending.take() else { return };
+        if let Err(e) = logs::capture(p.stdout, p.stderr, p.logs, p.append, self.capture.clone()) {
+            tracing::error!(pid = self.pid, error = %e, "cannot start a log thread; ending the command");
+            crate::process::signal(self.pid as u32, nix::sys::signal::Signal::SIGKILL);
+            // Nothing will come: followers must not wait.
+            self.capture
+                .drained
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+    }
 }
