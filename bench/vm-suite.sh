@@ -22,6 +22,10 @@ echo "figure: shipote ws create (whole process): $cr"
 st=$(loop_ms 'shipote ws stop "b$i" --grace 0')
 check "shipote ws stop timed" test -n "$st"
 echo "figure: shipote ws stop (whole process): $st"
+check "workspace for runs" as_tester shipote ws create runs
+rn=$(loop_ms 'shipote run runs -- true')
+check "shipote run timed" test -n "$rn"
+echo "figure: shipote run WS -- true (whole process, returns once true has exec'd in its cgroup): $rn"
 pid=$(as_tester systemctl --user show -p MainPID --value shipote)
 lat=$(as_tester "$SHIPOTE_VM_IN/ws-latency" --runs 50 --many 100 --daemon-pid "$pid" 2>&1)
 echo "$lat"
