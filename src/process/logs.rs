@@ -444,8 +444,10 @@ pub fn capture(
     std::thread::Builder::new()
         .name("shipote-log".into())
         .spawn(move || {
-            // Opened here, off the command's path to exec (the pipes hold
-            // what it writes meanwhile).
+            // Opened and sized here, off the command's path to exec (the
+            // pipes hold what it writes meanwhile).
+            enlarge_pipe(stdout.as_fd());
+            enlarge_pipe(stderr.as_fd());
             let mut log = match LogWriter::open(paths.clone(), append) {
                 Ok(log) => Some(log),
                 Err(e) => {

@@ -5,7 +5,6 @@
 use crate::cgroup::Cgroup;
 use crate::process::logs::{self, CaptureState, LogPaths};
 use crate::process::spawn::{self, Launch};
-use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -87,10 +86,8 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         ))
     })?;
     let pipe = || {
-        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
-            .map_err(|e| cleanup(format!("cannot create pipes: {e}")))?;
-        logs::enlarge_pipe(r.as_fd());
-        Ok::<_, String>((r, w))
+        nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+            .map_err(|e| cleanup(format!("cannot create pipes: {e}")))
     };
     let (out_r, out_w) = pipe()?;
     let (err_r, err_w) = pipe()?;
