@@ -191,6 +191,17 @@ pub fn discern(sample: &[u8], hint_path: Option<&Path>) -> Discernment {
     }
 }
 
+/// The wire answer to `Request::Discern`.
+pub fn respond(sample: &[u8], hint_path: Option<&Path>) -> shipote_protocol::Response {
+    let d = discern(sample, hint_path);
+    shipote_protocol::Response::Discernment {
+        ty: d.ty().to_owned(),
+        confidence: d.confidence,
+        mime: Some(d.mime().to_owned()),
+        lens: Some(d.lens.as_str().to_owned()),
+    }
+}
+
 /// The answer from the bytes alone.
 fn content(sample: &[u8]) -> Discernment {
     if sample.is_empty() {

@@ -100,6 +100,59 @@ fn own(s: &[u8]) -> Option<Guess> {
             SIGNATURE,
         ));
     }
+    if s.starts_with(b"PK\x03\x04") {
+        return zip(s);
+    }
+    if s.starts_with(b"MZ") {
+        // A PE file's "PE\0\0" header sits at the offset stored at 0x3c; without it
+        // (or beyond the sample) it is plain DOS.
+        let pe = s
+            .get(0x3c..0x40)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+            .and_then(|o| s.get(o..o.checked_add(4)?))
+            == Some(b"PE\0\0");
+        let mime = if pe {
+            "application/vnd.microsoft.portable-executable"
+        } else {
+            "application/x-dosexec"
+        };
+        return Some(Guess::own("exe", mime, Lens::Hex, SIGNATURE));
+    }
+    // PC option ROMs (VGA BIOS, PXE): 55 AA then a length in 512-byte blocks.
+    if s.len() >= 512 && s.starts_with(b"\x55\xaa") && s[2] > 0 {
+        return Some(Guess::own(
+            "option-rom",
+            "application/x-ibm-rom",
+            Lens::Hex,
+            0.9,
+        ));
+    }
+    // OpenPGP public key packet (old format tag 6, or new format 0xC6), key v4/v5.
+    let pgp_version_at = match s.first() {
+        Some(0x98) => Some(2),
+        Some(0x99) => Some(3),
+        Some(0xc6) => Some(if s.get(1).is_some_and(|&l| l < 192) {
+            2
+        } else {
+            3
+        }),
+        _ => None,
+    };
+    if pgp_version_at
+        .and_then(|i| s.get(i))
+        .is_some_and(|v| matches!(v, 4 | 5))
+    {
+        return Some(Guess::own(
+            "pgp-keys",
+            "application/pgp-keys",
+            Lens::Hex,
+            0.9,
+        ));
+    }
+    // zlib stream: deflate method, a window size, and a header checksum (mod 31).
+    if s.len() >= 8 && s[0] == 0x78 && (u16::from(s[0]) << 8 | u16::from(s[1])) % 31 == 0 {
+        return Some(Guess::own("zlib", "application/zlib", Lens::Archive, 0.85));
+    }
     if s.starts_with(b"JM\x01\x00") {
         return Some(Guess::own(
             "jmod",
@@ -109,6 +162,56 @@ fn own(s: &[u8]) -> Option<Guess> {
         ));
     }
     None
+}
+
+/// ZIP, refined by its first entry as libmagic does: `META-INF/` with the jar
+/// tool's mark is a Java archive; a stored `mimetype` entry (OpenDocument, EPUB) names the type.
+/// file-format's own refinement reads the central directory at the end of the file,
+/// which a sample never has.
+fn zip(s: &[u8]) -> Option<Guess> {
+    let u16at = |o: usize| {
+        s.get(o..o + 2)
+            .map(|b| usize::from(u16::from_le_bytes([b[0], b[1]])))
+    };
+    let name_len = u16at(26)?;
+    let extra_len = u16at(28)?;
+    let name = s.get(30..30 + name_len)?;
+    // The jar tool marks its first entry with an extra field of id 0xCAFE; libmagic
+    // calls a zip a Java archive by that mark, and so do we.
+    let extra = s
+        .get(30 + name_len..30 + name_len + extra_len)
+        .unwrap_or(&[]);
+    if name.starts_with(b"META-INF/") && extra.starts_with(b"\xfe\xca") {
+        return Some(Guess::own(
+            "jar",
+            "application/java-archive",
+            Lens::Archive,
+            SIGNATURE,
+        ));
+    }
+    if name == b"mimetype" {
+        let body = s.get(30 + name_len + extra_len..)?;
+        const STORED: &[(&str, &str)] = &[
+            ("application/vnd.oasis.opendocument.text", "odt"),
+            ("application/vnd.oasis.opendocument.spreadsheet", "ods"),
+            ("application/vnd.oasis.opendocument.presentation", "odp"),
+            ("application/vnd.oasis.opendocument.graphics", "odg"),
+            ("application/epub+zip", "epub"),
+        ];
+        for (mime, ty) in STORED {
+            if body.starts_with(mime.as_bytes())
+                && !body.get(mime.len()).is_some_and(|c| *c == b'-')
+            {
+                return Some(Guess::own(ty, mime, Lens::Document, SIGNATURE));
+            }
+        }
+    }
+    Some(Guess::own(
+        "zip",
+        "application/zip",
+        Lens::Archive,
+        SIGNATURE,
+    ))
 }
 
 /// ELF: libmagic names the kind from `e_type`; a shared object with a program
@@ -170,6 +273,10 @@ fn libmagic_names(f: FileFormat) -> (Option<&'static str>, Option<&'static str>)
         F::WaveformAudio => (None, Some("audio/x-wav")),
         F::Truetype | F::Opentype => (None, Some("font/sfnt")),
         F::WindowsIcon => (None, Some("image/vnd.microsoft.icon")),
+        F::PortableGraymap => (None, Some("image/x-portable-greymap")),
+        // libmagic names an MP3 by its first frame, file-format by the ID3 tag.
+        F::Id3v2 => (Some("mp3"), Some("audio/mpeg")),
+        F::JavaClass => (None, Some("application/x-java-applet")),
         _ => (None, None),
     }
 }

@@ -430,8 +430,16 @@ fn code(t: &[u8]) -> Option<Guess> {
         m4: u32,
         lisp: u32,
         shell: u32,
+        css: u32,
     }
     let mut s = Score::default();
+    // An Emacs mode line on the first line names the language outright.
+    let first = t.split(|&c| c == b'\n').next().unwrap_or(t);
+    if contains(first, b"-*- C++ -*-") || contains(first, b"-*- c++ -*-") {
+        s.cpp += 4;
+    } else if contains(first, b"-*- Autoconf -*-") {
+        s.m4 += 4;
+    }
     let mut n = 0u32;
     for l in lines(t) {
         n += 1;
@@ -458,7 +466,6 @@ fn code(t: &[u8]) -> Option<Guess> {
         if starts(b"namespace ")
             || starts(b"template <")
             || starts(b"template<")
-            || starts(b"class ") && b.ends_with(b"{")
             || starts(b"public:")
             || starts(b"private:")
             || contains(b, b"std::")
@@ -510,6 +517,9 @@ fn code(t: &[u8]) -> Option<Guess> {
         }
         if l.starts_with(b".\\\"")
             || l.starts_with(b".TH ")
+            || l.starts_with(b".Dd ")
+            || l.starts_with(b".Dt ")
+            || l.starts_with(b".Sh ")
             || l.starts_with(b".SH ")
             || l.starts_with(b"'\\\"")
             || l.starts_with(b".PP")
@@ -547,8 +557,34 @@ fn code(t: &[u8]) -> Option<Guess> {
         {
             s.shell += 1;
         }
+        // CSS: `selector {` lines and indented `property: value;` lines.
+        if l.first().is_some_and(|c| c.is_ascii_whitespace())
+            && b.first()
+                .is_some_and(|c| c.is_ascii_lowercase() || *c == b'-')
+            && b.ends_with(b";")
+            && b.iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'-')
+                .count()
+                + 1
+                == b.iter().position(|&c| c == b':').unwrap_or(0) + 1
+            && !contains(b, b"(")
+        {
+            s.css += 1;
+        }
+        if b.ends_with(b"{")
+            && b.first()
+                .is_some_and(|c| matches!(c, b'.' | b'#' | b'@' | b'a'..=b'z' | b'*'))
+            && !contains(b, b"(")
+            && !contains(b, b"=")
+        {
+            s.css += 1;
+        }
+        if (starts(b"const ") || starts(b"let ")) && contains(b, b" = ") || contains(b, b") => ") {
+            s.js += 1;
+        }
     }
-    let candidates: [(u32, &str, &str); 11] = [
+    let candidates: [(u32, &str, &str); 12] = [
+        (s.css, "css", "text/css"),
         (s.troff * 2, "troff", "text/troff"),
         (s.cpp + if s.cpp > 0 { s.c } else { 0 }, "c++", "text/x-c++"),
         (s.c, "c", "text/x-c"),
@@ -673,6 +709,10 @@ mod tests {
         );
         assert_eq!(ty(b"use std::io;\n\npub fn f() {}\nfn g() {}\n"), "rust");
         assert_eq!(ty(b".TH LS 1\n.SH NAME\nls\n"), "troff");
+        assert_eq!(
+            ty(b"body {\n  color: #000;\n  margin: 0;\n}\n.x {\n  padding: 1px;\n}\n"),
+            "css"
+        );
         assert_eq!(ty(b"Just some words.\nAnd more words here.\n"), "text");
     }
 }
