@@ -298,10 +298,6 @@ fn not_yet_landed_requests_answer_an_error_and_are_audited() {
     let d = Daemon::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let requests = vec![
-        Request::Discern {
-            sample: b"{}".to_vec(),
-            hint_path: None,
-        },
         Request::PipelineSavedList,
         Request::FlowList,
         Request::FlowThroughput,
@@ -330,6 +326,48 @@ fn not_yet_landed_requests_answer_an_error_and_are_audited() {
     assert!(log.contains("flow.drop"), "{log}");
     let uid = nix::unistd::getuid().as_raw();
     assert!(log.contains(&format!("uid={uid}")), "{log}");
+}
+
+#[test]
+fn discern_is_answered_by_the_daemon_and_the_hint_does_not_override_content() {
+    let d = Daemon::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = Client::connect(&d.socket).await.unwrap();
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        let r = c
+            .call(&Request::Discern {
+                sample: png,
+                hint_path: Some("x.json".into()),
+            })
+            .await
+            .unwrap();
+        match r {
+            Response::Discernment {
+                ty,
+                confidence,
+                mime,
+                lens,
+            } => {
+                assert_eq!(ty, "png");
+                assert!(confidence >= 0.9, "{confidence}");
+                assert_eq!(mime.as_deref(), Some("image/png"));
+                assert_eq!(lens.as_deref(), Some("image"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let r = c
+            .call(&Request::Discern {
+                sample: b"{\"a\": [1, 2, 3], \"b\": {\"c\"".to_vec(),
+                hint_path: None,
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(&r, Response::Discernment { ty, .. } if ty == "json"),
+            "{r:?}"
+        );
+    });
 }
 
 #[test]

@@ -169,7 +169,7 @@ with sc.Client.connect(sys.argv[2]) as c:
     h = c.call("Health")
     assert h["type"] == "Health", h
     e = c.call({"type": "Discern", "sample": b"{}", "hint_path": None})
-    assert e["type"] == "Error" and e["code"] == "Unsupported", e
+    assert e["type"] == "Discernment" and e["ty"] == "json", e
     assert c.call("Ping") == {"type": "Pong"}
 # Trailing bytes after a Ping: one Invalid error, then the daemon closes.
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
