@@ -66,6 +66,72 @@ fn cli_ping_health_caps() {
 }
 
 #[test]
+fn cli_discern_through_the_daemon_local_and_stdin() {
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("picture.json");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01").unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(
+        &log,
+        "2026-11-26T10:00:01Z INFO a\n2026-11-26T10:00:02Z WARN b\n2026-11-26T10:00:03Z INFO c\n",
+    )
+    .unwrap();
+    let (png, log) = (png.to_str().unwrap(), log.to_str().unwrap());
+    let o = d.cli(&["discern", png, log]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["PATH", "TYPE", "MIME", "CONF", "LENS"], "{out}");
+    assert_eq!(rows[1][1..3], ["png", "image/png"], "{out}");
+    assert_eq!(rows[1][4], "image", "{out}");
+    assert_eq!(rows[2][1..3], ["log", "text/plain"], "{out}");
+
+    // --local needs no daemon at all.
+    let nowhere = dir.path().join("none.sock");
+    let o = cli(&nowhere, &["discern", "--local", "--json", png]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["ty"], "png", "{v}");
+
+    // stdin, cut mid-document.
+    let mut child = std::process::Command::new(cli_bin())
+        .args([
+            "--socket",
+            d.socket.to_str().unwrap(),
+            "discern",
+            "--json",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"items\": [1, 2, 3], \"name\": \"x")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v[0]["path"].as_str(), v[0]["ty"].as_str()),
+        (Some("-"), Some("json")),
+        "{v}"
+    );
+
+    // An unreadable file: could not ask, exit 2, named.
+    let o = d.cli(&["discern", "/nonexistent/file"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/file"), "{}", stderr(&o));
+}
+
+#[test]
 fn cli_without_daemon_exits_2_and_says_how_to_start_it() {
     let dir = tempfile::tempdir().unwrap();
     let o = cli(&dir.path().join("none.sock"), &["ping"]);
