@@ -8,6 +8,8 @@ use super::{json, Guess, Lens};
 
 /// Lines the line-based detectors look at.
 const MAX_LINES: usize = 40;
+/// Lines the source-code detector looks at.
+const CODE_LINES: usize = 120;
 
 /// Runs the text detectors in order of how verifiable their evidence is.
 pub fn detect(t: &[u8]) -> Guess {
@@ -181,8 +183,6 @@ fn leading_marker(t: &[u8]) -> Option<Guess> {
         (b"%PDF-", "pdf", "application/pdf", Lens::Document),
         (b"{\\rtf", "rtf", "text/rtf", Lens::Document),
         (b"diff --git ", "diff", "text/x-diff", Lens::Code),
-        (b"@echo off", "batch", "text/x-msdos-batch", Lens::Code),
-        (b"@ECHO OFF", "batch", "text/x-msdos-batch", Lens::Code),
         (b"/* XPM */", "xpm", "image/x-xpixmap", Lens::Image),
         (b"\\documentclass", "tex", "text/x-tex", Lens::Document),
         (
@@ -197,14 +197,16 @@ fn leading_marker(t: &[u8]) -> Option<Guess> {
             return Some(Guess::own(ty, mime, *lens, 0.95));
         }
     }
-    if t.starts_with(b"--- ") || t.starts_with(b"Index: ") {
-        // A unified diff has its +++ line right after.
-        if lines(t)
-            .take(4)
-            .any(|l| l.starts_with(b"+++ ") || l.starts_with(b"@@ "))
-        {
+    if starts_with_ci(t, b"@echo off") || starts_with_ci(t, b"@rem") {
+        return Some(Guess::own("batch", "text/x-msdos-batch", Lens::Code, 0.9));
+    }
+    // A unified diff, perhaps after a patch header: a `--- ` line then `+++ `.
+    let mut prev: &[u8] = b"";
+    for l in lines(t) {
+        if prev.starts_with(b"--- ") && l.starts_with(b"+++ ") {
             return Some(Guess::own("diff", "text/x-diff", Lens::Code, 0.9));
         }
+        prev = l;
     }
     // SubRip: "1", then "00:00:01,000 --> 00:00:04,000".
     let mut ls = lines(t);
@@ -439,9 +441,18 @@ fn code(t: &[u8]) -> Option<Guess> {
         s.cpp += 4;
     } else if contains(first, b"-*- Autoconf -*-") {
         s.m4 += 4;
+    } else if first.starts_with(b";;") {
+        // Lisp comments (Emacs Lisp files open with `;;; name.el --- ...`).
+        s.lisp += 4;
     }
     let mut n = 0u32;
-    for l in lines(t) {
+    // Source files often open with a long licence comment: look further than the
+    // other line detectors, still bounded.
+    for l in t
+        .split(|&c| c == b'\n')
+        .take(CODE_LINES)
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    {
         n += 1;
         let b = l.trim_ascii_start();
         let starts = |p: &[u8]| b.starts_with(p);
@@ -517,6 +528,8 @@ fn code(t: &[u8]) -> Option<Guess> {
         }
         if l.starts_with(b".\\\"")
             || l.starts_with(b".TH ")
+            || l == b".ig"
+            || l.starts_with(b".de ")
             || l.starts_with(b".Dd ")
             || l.starts_with(b".Dt ")
             || l.starts_with(b".Sh ")
@@ -535,8 +548,22 @@ fn code(t: &[u8]) -> Option<Guess> {
         {
             s.m4 += 2;
         }
-        if l.starts_with(b".PHONY")
-            || l.starts_with(b"all:")
+        // Make variables and special targets libmagic also keys on.
+        const MAKE_STARTS: &[&[u8]] = &[
+            b".PHONY",
+            b".PRECIOUS",
+            b".SUFFIXES",
+            b"all:",
+            b"SHELL =",
+            b"SHELL=",
+            b"VPATH",
+            b"CFLAGS",
+            b"LDFLAGS",
+            b"SUBDIRS",
+            b"prefix=",
+            b"prefix =",
+        ];
+        if MAKE_STARTS.iter().any(|m| l.starts_with(m))
             || l.starts_with(b"include ") && !contains(l, b"\"")
             || (l.starts_with(b"\t") && n > 1 && (contains(l, b"$(") || contains(l, b"$@")))
         {
@@ -710,9 +737,19 @@ mod tests {
         assert_eq!(ty(b"use std::io;\n\npub fn f() {}\nfn g() {}\n"), "rust");
         assert_eq!(ty(b".TH LS 1\n.SH NAME\nls\n"), "troff");
         assert_eq!(
+            ty(b"# comment\n\nSHELL = /bin/sh\nCFLAGS = -O2\n"),
+            "makefile"
+        );
+        assert_eq!(
             ty(b"body {\n  color: #000;\n  margin: 0;\n}\n.x {\n  padding: 1px;\n}\n"),
             "css"
         );
+        assert_eq!(
+            ty(b"Bug: 1\n\n--- a/x.sh\n+++ b/x.sh\n@@ -1 +1 @@\n"),
+            "diff"
+        );
+        assert_eq!(ty(b"@REM hello\r\n@echo off\r\n"), "batch");
+        assert_eq!(ty(b";;; x.el --- things\n(require 'y)\n"), "lisp");
         assert_eq!(ty(b"Just some words.\nAnd more words here.\n"), "text");
     }
 }
