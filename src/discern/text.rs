@@ -446,6 +446,8 @@ fn code(t: &[u8]) -> Option<Guess> {
         s.lisp += 4;
     }
     let mut n = 0u32;
+    let mut css_properties = 0u32;
+    let mut fenced = false;
     // Source files often open with a long licence comment: look further than the
     // other line detectors, still bounded.
     for l in t
@@ -455,6 +457,7 @@ fn code(t: &[u8]) -> Option<Guess> {
     {
         n += 1;
         let b = l.trim_ascii_start();
+        fenced |= l.starts_with(b"```");
         let starts = |p: &[u8]| b.starts_with(p);
         if starts(b"#include ")
             || starts(b"#include<")
@@ -597,6 +600,7 @@ fn code(t: &[u8]) -> Option<Guess> {
             && !contains(b, b"(")
         {
             s.css += 1;
+            css_properties += 1;
         }
         if b.ends_with(b"{")
             && b.first()
@@ -609,6 +613,14 @@ fn code(t: &[u8]) -> Option<Guess> {
         if (starts(b"const ") || starts(b"let ")) && contains(b, b" = ") || contains(b, b") => ") {
             s.js += 1;
         }
+    }
+    if fenced {
+        // Code inside fenced blocks of a Markdown document: prose, not code.
+        return None;
+    }
+    if css_properties < 2 {
+        // `else {` lines alone make no style sheet.
+        s.css = 0;
     }
     let candidates: [(u32, &str, &str); 12] = [
         (s.css, "css", "text/css"),
@@ -750,6 +762,10 @@ mod tests {
         );
         assert_eq!(ty(b"@REM hello\r\n@echo off\r\n"), "batch");
         assert_eq!(ty(b";;; x.el --- things\n(require 'y)\n"), "lisp");
+        assert_eq!(
+            ty(b"# Errors\n\n```js\nconst x = require('x');\nmodule.exports = x;\n```\n"),
+            "text"
+        );
         assert_eq!(ty(b"Just some words.\nAnd more words here.\n"), "text");
     }
 }
