@@ -72,6 +72,11 @@ fn with_delimiter(text: &[u8], d: u8) -> Option<TableShape> {
                 if fields == 1 && field_len == 0 {
                     // Blank line: not a record.
                 } else {
+                    // A ragged record (or a first one with no delimiter) settles
+                    // it: stop here rather than scan the whole sample.
+                    if fields == 1 || (n > 0 && fields != counts[0]) {
+                        return None;
+                    }
                     counts[n] = fields;
                     n += 1;
                     if n == MAX_RECORDS {

@@ -99,8 +99,21 @@ fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
     hay.len() >= needle.len() && hay[..needle.len()].eq_ignore_ascii_case(needle)
 }
 
+/// Substring search; jumps between occurrences of the needle's first byte, which
+/// is several times faster than comparing every window on long lines.
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let mut i = 0;
+    while let Some(p) = hay[i..].iter().position(|&c| c == first) {
+        let at = i + p;
+        if hay[at + 1..].starts_with(rest) {
+            return true;
+        }
+        i = at + 1;
+    }
+    false
 }
 
 /// `#!` scripts: the interpreter decides (through `env` too).
