@@ -7,6 +7,7 @@
 //! - [`cgroup`]: everything that reads cgroupfs.
 //! - [`host`]: probes of the kernel and the process (Capabilities).
 //! - [`logging`]: journald or stderr, filtered by `SHIPOTE_LOG`.
+//! - [`discern`]: content sniffing of byte samples (type, MIME, confidence, lens).
 //! - [`client`]: the `shipote` CLI: argument definitions, commands, rendering.
 //!
 //! The wire types live in the `shipote-protocol` crate.
@@ -14,6 +15,7 @@
 pub mod cgroup;
 pub mod client;
 pub mod daemon;
+pub mod discern;
 pub mod host;
 pub mod logging;
 pub mod process;

@@ -66,6 +66,72 @@ fn cli_ping_health_caps() {
 }
 
 #[test]
+fn cli_discern_through_the_daemon_local_and_stdin() {
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("picture.json");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01").unwrap();
+    let log = dir.path().join("app.log");
+    std::fs::write(
+        &log,
+        "2026-11-26T10:00:01Z INFO a\n2026-11-26T10:00:02Z WARN b\n2026-11-26T10:00:03Z INFO c\n",
+    )
+    .unwrap();
+    let (png, log) = (png.to_str().unwrap(), log.to_str().unwrap());
+    let o = d.cli(&["discern", png, log]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(rows[0], ["PATH", "TYPE", "MIME", "CONF", "LENS"], "{out}");
+    assert_eq!(rows[1][1..3], ["png", "image/png"], "{out}");
+    assert_eq!(rows[1][4], "image", "{out}");
+    assert_eq!(rows[2][1..3], ["log", "text/plain"], "{out}");
+
+    // --local needs no daemon at all.
+    let nowhere = dir.path().join("none.sock");
+    let o = cli(&nowhere, &["discern", "--local", "--json", png]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v[0]["ty"], "png", "{v}");
+
+    // stdin, cut mid-document.
+    let mut child = std::process::Command::new(cli_bin())
+        .args([
+            "--socket",
+            d.socket.to_str().unwrap(),
+            "discern",
+            "--json",
+            "-",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"{\"items\": [1, 2, 3], \"name\": \"x")
+        .unwrap();
+    let o = child.wait_with_output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(
+        (v[0]["path"].as_str(), v[0]["ty"].as_str()),
+        (Some("-"), Some("json")),
+        "{v}"
+    );
+
+    // An unreadable file: could not ask, exit 2, named.
+    let o = d.cli(&["discern", "/nonexistent/file"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("/nonexistent/file"), "{}", stderr(&o));
+}
+
+#[test]
 fn cli_without_daemon_exits_2_and_says_how_to_start_it() {
     let dir = tempfile::tempdir().unwrap();
     let o = cli(&dir.path().join("none.sock"), &["ping"]);
@@ -298,10 +364,6 @@ fn not_yet_landed_requests_answer_an_error_and_are_audited() {
     let d = Daemon::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let requests = vec![
-        Request::Discern {
-            sample: b"{}".to_vec(),
-            hint_path: None,
-        },
         Request::PipelineSavedList,
         Request::FlowList,
         Request::FlowThroughput,
@@ -330,6 +392,48 @@ fn not_yet_landed_requests_answer_an_error_and_are_audited() {
     assert!(log.contains("flow.drop"), "{log}");
     let uid = nix::unistd::getuid().as_raw();
     assert!(log.contains(&format!("uid={uid}")), "{log}");
+}
+
+#[test]
+fn discern_is_answered_by_the_daemon_and_the_hint_does_not_override_content() {
+    let d = Daemon::start();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut c = Client::connect(&d.socket).await.unwrap();
+        let png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        let r = c
+            .call(&Request::Discern {
+                sample: png,
+                hint_path: Some("x.json".into()),
+            })
+            .await
+            .unwrap();
+        match r {
+            Response::Discernment {
+                ty,
+                confidence,
+                mime,
+                lens,
+            } => {
+                assert_eq!(ty, "png");
+                assert!(confidence >= 0.9, "{confidence}");
+                assert_eq!(mime.as_deref(), Some("image/png"));
+                assert_eq!(lens.as_deref(), Some("image"));
+            }
+            other => panic!("{other:?}"),
+        }
+        let r = c
+            .call(&Request::Discern {
+                sample: b"{\"a\": [1, 2, 3], \"b\": {\"c\"".to_vec(),
+                hint_path: None,
+            })
+            .await
+            .unwrap();
+        assert!(
+            matches!(&r, Response::Discernment { ty, .. } if ty == "json"),
+            "{r:?}"
+        );
+    });
 }
 
 #[test]

@@ -114,18 +114,16 @@ fn python_caps() {
 }
 
 #[test]
-fn python_raw_discern_gets_unsupported() {
+fn python_raw_discern_gets_a_discernment() {
     let d = Daemon::start();
     let o = py(&d, &["raw-discern", "{\"a\": 1}", "--hint", "x.json"]);
-    assert_eq!(o.status.code(), Some(1), "{}\n{}", stderr(&o), d.log());
-    assert!(stderr(&o).contains("Unsupported"), "{}", stderr(&o));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stderr(&o), d.log());
     let v = json_out(&o);
-    assert_eq!(v["type"], "Error", "{v}");
-    assert_eq!(v["code"], "Unsupported", "{v}");
-    assert!(
-        v["message"].as_str().unwrap().contains("not available yet"),
-        "{v}"
-    );
+    assert_eq!(v["type"], "Discernment", "{v}");
+    assert_eq!(v["ty"], "json", "{v}");
+    assert_eq!(v["mime"], "application/json", "{v}");
+    assert_eq!(v["lens"], "json", "{v}");
+    assert!(v["confidence"].as_f64().unwrap() >= 0.9, "{v}");
 }
 
 #[test]
@@ -169,7 +167,7 @@ with sc.Client.connect(sys.argv[2]) as c:
     h = c.call("Health")
     assert h["type"] == "Health", h
     e = c.call({"type": "Discern", "sample": b"{}", "hint_path": None})
-    assert e["type"] == "Error" and e["code"] == "Unsupported", e
+    assert e["type"] == "Discernment" and e["ty"] == "json", e
     assert c.call("Ping") == {"type": "Pong"}
 # Trailing bytes after a Ping: one Invalid error, then the daemon closes.
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)

@@ -3,6 +3,7 @@
 //! 2 could not ask (usage, no daemon, protocol failure).
 
 pub mod cmd;
+pub mod discern;
 pub mod render;
 pub mod units;
 pub mod ws;
@@ -53,6 +54,8 @@ pub enum Command {
     },
     /// Show the end of a command's captured output.
     Logs(cmd::LogsArgs),
+    /// Tell the type of files (or stdin: -) from their first bytes.
+    Discern(discern::DiscernArgs),
 }
 
 /// How a command ended.
@@ -119,6 +122,21 @@ impl Session {
 
 /// Runs the parsed command line and reports how it went.
 pub async fn run(cli: Cli) -> Outcome {
+    // Discern reads its inputs before any connection, and --local needs none.
+    let mut discern_inputs = Vec::new();
+    if let Command::Discern(a) = &cli.command {
+        match discern::read(a) {
+            Err(message) => {
+                eprintln!("shipote: {message}");
+                return Outcome::CouldNotAsk;
+            }
+            Ok(inputs) if a.local => {
+                print!("{}", discern::local(&inputs, cli.json));
+                return Outcome::Ok;
+            }
+            Ok(inputs) => discern_inputs = inputs,
+        }
+    }
     let socket = cli
         .socket
         .clone()
@@ -153,6 +171,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Run(a) => cmd::run(&mut s, a).await,
         Command::Ps { workspace } => cmd::ps(&mut s, &workspace).await,
         Command::Logs(a) => cmd::logs(&mut s, a).await,
+        Command::Discern(_) => discern::remote(&mut s, discern_inputs).await,
     };
     match result {
         Ok(out) => {

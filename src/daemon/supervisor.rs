@@ -718,6 +718,9 @@ impl Supervisor {
                     None => not_found(workspace),
                 }
             }
+            Request::Discern { sample, hint_path } => {
+                crate::discern::respond(&sample, hint_path.as_deref())
+            }
             other => not_yet(&other),
         };
         let _ = reply.send(response);

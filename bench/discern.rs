@@ -1,0 +1,360 @@
+//! Discern against libmagic on a corpus of real files' first 4 KiB, and the speed of
+//! ours, file-format alone and libmagic per sample, in the same run.
+//!
+//! Build the corpus first (not committed; about 4,000 samples):
+//!
+//! ```text
+//! python3 bench/discern/build-corpus.py /var/tmp/shipote-discern-corpus
+//! cargo bench --bench discern -- /var/tmp/shipote-discern-corpus
+//! ```
+//!
+//! The corpus directory is the first argument, else `SHIPOTE_DISCERN_CORPUS`, else
+//! `/var/tmp/shipote-discern-corpus`. libmagic is loaded at run time
+//! (`libmagic.so.1`, package libmagic1); the bench stops with a message if it is
+//! missing, never skipping the comparison.
+//!
+//! Prints: agreement with libmagic overall (content only, and with the file name
+//! as hint) and per libmagic type, the top disagreements, accuracy per confidence
+//! band, and median ns/sample with ratios. "Right" counts agreements plus the
+//! disagreements whose (libmagic, ours) pair was judged by hand in favour of ours,
+//! in `bench/discern/verdicts.tsv` (see `bench/discern/REPORT.md`).
+
+use shipote::discern::discern;
+use std::collections::BTreeMap;
+use std::ffi::{c_char, c_int, c_void, CStr};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// MIME names libmagic and we use for the same thing where the difference is not a
+/// disagreement about the content. Only one: libmagic itself cannot tell C from
+/// C++ headers by content (a `.h` file is either), and names the same file one or
+/// the other by which keywords the first 4 KiB happen to hold.
+const EQUIVALENT: &[(&str, &str)] = &[("text/x-c", "text/x-c++")];
+
+const MAGIC_MIME_TYPE: c_int = 0x10;
+
+/// libmagic through dlopen, so the bench builds without libmagic-dev and says
+/// clearly when the library is missing.
+struct Magic {
+    cookie: *mut c_void,
+    buffer: unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *const c_char,
+}
+
+impl Magic {
+    fn open() -> Result<Self, String> {
+        // SAFETY: dlopen/dlsym with NUL-terminated names; the symbols are cast to the
+        // prototypes of magic.h (magic_open, magic_load, magic_buffer, magic_error).
+        unsafe {
+            let lib = libc::dlopen(c"libmagic.so.1".as_ptr(), libc::RTLD_NOW);
+            if lib.is_null() {
+                return Err(
+                    "libmagic.so.1 not found: apt-get install libmagic1 (or libmagic-dev)".into(),
+                );
+            }
+            let sym = |name: &CStr| {
+                let p = libc::dlsym(lib, name.as_ptr());
+                if p.is_null() {
+                    Err(format!("libmagic lacks {name:?}"))
+                } else {
+                    Ok(p)
+                }
+            };
+            let open: unsafe extern "C" fn(c_int) -> *mut c_void =
+                std::mem::transmute(sym(c"magic_open")?);
+            let load: unsafe extern "C" fn(*mut c_void, *const c_char) -> c_int =
+                std::mem::transmute(sym(c"magic_load")?);
+            let buffer = std::mem::transmute::<
+                *mut c_void,
+                unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *const c_char,
+            >(sym(c"magic_buffer")?);
+            let cookie = open(MAGIC_MIME_TYPE);
+            if cookie.is_null() || load(cookie, std::ptr::null()) != 0 {
+                return Err(
+                    "magic_open/magic_load failed: is the magic database installed (libmagic-mgc)?"
+                        .into(),
+                );
+            }
+            Ok(Self { cookie, buffer })
+        }
+    }
+
+    fn mime(&self, sample: &[u8]) -> &str {
+        // SAFETY: the cookie is live; libmagic returns a string it owns until the
+        // next call on this cookie, which the borrow of `self` outlives only in
+        // callers that copy or drop it before calling again.
+        unsafe {
+            let p = (self.buffer)(self.cookie, sample.as_ptr().cast(), sample.len());
+            if p.is_null() {
+                return "error";
+            }
+            CStr::from_ptr(p).to_str().unwrap_or("error")
+        }
+    }
+}
+
+struct Sample {
+    path: PathBuf,
+    name: String,
+    bytes: Vec<u8>,
+    libmagic: String,
+}
+
+fn corpus_dir() -> PathBuf {
+    std::env::args()
+        .skip(1)
+        .find(|a| !a.starts_with("--"))
+        .or_else(|| std::env::var("SHIPOTE_DISCERN_CORPUS").ok())
+        .unwrap_or_else(|| "/var/tmp/shipote-discern-corpus".into())
+        .into()
+}
+
+fn load(dir: &Path) -> Vec<Sample> {
+    let manifest = dir.join("manifest.tsv");
+    let text = std::fs::read_to_string(&manifest).unwrap_or_else(|e| {
+        eprintln!(
+            "cannot read {}: {e}\nbuild the corpus first:\n  python3 bench/discern/build-corpus.py {}",
+            manifest.display(),
+            dir.display()
+        );
+        std::process::exit(2);
+    });
+    text.lines()
+        .skip(1)
+        .filter_map(|l| {
+            let mut f = l.split('\t');
+            let (rel, mime) = (f.next()?, f.next()?);
+            let path = dir.join(rel);
+            let bytes = std::fs::read(&path).ok()?;
+            // The corpus names files NNNNN-<original name>; the original is the hint.
+            let name = rel.rsplit('/').next()?.split_once('-')?.1.to_owned();
+            Some(Sample {
+                path,
+                name,
+                bytes,
+                libmagic: mime.to_owned(),
+            })
+        })
+        .collect()
+}
+
+fn load_verdicts() -> BTreeMap<(String, String), (String, String)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/discern/verdicts.tsv");
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() >= 4).then(|| ((f[0].into(), f[1].into()), (f[2].into(), f[3].into())))
+        })
+        .collect()
+}
+
+fn agree(libmagic: &str, ours: &str) -> bool {
+    libmagic == ours
+        || EQUIVALENT
+            .iter()
+            .any(|&(a, b)| (a, b) == (libmagic, ours) || (b, a) == (libmagic, ours))
+}
+
+fn median(v: &mut [u64]) -> u64 {
+    v.sort_unstable();
+    v[v.len() / 2]
+}
+
+fn pct(a: usize, n: usize) -> f64 {
+    if n == 0 {
+        0.0
+    } else {
+        100.0 * a as f64 / n as f64
+    }
+}
+
+fn main() {
+    let dir = corpus_dir();
+    let samples = load(&dir);
+    if samples.is_empty() {
+        eprintln!("no samples in {}", dir.display());
+        std::process::exit(2);
+    }
+    let magic = Magic::open().unwrap_or_else(|e| {
+        eprintln!("libmagic is needed as the reference: {e}");
+        std::process::exit(2);
+    });
+    let verdicts = load_verdicts();
+
+    // In-process libmagic must agree with the manifest (same library as `file`).
+    let drift = samples
+        .iter()
+        .filter(|s| magic.mime(&s.bytes) != s.libmagic)
+        .count();
+    let types: BTreeMap<&str, usize> = samples.iter().fold(BTreeMap::new(), |mut m, s| {
+        *m.entry(s.libmagic.as_str()).or_default() += 1;
+        m
+    });
+    println!(
+        "corpus {}: {} samples (first 4 KiB), {} libmagic MIME types; in-process libmagic differs from the manifest on {}",
+        dir.display(),
+        samples.len(),
+        types.len(),
+        drift
+    );
+
+    // Accuracy.
+    struct Row {
+        n: usize,
+        agree: usize,
+        agree_hint: usize,
+        right: usize,
+        ours: BTreeMap<String, usize>,
+    }
+    let mut per_type: BTreeMap<&str, Row> = BTreeMap::new();
+    let mut confusion: BTreeMap<(String, String), (usize, &Path)> = BTreeMap::new();
+    let bands: [(f32, f32, &str); 4] = [
+        (0.95, 1.01, "0.95-0.99 signature"),
+        (0.8, 0.95, "0.80-0.94 structural"),
+        (0.55, 0.8, "0.55-0.79 heuristic"),
+        (0.0, 0.55, "0.00-0.54 fallback"),
+    ];
+    let mut band_rows = [(0usize, 0usize, 0usize); 4];
+    let (mut agree_all, mut agree_hint_all, mut right_all) = (0, 0, 0);
+    for s in &samples {
+        let d = discern(&s.bytes, None);
+        let dh = discern(&s.bytes, Some(Path::new(&s.name)));
+        let ok = agree(&s.libmagic, d.mime());
+        let ok_hint = agree(&s.libmagic, dh.mime());
+        let right = ok
+            || verdicts
+                .get(&(s.libmagic.clone(), d.mime().to_owned()))
+                .is_some_and(|(v, _)| v == "ours" || v == "both");
+        let row = per_type.entry(&s.libmagic).or_insert(Row {
+            n: 0,
+            agree: 0,
+            agree_hint: 0,
+            right: 0,
+            ours: BTreeMap::new(),
+        });
+        row.n += 1;
+        row.agree += usize::from(ok);
+        row.agree_hint += usize::from(ok_hint);
+        row.right += usize::from(right);
+        agree_all += usize::from(ok);
+        agree_hint_all += usize::from(ok_hint);
+        right_all += usize::from(right);
+        if !ok {
+            *row.ours.entry(d.mime().to_owned()).or_default() += 1;
+            confusion
+                .entry((s.libmagic.clone(), d.mime().to_owned()))
+                .or_insert((0, &s.path))
+                .0 += 1;
+        }
+        let b = bands
+            .iter()
+            .position(|&(lo, hi, _)| d.confidence >= lo && d.confidence < hi)
+            .unwrap_or(3);
+        band_rows[b].0 += 1;
+        band_rows[b].1 += usize::from(ok);
+        band_rows[b].2 += usize::from(right);
+    }
+    let n = samples.len();
+    println!(
+        "\nagreement with libmagic: {:.1}% ({agree_all}/{n}) content only; {:.1}% with the file name as hint; right (agree + judged ours, verdicts.tsv): {:.1}%",
+        pct(agree_all, n),
+        pct(agree_hint_all, n),
+        pct(right_all, n)
+    );
+
+    println!("\nper libmagic type (content only):");
+    println!(
+        "{:<44} {:>5} {:>7} {:>7} {:>7}  our other answers",
+        "libmagic mime", "n", "agree%", "+hint%", "right%"
+    );
+    let mut rows: Vec<_> = per_type.iter().collect();
+    rows.sort_by_key(|(m, r)| (std::cmp::Reverse(r.n), *m));
+    for (m, r) in rows {
+        let mut others: Vec<_> = r.ours.iter().collect();
+        others.sort_by_key(|(_, c)| std::cmp::Reverse(**c));
+        let others: Vec<String> = others
+            .iter()
+            .take(3)
+            .map(|(o, c)| format!("{o} ({c})"))
+            .collect();
+        println!(
+            "{:<44} {:>5} {:>7.1} {:>7.1} {:>7.1}  {}",
+            m,
+            r.n,
+            pct(r.agree, r.n),
+            pct(r.agree_hint, r.n),
+            pct(r.right, r.n),
+            others.join(", ")
+        );
+    }
+
+    println!("\ntop disagreements (libmagic -> ours, count, verdict, example):");
+    let mut conf: Vec<_> = confusion.iter().collect();
+    conf.sort_by_key(|(k, (c, _))| (std::cmp::Reverse(*c), (*k).clone()));
+    for ((lm, ours), (c, example)) in conf.iter().take(40) {
+        let verdict = verdicts
+            .get(&(lm.clone(), ours.clone()))
+            .map_or("not judged", |(v, _)| v.as_str());
+        println!(
+            "  {:<5} {lm} -> {ours}  [{verdict}]  {}",
+            c,
+            example.display()
+        );
+    }
+
+    println!("\ncalibration per confidence band (content only):");
+    println!("{:<24} {:>6} {:>8} {:>8}", "band", "n", "agree%", "right%");
+    for (i, (_, _, name)) in bands.iter().enumerate() {
+        let (bn, ba, br) = band_rows[i];
+        println!(
+            "{:<24} {:>6} {:>8.1} {:>8.1}",
+            name,
+            bn,
+            pct(ba, bn),
+            pct(br, bn)
+        );
+    }
+
+    // Speed: each engine over every sample, five rounds; per-sample times, median.
+    let rounds = 5;
+    let time = |f: &mut dyn FnMut(&[u8]) -> usize| {
+        let mut ns = Vec::with_capacity(samples.len() * rounds);
+        let mut sink = 0usize;
+        for _ in 0..rounds {
+            for s in &samples {
+                let t = Instant::now();
+                sink = sink.wrapping_add(f(&s.bytes));
+                ns.push(t.elapsed().as_nanos() as u64);
+            }
+        }
+        std::hint::black_box(sink);
+        let total: u64 = ns.iter().sum();
+        (median(&mut ns), total / ns.len() as u64)
+    };
+    let ours = time(&mut |b| discern(std::hint::black_box(b), None).mime().len());
+    let ff = time(&mut |b| {
+        file_format::FileFormat::from_bytes(std::hint::black_box(b))
+            .media_type()
+            .len()
+    });
+    let lm = time(&mut |b| magic.mime(std::hint::black_box(b)).len());
+    println!("\nspeed per 4 KiB sample ({rounds} rounds over the corpus):");
+    println!(
+        "{:<26} {:>12} {:>12} {:>18}",
+        "engine", "median ns", "mean ns", "libmagic / this"
+    );
+    for (name, (med, mean)) in [
+        ("shipote discern", ours),
+        ("file-format 0.29 alone", ff),
+        ("libmagic (in-process)", lm),
+    ] {
+        println!(
+            "{:<26} {:>12} {:>12} {:>17.1}x",
+            name,
+            med,
+            mean,
+            lm.0 as f64 / med as f64
+        );
+    }
+}

@@ -1,0 +1,784 @@
+//! Detectors for text samples: shebang scripts, markup, JSON/NDJSON, tables, logs,
+//! YAML and source code. Each looks at a bounded prefix (lines or bytes), never
+//! allocates, and answers a [`Guess`] with a confidence on the scale of the module
+//! doc.
+
+use super::table::{self, TableShape};
+use super::{json, Guess, Lens};
+
+/// Lines the line-based detectors look at.
+const MAX_LINES: usize = 40;
+/// Lines the source-code detector looks at.
+const CODE_LINES: usize = 120;
+
+/// Runs the text detectors in order of how verifiable their evidence is.
+pub fn detect(t: &[u8]) -> Guess {
+    let lead = skip_ws(t);
+    if let Some(g) = shebang(lead) {
+        return g;
+    }
+    if let Some(g) = leading_marker(lead) {
+        return g;
+    }
+    if let Some(g) = markup(lead) {
+        return g;
+    }
+    if let Some(shape) = json::shape(t) {
+        return match shape {
+            json::Shape::Lines(n) => Guess::own(
+                "ndjson",
+                "application/x-ndjson",
+                Lens::Json,
+                if n >= 3 { 0.9 } else { 0.8 },
+            ),
+            json::Shape::Document { whole, values } => {
+                let c = match (whole, values) {
+                    (_, 0) => 0.55,
+                    (true, _) => 0.9,
+                    (false, v) if v >= 3 => 0.85,
+                    (false, _) => 0.7,
+                };
+                Guess::own("json", "application/json", Lens::Json, c)
+            }
+        };
+    }
+    if let Some(g) = log(t) {
+        return g;
+    }
+    if let Some(g) = code(t) {
+        return g;
+    }
+    if let Some(shape) = table::sniff(t) {
+        return table_guess(shape);
+    }
+    if let Some(g) = yaml(t) {
+        return g;
+    }
+    Guess::own("text", "text/plain", Lens::Text, 0.5)
+}
+
+/// The guess for a sniffed table.
+pub fn table_guess(shape: TableShape) -> Guess {
+    let conf = if shape.records >= 5 { 0.85 } else { 0.7 };
+    let mut g = if shape.delimiter == b'\t' {
+        Guess::own("tsv", "text/tab-separated-values", Lens::Table, conf)
+    } else {
+        Guess::own("csv", "text/csv", Lens::Table, conf)
+    };
+    g.table = Some(shape);
+    g
+}
+
+fn skip_ws(t: &[u8]) -> &[u8] {
+    let i = t
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(t.len());
+    &t[i..]
+}
+
+/// Iterates over at most [`MAX_LINES`] lines, without their `\r`.
+fn lines(t: &[u8]) -> impl Iterator<Item = &[u8]> {
+    t.split(|&c| c == b'\n')
+        .take(MAX_LINES)
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+}
+
+/// Whole lines only: drops the last line when the sample does not end with `\n`,
+/// since it may be cut.
+fn whole_lines(t: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let end = if t.ends_with(b"\n") {
+        t.len()
+    } else {
+        t.iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1)
+    };
+    lines(&t[..end]).filter(|l| !l.is_empty())
+}
+
+fn starts_with_ci(hay: &[u8], needle: &[u8]) -> bool {
+    hay.len() >= needle.len() && hay[..needle.len()].eq_ignore_ascii_case(needle)
+}
+
+/// Substring search; jumps between occurrences of the needle's first byte, which
+/// is several times faster than comparing every window on long lines.
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else {
+        return true;
+    };
+    let mut i = 0;
+    while let Some(p) = hay[i..].iter().position(|&c| c == first) {
+        let at = i + p;
+        if hay[at + 1..].starts_with(rest) {
+            return true;
+        }
+        i = at + 1;
+    }
+    false
+}
+
+/// `#!` scripts: the interpreter decides (through `env` too).
+fn shebang(t: &[u8]) -> Option<Guess> {
+    let rest = t.strip_prefix(b"#!")?;
+    let line = rest.split(|&c| c == b'\n').next().unwrap_or(rest);
+    let mut words = line
+        .split(|c| c.is_ascii_whitespace())
+        .filter(|w| !w.is_empty());
+    let mut prog = words.next()?;
+    prog = prog.rsplit(|&c| c == b'/').next().unwrap_or(prog);
+    if prog == b"env" {
+        // Skip env's own options (`env -S python3 -u`).
+        prog = words.find(|w| !w.starts_with(b"-"))?;
+    }
+    let base: &[u8] = {
+        // python3.11 -> python, perl5.36 -> perl.
+        let end = prog
+            .iter()
+            .position(|c| c.is_ascii_digit() || *c == b'.')
+            .unwrap_or(prog.len());
+        &prog[..end]
+    };
+    let (ty, mime, lens) = match base {
+        b"sh" | b"bash" | b"dash" | b"zsh" | b"ksh" | b"mksh" | b"ash" | b"busybox" => {
+            ("shell", "text/x-shellscript", Lens::Code)
+        }
+        b"python" | b"pypy" => ("python", "text/x-script.python", Lens::Code),
+        b"perl" => ("perl", "text/x-perl", Lens::Code),
+        b"ruby" => ("ruby", "text/x-ruby", Lens::Code),
+        b"node" | b"nodejs" => ("javascript", "application/javascript", Lens::Code),
+        b"awk" | b"nawk" | b"mawk" => ("awk", "text/x-awk", Lens::Code),
+        b"gawk" => ("awk", "text/x-gawk", Lens::Code),
+        b"php" => ("php", "text/x-php", Lens::Code),
+        b"tclsh" | b"wish" | b"expect" => ("tcl", "text/x-tcl", Lens::Code),
+        b"lua" => ("lua", "text/x-lua", Lens::Code),
+        b"make" => ("makefile", "text/x-makefile", Lens::Code),
+        // An interpreter libmagic has no name for: still a script, shown as code.
+        _ => ("script", "text/plain", Lens::Code),
+    };
+    Some(Guess::own(ty, mime, lens, 0.9))
+}
+
+/// Formats announced by their first bytes.
+fn leading_marker(t: &[u8]) -> Option<Guess> {
+    const MARKERS: &[(&[u8], &str, &str, Lens)] = &[
+        (b"<?php", "php", "text/x-php", Lens::Code),
+        (
+            b"-----BEGIN PGP PUBLIC KEY BLOCK",
+            "pgp-keys",
+            "application/pgp-keys",
+            Lens::Text,
+        ),
+        (
+            b"-----BEGIN PGP SIGNATURE",
+            "pgp-signature",
+            "application/pgp-signature",
+            Lens::Text,
+        ),
+        (
+            b"-----BEGIN PGP SIGNED MESSAGE",
+            "pgp",
+            "text/PGP",
+            Lens::Text,
+        ),
+        (
+            b"-----BEGIN PGP MESSAGE",
+            "pgp",
+            "application/pgp-encrypted",
+            Lens::Text,
+        ),
+        (b"BEGIN:VCALENDAR", "icalendar", "text/calendar", Lens::Text),
+        (b"BEGIN:VCARD", "vcard", "text/vcard", Lens::Text),
+        (
+            b"%!PS",
+            "postscript",
+            "application/postscript",
+            Lens::Document,
+        ),
+        (b"%PDF-", "pdf", "application/pdf", Lens::Document),
+        (b"{\\rtf", "rtf", "text/rtf", Lens::Document),
+        (b"diff --git ", "diff", "text/x-diff", Lens::Code),
+        (b"/* XPM */", "xpm", "image/x-xpixmap", Lens::Image),
+        (b"\\documentclass", "tex", "text/x-tex", Lens::Document),
+        (
+            b"\\input texinfo",
+            "texinfo",
+            "text/x-texinfo",
+            Lens::Document,
+        ),
+    ];
+    for (m, ty, mime, lens) in MARKERS {
+        if t.starts_with(m) {
+            return Some(Guess::own(ty, mime, *lens, 0.95));
+        }
+    }
+    if starts_with_ci(t, b"@echo off") || starts_with_ci(t, b"@rem") {
+        return Some(Guess::own("batch", "text/x-msdos-batch", Lens::Code, 0.9));
+    }
+    // A unified diff, perhaps after a patch header: a `--- ` line then `+++ `.
+    let mut prev: &[u8] = b"";
+    for l in lines(t) {
+        if prev.starts_with(b"--- ") && l.starts_with(b"+++ ") {
+            return Some(Guess::own("diff", "text/x-diff", Lens::Code, 0.9));
+        }
+        prev = l;
+    }
+    // SubRip: "1", then "00:00:01,000 --> 00:00:04,000".
+    let mut ls = lines(t);
+    if let (Some(n), Some(ts)) = (ls.next(), ls.next()) {
+        if !n.is_empty()
+            && n.iter().all(u8::is_ascii_digit)
+            && ts.len() >= 29
+            && contains(ts, b" --> ")
+        {
+            return Some(Guess::own(
+                "subrip",
+                "application/x-subrip",
+                Lens::Text,
+                0.9,
+            ));
+        }
+    }
+    None
+}
+
+/// HTML and XML by their first tag (after comments and a doctype).
+fn markup(t: &[u8]) -> Option<Guess> {
+    if !t.starts_with(b"<") {
+        return None;
+    }
+    if t.starts_with(b"<?xml") {
+        let head = &t[..t.len().min(1024)];
+        if contains(head, b"<svg") {
+            return Some(Guess::own("svg", "image/svg+xml", Lens::Image, 0.95));
+        }
+        if contains(head, b"<!DOCTYPE html") || contains(head, b"<html") {
+            return Some(Guess::own("xhtml", "text/html", Lens::Markup, 0.9));
+        }
+        return Some(Guess::own("xml", "text/xml", Lens::Markup, 0.95));
+    }
+    if t.starts_with(b"<svg") {
+        return Some(Guess::own("svg", "image/svg+xml", Lens::Image, 0.9));
+    }
+    // Skip leading comments.
+    let mut s = t;
+    while s.starts_with(b"<!--") {
+        let end = s.windows(3).position(|w| w == b"-->")?;
+        s = skip_ws(&s[end + 3..]);
+    }
+    const HTML_TAGS: &[&[u8]] = &[
+        b"<!doctype html",
+        b"<html",
+        b"<head",
+        b"<body",
+        b"<title",
+        b"<script",
+        b"<style",
+        b"<table",
+        b"<h1",
+        b"<h2",
+        b"<div",
+        b"<p>",
+        b"<meta",
+        b"<link",
+        b"<a ",
+        b"<br",
+        b"<ul",
+        b"<pre",
+        b"<center",
+        b"<frameset",
+        b"<iframe",
+    ];
+    if HTML_TAGS.iter().any(|tag| starts_with_ci(s, tag)) {
+        return Some(Guess::own("html", "text/html", Lens::Markup, 0.9));
+    }
+    if starts_with_ci(s, b"<!doctype") {
+        return Some(Guess::own("xml", "text/xml", Lens::Markup, 0.7));
+    }
+    None
+}
+
+fn is_digits(b: &[u8]) -> bool {
+    !b.is_empty() && b.iter().all(u8::is_ascii_digit)
+}
+
+/// `YYYY-MM-DD` then `T` or space then `hh:mm`.
+fn iso_timestamp(l: &[u8]) -> bool {
+    l.len() >= 16
+        && is_digits(&l[0..4])
+        && l[4] == b'-'
+        && is_digits(&l[5..7])
+        && l[7] == b'-'
+        && is_digits(&l[8..10])
+        && matches!(l[10], b'T' | b' ')
+        && is_digits(&l[11..13])
+        && l[13] == b':'
+        && is_digits(&l[14..16])
+}
+
+/// `Mmm dd hh:mm:ss ` (BSD syslog).
+fn syslog_timestamp(l: &[u8]) -> bool {
+    const MONTHS: [&[u8]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov",
+        b"Dec",
+    ];
+    l.len() >= 16
+        && MONTHS.contains(&&l[0..3])
+        && l[3] == b' '
+        && (l[4] == b' ' || l[4].is_ascii_digit())
+        && l[5].is_ascii_digit()
+        && l[6] == b' '
+        && l[9] == b':'
+        && l[12] == b':'
+        && is_digits(&l[7..9])
+        && is_digits(&l[10..12])
+        && is_digits(&l[13..15])
+}
+
+fn log_line(l: &[u8]) -> bool {
+    let l = l.strip_prefix(b"[").unwrap_or(l);
+    if iso_timestamp(l) || syslog_timestamp(l) {
+        return true;
+    }
+    // RFC 5424: "<PRI>1 2026-...".
+    if let Some(rest) = l.strip_prefix(b"<") {
+        if let Some(gt) = rest.iter().take(4).position(|&c| c == b'>') {
+            let after = &rest[gt + 1..];
+            return is_digits(&rest[..gt])
+                && after.len() > 2
+                && after[0].is_ascii_digit()
+                && after[1] == b' '
+                && iso_timestamp(&after[2..]);
+        }
+    }
+    // dmesg: "[    1.234567] ".
+    if let Some(close) = l.iter().take(16).position(|&c| c == b']') {
+        let num = l[..close].trim_ascii();
+        if num.len() >= 3
+            && num.iter().all(|c| c.is_ascii_digit() || *c == b'.')
+            && num.contains(&b'.')
+        {
+            return true;
+        }
+    }
+    false
+}
+
+/// Log files: most whole lines start with a timestamp; or journal export format.
+fn log(t: &[u8]) -> Option<Guess> {
+    if t.starts_with(b"__CURSOR=") || t.starts_with(b"__REALTIME_TIMESTAMP=") {
+        return Some(Guess::own("journal-export", "text/plain", Lens::Log, 0.9));
+    }
+    let (mut n, mut hits) = (0u32, 0u32);
+    for l in whole_lines(t).take(24) {
+        n += 1;
+        if log_line(l) {
+            hits += 1;
+        }
+    }
+    // Continuation lines (stack traces) are allowed; most must be stamped.
+    if hits >= 2 && hits * 10 >= n * 6 {
+        let c = if hits >= 5 { 0.85 } else { 0.7 };
+        return Some(Guess::own("log", "text/plain", Lens::Log, c));
+    }
+    None
+}
+
+/// A YAML key line: `key:` or `key: value`, key without spaces.
+fn yaml_key(l: &[u8]) -> bool {
+    let Some(colon) = l.iter().position(|&c| c == b':') else {
+        return false;
+    };
+    let key = &l[..colon];
+    let key = key.strip_prefix(b"- ").unwrap_or(key);
+    !key.is_empty()
+        && key.iter().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.' | b'"' | b'\'' | b'/')
+        })
+        && (colon + 1 == l.len() || l[colon + 1] == b' ')
+}
+
+fn yaml(t: &[u8]) -> Option<Guess> {
+    let explicit = t.starts_with(b"---\n") || t.starts_with(b"--- ") || t.starts_with(b"%YAML");
+    let (mut n, mut good, mut keys, mut nested, mut items) = (0u32, 0u32, 0u32, false, false);
+    for l in whole_lines(t) {
+        let body = l.trim_ascii_start();
+        if body.is_empty() || body.starts_with(b"#") || body == b"---" || body == b"..." {
+            continue;
+        }
+        if l.starts_with(b"\t") {
+            return None;
+        }
+        n += 1;
+        let indented = body.len() < l.len();
+        if yaml_key(body) {
+            good += 1;
+            keys += 1;
+            nested |= indented;
+        } else if body.starts_with(b"- ") || body == b"-" {
+            good += 1;
+            items = true;
+        } else if indented {
+            // A continuation of a block scalar: neutral.
+            good += u32::from(n > 1);
+        }
+    }
+    let share_ok = n >= 2 && good * 10 >= n * 9;
+    if share_ok && keys >= 1 && (explicit || nested || items) {
+        let c = if explicit || n >= 6 { 0.75 } else { 0.6 };
+        return Some(Guess::own("yaml", "application/yaml", Lens::Code, c));
+    }
+    None
+}
+
+/// Source code and other text libmagic names by content: cheap line-start
+/// patterns, scored, the best language wins.
+fn code(t: &[u8]) -> Option<Guess> {
+    #[derive(Default)]
+    struct Score {
+        c: u32,
+        cpp: u32,
+        python: u32,
+        perl: u32,
+        js: u32,
+        rust: u32,
+        troff: u32,
+        make: u32,
+        m4: u32,
+        lisp: u32,
+        shell: u32,
+        css: u32,
+    }
+    let mut s = Score::default();
+    // An Emacs mode line on the first line names the language outright.
+    let first = t.split(|&c| c == b'\n').next().unwrap_or(t);
+    if contains(first, b"-*- C++ -*-") || contains(first, b"-*- c++ -*-") {
+        s.cpp += 4;
+    } else if contains(first, b"-*- Autoconf -*-") {
+        s.m4 += 4;
+    } else if first.starts_with(b";;") {
+        // Lisp comments (Emacs Lisp files open with `;;; name.el --- ...`).
+        s.lisp += 4;
+    }
+    let mut n = 0u32;
+    let mut css_properties = 0u32;
+    let mut fenced = false;
+    // Source files often open with a long licence comment: look further than the
+    // other line detectors, still bounded.
+    for l in t
+        .split(|&c| c == b'\n')
+        .take(CODE_LINES)
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+    {
+        n += 1;
+        let b = l.trim_ascii_start();
+        fenced |= l.starts_with(b"```");
+        let starts = |p: &[u8]| b.starts_with(p);
+        if starts(b"#include ")
+            || starts(b"#include<")
+            || starts(b"#ifndef ")
+            || starts(b"#define ")
+            || starts(b"#ifdef ")
+            || starts(b"#endif")
+            || starts(b"#pragma ")
+        {
+            s.c += 2;
+        }
+        if starts(b"typedef ")
+            || starts(b"struct ")
+            || starts(b"static ")
+            || starts(b"extern ")
+            || starts(b"int main")
+        {
+            s.c += 1;
+        }
+        if starts(b"namespace ")
+            || starts(b"template <")
+            || starts(b"template<")
+            || starts(b"public:")
+            || starts(b"private:")
+            || contains(b, b"std::")
+        {
+            s.cpp += 2;
+        }
+        if (starts(b"import ") && !b.ends_with(b";"))
+            || (starts(b"from ") && contains(b, b" import "))
+        {
+            s.python += 2;
+        }
+        if (starts(b"def ") || starts(b"class ")) && b.ends_with(b":")
+            || starts(b"if __name__ ==")
+            || starts(b"elif ")
+        {
+            s.python += 2;
+        }
+        if starts(b"use strict;")
+            || starts(b"use warnings;")
+            || starts(b"my $")
+            || starts(b"package ") && b.ends_with(b";") && !contains(b, b".")
+            || starts(b"sub ") && b.ends_with(b"{")
+            || b == b"1;"
+            || starts(b"require '")
+        {
+            s.perl += 2;
+        }
+        if starts(b"'use strict'")
+            || starts(b"\"use strict\"")
+            || starts(b"module.exports")
+            || starts(b"const ") && contains(b, b"require(")
+            || starts(b"function ") && b.ends_with(b"{")
+            || starts(b"export ")
+            || starts(b"var ") && b.ends_with(b";")
+        {
+            s.js += 2;
+        }
+        if starts(b"fn ")
+            || starts(b"pub fn ")
+            || starts(b"pub(crate) ")
+            || starts(b"use std::")
+            || starts(b"impl ")
+            || starts(b"let mut ")
+            || starts(b"//!")
+            || starts(b"#[derive(")
+            || starts(b"mod ") && b.ends_with(b";")
+        {
+            s.rust += 2;
+        }
+        if l.starts_with(b".\\\"")
+            || l.starts_with(b".TH ")
+            || l == b".ig"
+            || l.starts_with(b".de ")
+            || l.starts_with(b".Dd ")
+            || l.starts_with(b".Dt ")
+            || l.starts_with(b".Sh ")
+            || l.starts_with(b".SH ")
+            || l.starts_with(b"'\\\"")
+            || l.starts_with(b".PP")
+            || l.starts_with(b".TP")
+        {
+            s.troff += 2;
+        }
+        if l.starts_with(b"dnl ")
+            || l.starts_with(b"AC_DEFUN")
+            || l.starts_with(b"AC_")
+            || l.starts_with(b"m4_")
+            || l.starts_with(b"AU_DEFUN")
+        {
+            s.m4 += 2;
+        }
+        // Make variables and special targets libmagic also keys on.
+        const MAKE_STARTS: &[&[u8]] = &[
+            b".PHONY",
+            b".PRECIOUS",
+            b".SUFFIXES",
+            b"all:",
+            b"SHELL =",
+            b"SHELL=",
+            b"VPATH",
+            b"CFLAGS",
+            b"LDFLAGS",
+            b"SUBDIRS",
+            b"prefix=",
+            b"prefix =",
+        ];
+        if MAKE_STARTS.iter().any(|m| l.starts_with(m))
+            || l.starts_with(b"include ") && !contains(l, b"\"")
+            || (l.starts_with(b"\t") && n > 1 && (contains(l, b"$(") || contains(l, b"$@")))
+        {
+            s.make += 2;
+        }
+        if l.starts_with(b";;; ")
+            || l.starts_with(b"(defun ")
+            || l.starts_with(b"(require '")
+            || l.starts_with(b"(setq ")
+        {
+            s.lisp += 2;
+        }
+        if starts(b"if [ ")
+            || starts(b"fi") && b.len() == 2
+            || starts(b"esac")
+            || starts(b"export ") && contains(b, b"=")
+            || starts(b"then") && b.len() == 4
+        {
+            s.shell += 1;
+        }
+        // CSS: `selector {` lines and indented `property: value;` lines.
+        if l.first().is_some_and(|c| c.is_ascii_whitespace())
+            && b.first()
+                .is_some_and(|c| c.is_ascii_lowercase() || *c == b'-')
+            && b.ends_with(b";")
+            && b.iter()
+                .take_while(|c| c.is_ascii_alphanumeric() || **c == b'-')
+                .count()
+                + 1
+                == b.iter().position(|&c| c == b':').unwrap_or(0) + 1
+            && !contains(b, b"(")
+        {
+            s.css += 1;
+            css_properties += 1;
+        }
+        if b.ends_with(b"{")
+            && b.first()
+                .is_some_and(|c| matches!(c, b'.' | b'#' | b'@' | b'a'..=b'z' | b'*'))
+            && !contains(b, b"(")
+            && !contains(b, b"=")
+        {
+            s.css += 1;
+        }
+        if (starts(b"const ") || starts(b"let ")) && contains(b, b" = ") || contains(b, b") => ") {
+            s.js += 1;
+        }
+    }
+    if fenced {
+        // Code inside fenced blocks of a Markdown document: prose, not code.
+        return None;
+    }
+    if css_properties < 2 {
+        // `else {` lines alone make no style sheet.
+        s.css = 0;
+    }
+    let candidates: [(u32, &str, &str); 12] = [
+        (s.css, "css", "text/css"),
+        (s.troff * 2, "troff", "text/troff"),
+        (s.cpp + if s.cpp > 0 { s.c } else { 0 }, "c++", "text/x-c++"),
+        (s.c, "c", "text/x-c"),
+        (s.python, "python", "text/x-script.python"),
+        (s.perl, "perl", "text/x-perl"),
+        (s.js, "javascript", "application/javascript"),
+        (s.rust, "rust", "text/rust"),
+        (s.m4, "m4", "text/x-m4"),
+        (s.make, "makefile", "text/x-makefile"),
+        (s.lisp, "lisp", "text/x-lisp"),
+        (s.shell, "shell", "text/x-shellscript"),
+    ];
+    let (best, ty, mime) =
+        candidates
+            .iter()
+            .copied()
+            .fold((0, "", ""), |a, b| if b.0 > a.0 { b } else { a });
+    if best < 2 {
+        return None;
+    }
+    let lens = if ty == "troff" {
+        Lens::Document
+    } else {
+        Lens::Code
+    };
+    let c = if best >= 6 { 0.7 } else { 0.55 };
+    Some(Guess::own(ty, mime, lens, c))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ty(t: &[u8]) -> &'static str {
+        match detect(t).name {
+            super::super::Name::Own { ty, .. } => ty,
+            _ => "format",
+        }
+    }
+
+    #[test]
+    fn shebangs() {
+        assert_eq!(ty(b"#!/bin/sh\necho hi\n"), "shell");
+        assert_eq!(ty(b"#!/usr/bin/env python3\nprint(1)\n"), "python");
+        assert_eq!(ty(b"#!/usr/bin/env -S perl -w\n"), "perl");
+        assert_eq!(ty(b"#!/usr/bin/python3.11"), "python");
+        assert_eq!(ty(b"#! /bin/bash -e\n"), "shell");
+        assert_eq!(ty(b"#!/opt/x/frobnicate\n"), "script");
+        assert_eq!(
+            detect(b"#!/usr/bin/gawk -f\n").mime_static(),
+            Some("text/x-gawk")
+        );
+    }
+
+    #[test]
+    fn markup_kinds() {
+        assert_eq!(ty(b"<?xml version=\"1.0\"?>\n<root/>"), "xml");
+        assert_eq!(ty(b"<?xml version=\"1.0\"?>\n<svg xmlns=\"x\">"), "svg");
+        assert_eq!(ty(b"<!-- c -->\n<!DOCTYPE html>\n<html>"), "html");
+        assert_eq!(ty(b"<HTML><HEAD>"), "html");
+        // Cut inside the first comment: not claimed as markup.
+        assert_eq!(ty(b"<!-- a comment that never ends"), "text");
+    }
+
+    #[test]
+    fn json_and_ndjson() {
+        assert_eq!(ty(b"{\"a\": [1, 2"), "json");
+        assert_eq!(ty(b"{\"a\":1}\n{\"a\":2}\n{\"a\":3}\n{\"a\""), "ndjson");
+    }
+
+    #[test]
+    fn tables() {
+        assert_eq!(ty(b"a,b,c\n1,2,3\n4,5,6\n7,8"), "csv");
+        assert_eq!(ty(b"a\tb\n1\t2\n3\t4\n5\t"), "tsv");
+        let g = detect(b"x;y\n1;2\n3;4\n");
+        assert_eq!(g.table.map(|t| (t.delimiter, t.header)), Some((b';', true)));
+    }
+
+    #[test]
+    fn logs() {
+        assert_eq!(
+            ty(b"Nov 26 10:00:01 web01 sshd[12]: accepted\nNov 26 10:00:02 web01 cron[3]: run\nNov 26 10:00:0"),
+            "log"
+        );
+        assert_eq!(
+            ty(b"2026-11-26T10:00:01Z INFO start\n2026-11-26 10:00:02,123 WARN x\n  at frame\n2026-11-26T10:00:03Z INFO y\n"),
+            "log"
+        );
+        assert_eq!(
+            ty(b"<34>1 2026-11-26T10:00:01Z h a 1 - - m\n<34>1 2026-11-26T10:00:02Z h a 1 - - m\n"),
+            "log"
+        );
+        assert_eq!(
+            ty(b"[    0.000000] Linux version\n[    0.000001] Command line\n"),
+            "log"
+        );
+        assert_eq!(
+            ty(b"__CURSOR=s=1;i=2\n__REALTIME_TIMESTAMP=1\n"),
+            "journal-export"
+        );
+    }
+
+    #[test]
+    fn yaml_needs_structure() {
+        assert_eq!(ty(b"---\nname: x\nitems:\n  - a\n  - b\n"), "yaml");
+        assert_eq!(ty(b"server:\n  port: 80\n  host: x\nlog: debug\n"), "yaml");
+        // deb822 / mail headers: flat keys only, not claimed.
+        assert_eq!(ty(b"Package: x\nVersion: 1\nDescription: y\n"), "text");
+        // Cut mid-line: the cut line is ignored.
+        assert_eq!(ty(b"a:\n  b: 1\n  c: [1, 2"), "yaml");
+    }
+
+    #[test]
+    fn code_by_content() {
+        assert_eq!(
+            ty(b"/* x */\n#include <stdio.h>\n#include <stdlib.h>\nint main(void)\n{\n"),
+            "c"
+        );
+        assert_eq!(
+            ty(b"import os\nimport sys\n\ndef main():\n    pass\n"),
+            "python"
+        );
+        assert_eq!(ty(b"use std::io;\n\npub fn f() {}\nfn g() {}\n"), "rust");
+        assert_eq!(ty(b".TH LS 1\n.SH NAME\nls\n"), "troff");
+        assert_eq!(
+            ty(b"# comment\n\nSHELL = /bin/sh\nCFLAGS = -O2\n"),
+            "makefile"
+        );
+        assert_eq!(
+            ty(b"body {\n  color: #000;\n  margin: 0;\n}\n.x {\n  padding: 1px;\n}\n"),
+            "css"
+        );
+        assert_eq!(
+            ty(b"Bug: 1\n\n--- a/x.sh\n+++ b/x.sh\n@@ -1 +1 @@\n"),
+            "diff"
+        );
+        assert_eq!(ty(b"@REM hello\r\n@echo off\r\n"), "batch");
+        assert_eq!(ty(b";;; x.el --- things\n(require 'y)\n"), "lisp");
+        assert_eq!(
+            ty(b"# Errors\n\n```js\nconst x = require('x');\nmodule.exports = x;\n```\n"),
+            "text"
+        );
+        assert_eq!(ty(b"Just some words.\nAnd more words here.\n"), "text");
+    }
+}
