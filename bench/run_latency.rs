@@ -1,7 +1,9 @@
 //! Run latency: request to RunStarted (sent once the command's exec succeeded,
 //! inside its cgroup leaf) for 200 runs of /bin/true, beside a plain fork+exec
 //! of /bin/true from this program (std's spawn also returns once exec
-//! succeeded), in the same run.
+//! succeeded), in the same run. Both wait for each /bin/true to end before the
+//! next start (on 2 cores a still-running /bin/true, ~0.5 ms of CPU here,
+//! would otherwise compete with the next start).
 //!
 //! `cargo bench --bench run_latency` (as root on these hosts: the workspace
 //! gets a cgroup under the cgroup2 mount; otherwise process groups).
@@ -19,6 +21,25 @@ const RUNS: usize = 200;
 fn pct(v: &mut [Duration], p: f64) -> f64 {
     v.sort();
     v[((v.len() as f64 * p) as usize).min(v.len() - 1)].as_secs_f64() * 1e6
+}
+
+/// Waits until process `pid` has exited (its pidfd turns readable), or is
+/// already gone.
+fn wait_gone(pid: i32) {
+    // SAFETY: plain system calls on integers and a valid pollfd.
+    unsafe {
+        let fd = libc::syscall(libc::SYS_pidfd_open, pid, 0) as i32;
+        if fd < 0 {
+            return;
+        }
+        let mut p = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        libc::poll(&mut p, 1, 5000);
+        libc::close(fd);
+    }
 }
 
 fn main() {
@@ -51,10 +72,16 @@ fn main() {
                 cwd: None,
             };
             let t = Instant::now();
-            match c.call(&req).await.unwrap() {
-                Response::RunStarted { .. } => lat.push(t.elapsed()),
+            let pid = match c.call(&req).await.unwrap() {
+                Response::RunStarted { pid, .. } => {
+                    lat.push(t.elapsed());
+                    pid
+                }
                 other => panic!("{other:?}"),
-            }
+            };
+            // Like the floor, which waits for its child before the next
+            // spawn: the next run starts once this one has ended.
+            wait_gone(pid);
         }
         let _ = c
             .call(&Request::WorkspaceStop {

@@ -444,17 +444,13 @@ pub fn capture(
     std::thread::Builder::new()
         .name("shipote-log".into())
         .spawn(move || {
-            // Opened and sized here, off the command's path to exec (the
-            // pipes hold what it writes meanwhile).
+            // Sized here, off the command's path to exec (the pipes hold what
+            // it writes meanwhile); the log is made when the first byte comes,
+            // so a command that writes nothing costs no files.
             enlarge_pipe(stdout.as_fd());
             enlarge_pipe(stderr.as_fd());
-            let mut log = match LogWriter::open(paths.clone(), append) {
-                Ok(log) => Some(log),
-                Err(e) => {
-                    tracing::warn!(log = %paths.base.display(), error = %e, "cannot create a command's log; its output is discarded");
-                    None
-                }
-            };
+            let mut log: Option<LogWriter> = None;
+            let mut log_failed = false;
             let mut pipes = [
                 (Some(stdout), Stream::Stdout),
                 (Some(stderr), Stream::Stderr),
@@ -483,6 +479,15 @@ pub fn capture(
                     }
                     let (slot, stream) = &mut pipes[i];
                     let Some(fd) = slot.as_ref() else { continue };
+                    if log.is_none() && !log_failed && pending_bytes(fd.as_fd()) != Some(0) {
+                        match LogWriter::open(paths.clone(), append) {
+                            Ok(l) => log = Some(l),
+                            Err(e) => {
+                                log_failed = true;
+                                tracing::warn!(log = %paths.base.display(), error = %e, "cannot create a command's log; its output is discarded");
+                            }
+                        }
+                    }
                     if !drain_once(log.as_mut(), fd.as_fd(), *stream, &state, &mut buf) {
                         *slot = None;
                     }
@@ -490,6 +495,14 @@ pub fn capture(
             }
             state.drained.store(true, Ordering::Release);
         })
+}
+
+/// Bytes waiting in a pipe (FIONREAD), when the kernel says.
+fn pending_bytes(pipe: BorrowedFd<'_>) -> Option<usize> {
+    let mut n: libc::c_int = 0;
+    // SAFETY: FIONREAD writes one int through a valid pointer.
+    let r = unsafe { libc::ioctl(pipe.as_raw_fd(), libc::FIONREAD, &mut n) };
+    (r == 0).then_some(n.max(0) as usize)
 }
 
 /// Moves one chunk from `pipe` to the log; false at end of file (or when the
@@ -637,6 +650,21 @@ mod tests {
         w.append(Stream::Stderr, b"second\n").unwrap();
         assert_eq!(paths.tail(Stream::Both, 100).unwrap().0, b"first\nsecond\n");
         assert_eq!(paths.tail(Stream::Stderr, 100).unwrap().0, b"second\n");
+    }
+
+    #[test]
+    fn a_command_that_writes_nothing_leaves_no_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let paths = LogPaths::new(dir.path(), "c");
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let (err_r, err_w) = nix::unistd::pipe().unwrap();
+        let state = Arc::new(CaptureState::default());
+        let t = capture(out_r, err_r, paths.clone(), false, state.clone()).unwrap();
+        drop((out_w, err_w));
+        t.join().unwrap();
+        assert!(state.drained.load(Ordering::Acquire));
+        assert_eq!(paths.kept_bytes(), 0);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 
     #[test]

@@ -492,19 +492,23 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         mask: unsafe { std::mem::zeroed() },
         failed: (0, 0),
     };
-    let mut stack = vec![0u8; CHILD_STACK];
-    let (pid, pidfd) = match &l.cgroup {
-        None => clone_child(&mut plan, &mut stack, None),
+    // One stack per spawning thread, reused: no allocation (and no fresh
+    // pages for the child to fault in) per command.
+    thread_local! {
+        static STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; CHILD_STACK]);
+    }
+    let (pid, pidfd) = STACK.with_borrow_mut(|stack| match &l.cgroup {
+        None => clone_child(&mut plan, stack, None),
         Some(dir) => {
             let open_err = |e: std::io::Error| {
                 let what = format!("cannot open its cgroup {}: {e}", dir.display());
-                spawn_err(&l.program, std::io::Error::new(e.kind(), what))
+                std::io::Error::new(e.kind(), what)
             };
             let dir_fd = File::open(dir).map_err(open_err)?;
             // Born in its cgroup (clone3 CLONE_INTO_CGROUP, Linux 5.7): no
             // migration at all. Where clone3 is refused (old kernel, seccomp),
             // the child moves itself there before exec.
-            match clone_child(&mut plan, &mut stack, Some(&dir_fd)) {
+            match clone_child(&mut plan, stack, Some(&dir_fd)) {
                 Ok(started) => Ok(started),
                 Err(e) => {
                     tracing::debug!(error = %e, "clone3 into the cgroup refused; the child moves itself");
@@ -513,15 +517,14 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
                         .open(dir.join("cgroup.procs"))
                         .map_err(open_err)?;
                     plan.procs = procs.as_raw_fd();
-                    let r = clone_child(&mut plan, &mut stack, None);
+                    let r = clone_child(&mut plan, stack, None);
                     drop(procs);
                     r
                 }
             }
         }
-    }
+    })
     .map_err(|e| spawn_err(&l.program, e))?;
-    drop(stack);
     let (step, errno) = plan.failed;
     if step != 0 {
         let mut status = 0;
