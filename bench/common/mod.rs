@@ -44,7 +44,11 @@ impl BenchDaemon {
         let notify = dir.path().join("notify");
         let rx = UnixDatagram::bind(&notify).unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let root = cgroup_root();
+        // SHIPOTE_BENCH_BACKEND=process-group measures without cgroups.
+        let root = match std::env::var("SHIPOTE_BENCH_BACKEND").as_deref() {
+            Ok("process-group") => None,
+            _ => cgroup_root(),
+        };
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_shipoted"));
         cmd.arg("--socket")
             .arg(&socket)

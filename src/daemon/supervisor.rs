@@ -659,7 +659,7 @@ impl Supervisor {
                     });
                     return;
                 }
-                Err(response) => response,
+                Err(response) => *response,
             },
             Request::CommandLogsFrom {
                 workspace,
@@ -701,7 +701,7 @@ impl Supervisor {
                     });
                     return;
                 }
-                Err(response) => response,
+                Err(response) => *response,
             },
             Request::WorkspaceStatsHistory { workspace, tail } => {
                 match self.workspaces.get(&workspace) {
@@ -742,15 +742,17 @@ impl Supervisor {
 
     /// A command of a live or recently stopped workspace, or the answer
     /// saying which part is unknown.
-    fn command(&self, workspace: WorkspaceId, command: Ulid) -> Result<&CommandRec, Response> {
-        let ws = self.find(workspace).ok_or_else(|| not_found(workspace))?;
+    fn command(&self, workspace: WorkspaceId, command: Ulid) -> Result<&CommandRec, Box<Response>> {
+        let ws = self
+            .find(workspace)
+            .ok_or_else(|| Box::new(not_found(workspace)))?;
         ws.commands.get(&command).ok_or_else(|| {
-            Response::error(
+            Box::new(Response::error(
                 ErrorCode::NotFound,
                 format!(
                     "workspace {workspace} has no command {command}; list them with shipote ps"
                 ),
-            )
+            ))
         })
     }
 
