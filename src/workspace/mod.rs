@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod command;
+pub mod pipeline;
 pub mod restart;
 pub mod state;
 pub mod stats;
