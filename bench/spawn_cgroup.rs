@@ -37,8 +37,10 @@ fn launch(cgroup: Option<&Path>) -> Duration {
         env: vec![("PATH".into(), "/usr/bin:/bin".into())],
         cwd: "/".into(),
         cgroup: cgroup.map(Path::to_owned),
+        stdin: None,
         stdout: w1,
         stderr: w2,
+        extra_fds: vec![],
     })
     .unwrap();
     let d = t.elapsed();

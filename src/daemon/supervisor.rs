@@ -1544,6 +1544,7 @@ fn start_in_background(
             leaf,
             logs,
             append,
+            io: Default::default(),
         };
         let (result, started) = match crate::workspace::command::start(req) {
             Ok(s) => (Ok((s.pid, s.capture.clone())), Some(s)),

@@ -435,8 +435,8 @@ pub struct CaptureState {
 /// own; the thread ends when both pipes close (the command and every child
 /// holding them exited).
 pub fn capture(
-    stdout: OwnedFd,
-    stderr: OwnedFd,
+    stdout: Option<OwnedFd>,
+    stderr: Option<OwnedFd>,
     paths: LogPaths,
     append: bool,
     state: Arc<CaptureState>,
@@ -447,14 +447,12 @@ pub fn capture(
             // Sized here, off the command's path to exec (the pipes hold what
             // it writes meanwhile); the log is made when the first byte comes,
             // so a command that writes nothing costs no files.
-            enlarge_pipe(stdout.as_fd());
-            enlarge_pipe(stderr.as_fd());
+            for fd in stdout.iter().chain(stderr.iter()) {
+                enlarge_pipe(fd.as_fd());
+            }
             let mut log: Option<LogWriter> = None;
             let mut log_failed = false;
-            let mut pipes = [
-                (Some(stdout), Stream::Stdout),
-                (Some(stderr), Stream::Stderr),
-            ];
+            let mut pipes = [(stdout, Stream::Stdout), (stderr, Stream::Stderr)];
             let mut buf = Vec::new();
             while pipes.iter().any(|p| p.0.is_some()) {
                 let mut fds: Vec<libc::pollfd> = pipes
@@ -659,7 +657,14 @@ mod tests {
         let (out_r, out_w) = nix::unistd::pipe().unwrap();
         let (err_r, err_w) = nix::unistd::pipe().unwrap();
         let state = Arc::new(CaptureState::default());
-        let t = capture(out_r, err_r, paths.clone(), false, state.clone()).unwrap();
+        let t = capture(
+            Some(out_r),
+            Some(err_r),
+            paths.clone(),
+            false,
+            state.clone(),
+        )
+        .unwrap();
         drop((out_w, err_w));
         t.join().unwrap();
         assert!(state.drained.load(Ordering::Acquire));
@@ -674,7 +679,14 @@ mod tests {
         let (out_r, out_w) = nix::unistd::pipe().unwrap();
         let (err_r, err_w) = nix::unistd::pipe().unwrap();
         let state = Arc::new(CaptureState::default());
-        let t = capture(out_r, err_r, paths.clone(), false, state.clone()).unwrap();
+        let t = capture(
+            Some(out_r),
+            Some(err_r),
+            paths.clone(),
+            false,
+            state.clone(),
+        )
+        .unwrap();
         let (mut o, mut e) = (File::from(out_w), File::from(err_w));
         o.write_all(b"hello\n").unwrap();
         e.write_all(b"oops\n").unwrap();

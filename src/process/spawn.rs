@@ -6,7 +6,7 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -167,10 +167,14 @@ pub struct Launch {
     pub cwd: PathBuf,
     /// The command's cgroup leaf directory; `None` without cgroups.
     pub cgroup: Option<PathBuf>,
+    /// Standard input; `None`: /dev/null.
+    pub stdin: Option<OwnedFd>,
     /// Write end for stdout.
     pub stdout: OwnedFd,
     /// Write end for stderr.
     pub stderr: OwnedFd,
+    /// Descriptors the program gets as 3, 4, ... in this order.
+    pub extra_fds: Vec<OwnedFd>,
 }
 
 /// A started command's process, waited for through its pidfd.
@@ -223,7 +227,10 @@ struct ChildPlan {
     envp: *const *const libc::c_char,
     cwd: *const libc::c_char,
     procs: libc::c_int,
-    fds: [libc::c_int; 3],
+    /// Source descriptors for 0, 1, 2, 3, ...: all numbered at least `nfds`,
+    /// so no dup2 overwrites a source not yet duplicated.
+    fds: *const libc::c_int,
+    nfds: usize,
     /// The signal mask the program starts with.
     mask: libc::sigset_t,
     /// Set by the child when a step fails: (step, errno).
@@ -271,7 +278,10 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::setsid() < 0 {
             fail(plan, STEP_SETSID);
         }
-        for (target, &fd) in plan.fds.iter().enumerate() {
+        for (target, &fd) in std::slice::from_raw_parts(plan.fds, plan.nfds)
+            .iter()
+            .enumerate()
+        {
             let target = target as libc::c_int;
             let r = if fd == target {
                 libc::fcntl(fd, libc::F_SETFD, 0)
@@ -476,18 +486,39 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         .map(|a| a.as_ptr())
         .chain(std::iter::once(std::ptr::null()))
         .collect();
-    let stdin = dev_null().map_err(|e| spawn_err(&l.program, e))?;
+    let null = dev_null().map_err(|e| spawn_err(&l.program, e))?;
+    let sources: Vec<std::os::fd::BorrowedFd<'_>> = [
+        l.stdin.as_ref().map_or(null.as_fd(), |f| f.as_fd()),
+        l.stdout.as_fd(),
+        l.stderr.as_fd(),
+    ]
+    .into_iter()
+    .chain(l.extra_fds.iter().map(|f| f.as_fd()))
+    .collect();
+    // Sources below the highest target are first copied above it.
+    let nfds = sources.len();
+    let mut raised = Vec::new();
+    let mut fds = Vec::with_capacity(nfds);
+    for src in sources {
+        if (src.as_raw_fd() as usize) < nfds {
+            let copy = nix::fcntl::fcntl(src, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(nfds as i32))
+                .map_err(|e| spawn_err(&l.program, e.into()))?;
+            // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor we own.
+            let copy = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) };
+            fds.push(copy.as_raw_fd());
+            raised.push(copy);
+        } else {
+            fds.push(src.as_raw_fd());
+        }
+    }
     let mut plan = ChildPlan {
         program: program.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         cwd: cwd.as_ptr(),
         procs: -1,
-        fds: [
-            stdin.as_raw_fd(),
-            l.stdout.as_raw_fd(),
-            l.stderr.as_raw_fd(),
-        ],
+        fds: fds.as_ptr(),
+        nfds,
         // SAFETY: an all-zero sigset_t is valid; it is filled in before use.
         mask: unsafe { std::mem::zeroed() },
         failed: (0, 0),
@@ -574,6 +605,38 @@ mod tests {
         ));
         let e = resolve("nope", "/a:/b").unwrap_err().to_string();
         assert!(e.contains("not found in PATH (/a:/b)"), "{e}");
+    }
+
+    #[test]
+    fn stdin_and_extra_descriptors_reach_the_program() {
+        use std::io::{Read, Write};
+        let pipe = || nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).unwrap();
+        let (in_r, in_w) = pipe();
+        let (x_r, x_w) = pipe();
+        let (out_r, out_w) = pipe();
+        let (_err_r, err_w) = pipe();
+        let child = spawn(Launch {
+            program: "/bin/sh".into(),
+            arg0: "sh".into(),
+            args: vec!["-c".into(), "cat; cat <&3".into()],
+            env: vec![("PATH".into(), DEFAULT_PATH.into())],
+            cwd: "/".into(),
+            cgroup: None,
+            stdin: Some(in_r),
+            stdout: out_w,
+            stderr: err_w,
+            extra_fds: vec![x_r],
+        })
+        .unwrap();
+        File::from(in_w).write_all(b"zero ").unwrap();
+        File::from(x_w).write_all(b"three").unwrap();
+        let mut out = String::new();
+        File::from(out_r).read_to_string(&mut out).unwrap();
+        assert_eq!(out, "zero three");
+        let mut status = 0;
+        // SAFETY: reaps our own child.
+        unsafe { libc::waitpid(child.pid(), &mut status, 0) };
+        assert_eq!(status, 0);
     }
 
     #[test]

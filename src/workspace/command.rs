@@ -25,6 +25,22 @@ pub struct StartRequest {
     pub logs: LogPaths,
     /// Continue existing logs (a restart) instead of starting them afresh.
     pub append: bool,
+    /// Where its standard streams and extra descriptors go (pipeline edges);
+    /// the default captures stdout and stderr to its log.
+    pub io: CommandIo,
+}
+
+/// A command's descriptors other than the captured defaults.
+#[derive(Debug, Default)]
+pub struct CommandIo {
+    /// Standard input (default /dev/null).
+    pub stdin: Option<std::os::fd::OwnedFd>,
+    /// Standard output (default: captured).
+    pub stdout: Option<std::os::fd::OwnedFd>,
+    /// Standard error (default: captured).
+    pub stderr: Option<std::os::fd::OwnedFd>,
+    /// Descriptors 3, 4, ... in order.
+    pub extra: Vec<std::os::fd::OwnedFd>,
 }
 
 /// A started command.
@@ -43,8 +59,8 @@ pub struct Started {
 /// A started command's output pipes and where they go.
 #[derive(Debug)]
 struct PendingCapture {
-    stdout: std::os::fd::OwnedFd,
-    stderr: std::os::fd::OwnedFd,
+    stdout: Option<std::os::fd::OwnedFd>,
+    stderr: Option<std::os::fd::OwnedFd>,
     logs: LogPaths,
     append: bool,
 }
@@ -89,8 +105,15 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
             .map_err(|e| cleanup(format!("cannot create pipes: {e}")))
     };
-    let (out_r, out_w) = pipe()?;
-    let (err_r, err_w) = pipe()?;
+    // A stream wired elsewhere is not captured.
+    let (out_r, out_w) = match req.io.stdout {
+        Some(fd) => (None, fd),
+        None => pipe().map(|(r, w)| (Some(r), w))?,
+    };
+    let (err_r, err_w) = match req.io.stderr {
+        Some(fd) => (None, fd),
+        None => pipe().map(|(r, w)| (Some(r), w))?,
+    };
     let arg0 = req.exec.clone();
     let child = spawn::spawn(Launch {
         program,
@@ -99,8 +122,10 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         env,
         cwd,
         cgroup: req.leaf.as_ref().map(|l| l.dir().to_owned()),
+        stdin: req.io.stdin,
         stdout: out_w,
         stderr: err_w,
+        extra_fds: req.io.extra,
     })
     .map_err(|e| cleanup(e.to_string()))?;
     let pid = child.pid();
