@@ -16,6 +16,7 @@ pub mod cgroup;
 pub mod client;
 pub mod daemon;
 pub mod discern;
+pub mod flow;
 pub mod host;
 pub mod logging;
 pub mod process;

@@ -13,10 +13,10 @@ use crate::workspace::backend::{Backend, Created};
 use crate::workspace::restart::{Decision, RestartPolicy, RestartState};
 use crate::workspace::state::{self, SavedWorkspace};
 use crate::workspace::stats::{self, Reading, HISTORY_CAPACITY, HISTORY_INTERVAL};
-use crate::workspace::{self as ws, unit_name};
+use crate::workspace::{self as ws, pipeline, unit_name};
 use shipote_protocol::{
-    Breach, CommandInfo, ErrorCode, ExitPolicy, LogStream, QuotaEnforce, Request, Response, Ulid,
-    WorkspaceId, WorkspaceSpec, WorkspaceStatsInfo, WorkspaceSummary,
+    Breach, CommandInfo, ErrorCode, ExitPolicy, LogStream, PipelineSpec, QuotaEnforce, Request,
+    Response, Ulid, WorkspaceId, WorkspaceSpec, WorkspaceStatsInfo, WorkspaceSummary,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -121,6 +121,17 @@ pub enum Event {
         command: Ulid,
         /// New pid and its capture, or the error.
         result: Result<(i32, Arc<CaptureState>), String>,
+    },
+    /// A pipeline's commands all started.
+    PipelineStarted {
+        /// Its workspace.
+        workspace: WorkspaceId,
+        /// Its id.
+        pipeline: Ulid,
+        /// Its label.
+        label: String,
+        /// Its commands' records, in spec order.
+        recs: Vec<CommandRecPublic>,
     },
     /// Time to sample every workspace.
     SampleTick,
@@ -267,6 +278,14 @@ struct CommandRec {
     failure: Option<String>,
 }
 
+/// A pipeline: its commands are ordinary commands of its workspace.
+#[derive(Debug)]
+struct PipelineRec {
+    workspace: WorkspaceId,
+    label: String,
+    commands: Vec<Ulid>,
+}
+
 /// A command's program, kept to restart it.
 #[derive(Debug, Clone)]
 struct RunSpec {
@@ -409,6 +428,8 @@ pub struct Supervisor {
     last_status: String,
     last_status_at: Option<Instant>,
     workspaces: BTreeMap<WorkspaceId, Workspace>,
+    /// Running pipelines (their commands are in their workspace's).
+    pipelines: BTreeMap<Ulid, PipelineRec>,
     /// The latest stopped workspaces, oldest first (at most [`KEPT_STOPPED`]):
     /// their commands' exit statuses and logs stay readable.
     stopped: VecDeque<Workspace>,
@@ -441,6 +462,7 @@ impl Supervisor {
             last_status: String::new(),
             last_status_at: None,
             workspaces: BTreeMap::new(),
+            pipelines: BTreeMap::new(),
             stopped: VecDeque::new(),
             creating: BTreeMap::new(),
             sampler: Some(Box::default()),
@@ -574,6 +596,12 @@ impl Supervisor {
                 status,
             } => self.on_command_exited(workspace, command, status),
             Event::RestartDue { workspace, command } => self.on_restart_due(workspace, command),
+            Event::PipelineStarted {
+                workspace,
+                pipeline,
+                label,
+                recs,
+            } => self.on_pipeline_started(workspace, pipeline, label, recs),
             Event::Restarted {
                 workspace,
                 command,
@@ -596,7 +624,7 @@ impl Supervisor {
                     .values()
                     .map(Workspace::alive_commands)
                     .sum(),
-                alive_pipelines: 0,
+                alive_pipelines: self.alive_pipelines(),
                 active_flows: 0,
                 dirty: self.generation != self.persisted,
             },
@@ -703,6 +731,12 @@ impl Supervisor {
                 }
                 Err(response) => *response,
             },
+            Request::PipelineRun { spec, tap, vars } => {
+                return self.pipeline_run(spec, tap, vars, reply);
+            }
+            Request::PipelineStop { pipeline, grace_ms } => {
+                return self.pipeline_stop(pipeline, Duration::from_millis(grace_ms), reply);
+            }
             Request::WorkspaceStatsHistory { workspace, tail } => {
                 match self.workspaces.get(&workspace) {
                     Some(ws) => {
@@ -724,6 +758,244 @@ impl Supervisor {
             other => not_yet(&other),
         };
         let _ = reply.send(response);
+    }
+
+    fn alive_pipelines(&self) -> u32 {
+        self.pipelines
+            .values()
+            .filter(|p| {
+                self.workspaces.get(&p.workspace).is_some_and(|ws| {
+                    p.commands
+                        .iter()
+                        .any(|c| ws.commands.get(c).is_some_and(|r| r.alive))
+                })
+            })
+            .count() as u32
+    }
+
+    fn pipeline_run(
+        &mut self,
+        spec: PipelineSpec,
+        tap: bool,
+        vars: BTreeMap<String, String>,
+        reply: oneshot::Sender<Response>,
+    ) {
+        let fail = |reply: oneshot::Sender<Response>, code, msg: String| {
+            let _ = reply.send(Response::error(code, msg));
+        };
+        if tap {
+            let msg = format!(
+                "taps are not available yet in shipoted {}: run the pipeline without tap (tracked as issue #7)",
+                crate::VERSION
+            );
+            return fail(reply, ErrorCode::Unsupported, msg);
+        }
+        let plan = match pipeline::plan(&spec, &vars) {
+            Ok(p) => p,
+            Err(e) => return fail(reply, ErrorCode::Invalid, e),
+        };
+        if let Some(c) = plan.spec.commands.iter().find(|c| c.restart_on_failure) {
+            let msg = format!(
+                "command {:?} asks for restart, which pipelines do not offer yet; run it without restart",
+                c.label
+            );
+            return fail(reply, ErrorCode::Unsupported, msg);
+        }
+        let workspace = plan.spec.workspace;
+        let Some(ws) = self.workspaces.get(&workspace) else {
+            let _ = reply.send(not_found(workspace));
+            return;
+        };
+        if ws.stopping {
+            let msg = format!("workspace {workspace} is stopping; it takes no new pipelines");
+            return fail(reply, ErrorCode::Invalid, msg);
+        }
+        let pipeline = Ulid::new();
+        let mut recs: Vec<CommandRec> = plan
+            .spec
+            .commands
+            .iter()
+            .map(|c| {
+                let id = Ulid::new();
+                CommandRec {
+                    id,
+                    label: c.label.clone(),
+                    pid: 0,
+                    alive: true,
+                    exit_status: None,
+                    exit_signal: None,
+                    logs: LogPaths::new(
+                        &self.env.log_dir.join(workspace.to_string()),
+                        &id.to_string(),
+                    ),
+                    capture: Arc::default(),
+                    leaf: ws
+                        .created
+                        .cgroup
+                        .as_ref()
+                        .map(|cg| cg.child(&format!("cmd-{id}"))),
+                    backoff: false,
+                    run: None,
+                    restart: RestartState::default(),
+                    started_at: Instant::now(),
+                    failure: None,
+                }
+            })
+            .collect();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let wiring = match crate::flow::wire(&plan) {
+                Ok(w) => w,
+                Err(e) => {
+                    return fail(
+                        reply,
+                        ErrorCode::Internal,
+                        format!("cannot make the pipes: {e}"),
+                    )
+                }
+            };
+            let mut started = Vec::with_capacity(recs.len());
+            let kill_all = |started: &[crate::workspace::command::Started]| {
+                for s in started {
+                    crate::process::signal(s.pid as u32, nix::sys::signal::Signal::SIGKILL);
+                }
+            };
+            for (i, (ends, rec)) in wiring.ends.into_iter().zip(&recs).enumerate() {
+                let c = &plan.spec.commands[i];
+                let mut envp = c.env.clone();
+                envp.extend(plan.port_env(i));
+                let req = crate::workspace::command::StartRequest {
+                    exec: c.exec.clone(),
+                    argv: c.argv.clone(),
+                    envp,
+                    cwd: c.cwd.clone(),
+                    leaf: rec.leaf.clone(),
+                    logs: rec.logs.clone(),
+                    append: false,
+                    io: crate::workspace::command::CommandIo {
+                        stdin: ends.stdin,
+                        stdout: ends.stdout,
+                        stderr: ends.stderr,
+                        extra: ends.extra,
+                    },
+                };
+                match crate::workspace::command::start(req) {
+                    Ok(s) => started.push(s),
+                    Err(e) => {
+                        kill_all(&started);
+                        return fail(
+                            reply,
+                            ErrorCode::Invalid,
+                            format!("cannot start {:?}: {e}", c.label),
+                        );
+                    }
+                }
+            }
+            for (src, dsts) in wiring.relays {
+                if let Err(e) = crate::flow::relay(src, dsts) {
+                    kill_all(&started);
+                    return fail(
+                        reply,
+                        ErrorCode::Internal,
+                        format!("cannot start a relay: {e}"),
+                    );
+                }
+            }
+            let mut pids = Vec::with_capacity(recs.len());
+            for (s, rec) in started.iter().zip(recs.iter_mut()) {
+                rec.pid = s.pid;
+                rec.capture = s.capture.clone();
+                rec.started_at = Instant::now();
+                pids.push((rec.label.clone(), s.pid));
+            }
+            let ids: Vec<Ulid> = recs.iter().map(|r| r.id).collect();
+            let event = Event::PipelineStarted {
+                workspace,
+                pipeline,
+                label: plan.spec.label.clone(),
+                recs: recs
+                    .into_iter()
+                    .map(|rec| CommandRecPublic { rec })
+                    .collect(),
+            };
+            let _ = tx.blocking_send(event);
+            let _ = reply.send(Response::PipelineStarted {
+                pipeline,
+                command_pids: pids,
+                edges: Vec::new(),
+            });
+            for (mut s, command) in started.into_iter().zip(ids) {
+                s.capture();
+                let (child, tx) = (s.child, tx.clone());
+                tokio::spawn(async move {
+                    let status = child.wait().await.ok();
+                    let _ = tx
+                        .send(Event::CommandExited {
+                            workspace,
+                            command,
+                            status,
+                        })
+                        .await;
+                });
+            }
+        });
+    }
+
+    fn on_pipeline_started(
+        &mut self,
+        workspace: WorkspaceId,
+        pipeline: Ulid,
+        label: String,
+        recs: Vec<CommandRecPublic>,
+    ) {
+        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+            for r in &recs {
+                crate::process::signal(r.rec.pid as u32, nix::sys::signal::Signal::SIGKILL);
+            }
+            return;
+        };
+        let commands = recs.iter().map(|r| r.rec.id).collect();
+        for r in recs {
+            ws.commands.insert(r.rec.id, r.rec);
+        }
+        tracing::info!(workspace = %workspace, pipeline = %pipeline, label, "pipeline started");
+        self.pipelines.insert(
+            pipeline,
+            PipelineRec {
+                workspace,
+                label,
+                commands,
+            },
+        );
+    }
+
+    /// Ends one pipeline's processes and their descendants (each command's
+    /// leaf, or its process group without cgroups), not its workspace.
+    fn pipeline_stop(&mut self, id: Ulid, grace: Duration, reply: oneshot::Sender<Response>) {
+        let Some(p) = self.pipelines.remove(&id) else {
+            let msg = format!("no pipeline {id}; list the running ones with shipote flow ls");
+            let _ = reply.send(Response::error(ErrorCode::NotFound, msg));
+            return;
+        };
+        let targets: Vec<(Option<Cgroup>, i32)> = self
+            .workspaces
+            .get(&p.workspace)
+            .map(|ws| {
+                p.commands
+                    .iter()
+                    .filter_map(|c| ws.commands.get(c))
+                    .map(|r| (r.leaf.clone(), r.pid))
+                    .collect()
+            })
+            .unwrap_or_default();
+        tracing::info!(pipeline = %id, label = p.label, "stopping pipeline");
+        tokio::task::spawn_blocking(move || {
+            let reaped = end_processes(&targets, grace);
+            let _ = reply.send(Response::PipelineStopped {
+                pipeline: id,
+                reaped,
+            });
+        });
     }
 
     /// A live workspace, or one of the latest stopped ones.
@@ -1445,6 +1717,50 @@ async fn persister(
             Err(e) => tracing::error!(error = %e, "state writer failed"),
         }
     }
+}
+
+/// SIGTERM to every process of `targets` (a command's leaf tree, or its
+/// process group), SIGKILL to what is left after `grace`; how many ended.
+fn end_processes(targets: &[(Option<Cgroup>, i32)], grace: Duration) -> u32 {
+    use nix::sys::signal::{killpg, Signal};
+    use nix::unistd::Pid;
+    let list = || -> Vec<u32> {
+        let mut all: Vec<u32> = Vec::new();
+        for (leaf, pid) in targets {
+            match leaf {
+                Some(l) => all.extend(l.procs_recursive()),
+                None if crate::process::proc_usage(*pid as u32).is_some() => all.push(*pid as u32),
+                None => {}
+            }
+        }
+        all.sort_unstable();
+        all.dedup();
+        all
+    };
+    let first = list();
+    let send = |sig: Signal| {
+        for p in list() {
+            crate::process::signal(p, sig);
+        }
+        for (leaf, pid) in targets {
+            if leaf.is_none() {
+                let _ = killpg(Pid::from_raw(*pid), sig);
+            }
+        }
+    };
+    send(if grace.is_zero() {
+        Signal::SIGKILL
+    } else {
+        Signal::SIGTERM
+    });
+    let deadline = Instant::now() + grace;
+    while Instant::now() < deadline && !list().is_empty() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if !list().is_empty() {
+        send(Signal::SIGKILL);
+    }
+    first.len() as u32
 }
 
 fn log_stream(s: LogStream) -> Stream {

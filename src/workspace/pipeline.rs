@@ -165,13 +165,19 @@ impl Port {
     }
 }
 
+/// One end of an edge: a command (by index) and its port.
+pub type PortOf = (usize, Port);
+
+/// An edge: producer's output to consumer's input.
+pub type Edge = (PortOf, PortOf);
+
 /// A validated pipeline: commands by index, edges between (command, port).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     /// The rendered spec.
     pub spec: PipelineSpec,
     /// Per edge: (producer index, output), (consumer index, input).
-    pub edges: Vec<((usize, Port), (usize, Port))>,
+    pub edges: Vec<Edge>,
     /// Per command, its named ports with their descriptor numbers (from 3).
     pub named_fds: Vec<BTreeMap<Port, i32>>,
 }
@@ -323,7 +329,7 @@ pub fn plan(spec: &PipelineSpec, vars: &BTreeMap<String, String>) -> Result<Plan
 }
 
 /// A cycle among the commands, as the labels' indices along it, if any.
-fn find_cycle(n: usize, edges: &[((usize, Port), (usize, Port))]) -> Option<Vec<usize>> {
+fn find_cycle(n: usize, edges: &[Edge]) -> Option<Vec<usize>> {
     let mut next: Vec<BTreeSet<usize>> = vec![BTreeSet::new(); n];
     for ((from, _), (to, _)) in edges {
         next[*from].insert(*to);

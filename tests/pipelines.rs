@@ -1,0 +1,336 @@
+//! Pipelines without taps (issue #7, first part): validation and templating
+//! errors, exact output through kernel-pipe edges, fan-out and fan-in, named
+//! ports, EOF and EPIPE propagation, PipelineStop. Real daemon, real
+//! processes, the cgroup fallback of these hosts.
+
+mod common;
+
+use common::*;
+use shipote_protocol::client::Client;
+use shipote_protocol::spec::{CommandSpec, Endpoint, FlowEdge, PipelineSpec, WorkspaceId};
+use shipote_protocol::{ErrorCode, Request, Response, Ulid};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+fn cmd(label: &str, exec: &str, argv: &[&str]) -> CommandSpec {
+    CommandSpec {
+        label: label.into(),
+        exec: exec.into(),
+        argv: argv.iter().map(|a| a.to_string()).collect(),
+        env: vec![],
+        cwd: None,
+        restart_on_failure: false,
+    }
+}
+
+fn edge(from: &str, out: &str, to: &str, inp: &str) -> FlowEdge {
+    FlowEdge {
+        from: Endpoint {
+            label: from.into(),
+            port: out.into(),
+        },
+        to: Endpoint {
+            label: to.into(),
+            port: inp.into(),
+        },
+        rate_limit_bytes_per_sec: None,
+    }
+}
+
+struct Setup {
+    _root: CgroupRoot,
+    d: Daemon,
+    ws: WorkspaceId,
+    rt: tokio::runtime::Runtime,
+}
+
+fn setup(name: &str) -> Setup {
+    let root = CgroupRoot::new(name);
+    let d = Daemon::start_cgroup(&root.0);
+    assert!(d.cli(&["ws", "create", "w"]).status.success());
+    let id = json(&d.cli(&["--json", "ws", "ls"]))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    Setup {
+        _root: root,
+        d,
+        ws: WorkspaceId(Ulid::from_string(&id).unwrap()),
+        rt: tokio::runtime::Runtime::new().unwrap(),
+    }
+}
+
+impl Setup {
+    fn call(&self, r: Request) -> Response {
+        self.rt.block_on(async {
+            let mut c = Client::connect(&self.d.socket).await.unwrap();
+            c.call(&r).await.unwrap()
+        })
+    }
+
+    fn run(&self, commands: Vec<CommandSpec>, edges: Vec<FlowEdge>) -> Response {
+        self.run_vars(commands, edges, BTreeMap::new())
+    }
+
+    fn run_vars(
+        &self,
+        commands: Vec<CommandSpec>,
+        edges: Vec<FlowEdge>,
+        vars: BTreeMap<String, String>,
+    ) -> Response {
+        self.call(Request::PipelineRun {
+            spec: PipelineSpec {
+                workspace: self.ws,
+                label: "p".into(),
+                commands,
+                edges,
+            },
+            tap: false,
+            vars,
+        })
+    }
+
+    /// The command labelled `label`, once it has exited.
+    fn exited(&self, label: &str) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        let ws = self.ws.to_string();
+        let done = eventually(Duration::from_secs(20), || {
+            let items = json(&self.d.cli(&["--json", "ps", &ws]));
+            last = items
+                .as_array()
+                .unwrap()
+                .iter()
+                .rev()
+                .find(|c| c["label"] == label)
+                .cloned()
+                .unwrap_or_default();
+            last["alive"] == false
+        });
+        assert!(done, "{label} still running: {last}");
+        last
+    }
+
+    fn logs(&self, label: &str) -> String {
+        let c = self.exited(label);
+        let ws = self.ws.to_string();
+        let o = self
+            .d
+            .cli(&["logs", &ws, c["id"].as_str().unwrap(), "--tail", "1M"]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    }
+}
+
+fn started(r: Response) -> (Ulid, Vec<(String, i32)>) {
+    match r {
+        Response::PipelineStarted {
+            pipeline,
+            command_pids,
+            ..
+        } => (pipeline, command_pids),
+        other => panic!("{other:?}"),
+    }
+}
+
+fn invalid(r: Response) -> String {
+    match r {
+        Response::Error {
+            code: ErrorCode::Invalid,
+            message,
+        } => message,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_three_stage_pipeline_delivers_its_bytes_exactly() {
+    let s = setup("pl3");
+    let (_, pids) = started(s.run(
+        vec![
+            cmd("gen", "seq", &["1", "300000"]),
+            cmd("map", "tr", &["0-9", "a-j"]),
+            cmd("sum", "sha256sum", &[]),
+        ],
+        vec![
+            edge("gen", "stdout", "map", "stdin"),
+            edge("map", "stdout", "sum", "stdin"),
+        ],
+    ));
+    assert_eq!(pids.len(), 3);
+    let expected = std::process::Command::new("sh")
+        .args(["-c", "seq 1 300000 | tr 0-9 a-j | sha256sum"])
+        .output()
+        .unwrap();
+    assert_eq!(s.logs("sum"), String::from_utf8(expected.stdout).unwrap());
+    for label in ["gen", "map", "sum"] {
+        assert_eq!(s.exited(label)["exit_status"], 0, "{label}");
+    }
+    // Wired streams are not captured: only the last stage has a log.
+    assert_eq!(s.logs("gen"), "");
+}
+
+#[test]
+fn fan_out_and_fan_in_deliver_every_line_to_every_consumer() {
+    let s = setup("plfan");
+    started(s.run(
+        vec![
+            cmd("gen", "seq", &["1", "5000"]),
+            cmd("left", "cat", &[]),
+            cmd("right", "cat", &[]),
+            cmd("join", "sh", &["-c", "sort -n | sha256sum"]),
+        ],
+        vec![
+            edge("gen", "stdout", "left", "stdin"),
+            edge("gen", "stdout", "right", "stdin"),
+            edge("left", "stdout", "join", "stdin"),
+            edge("right", "stdout", "join", "stdin"),
+        ],
+    ));
+    let expected = std::process::Command::new("sh")
+        .args(["-c", "(seq 1 5000; seq 1 5000) | sort -n | sha256sum"])
+        .output()
+        .unwrap();
+    assert_eq!(s.logs("join"), String::from_utf8(expected.stdout).unwrap());
+}
+
+#[test]
+fn named_ports_are_descriptors_announced_in_the_environment() {
+    let s = setup("plnamed");
+    started(s.run(
+        vec![
+            cmd(
+                "a",
+                "sh",
+                &["-c", "echo main; echo side >&$SHIPOTE_OUT_SIDE"],
+            ),
+            cmd(
+                "b",
+                "sh",
+                &[
+                    "-c",
+                    "cat; echo \"fd=$SHIPOTE_IN_EXTRA\"; cat <&$SHIPOTE_IN_EXTRA",
+                ],
+            ),
+        ],
+        vec![
+            edge("a", "stdout", "b", "stdin"),
+            edge("a", "side", "b", "extra"),
+        ],
+    ));
+    assert_eq!(s.logs("b"), "main\nfd=3\nside\n");
+}
+
+#[test]
+fn a_consumer_that_leaves_gives_its_producer_epipe_and_nothing_hangs() {
+    let s = setup("plpipe");
+    started(s.run(
+        vec![cmd("yes", "yes", &[]), cmd("head", "head", &["-n", "3"])],
+        vec![edge("yes", "stdout", "head", "stdin")],
+    ));
+    assert_eq!(s.logs("head"), "y\ny\ny\n");
+    // SIGPIPE is at its default in commands: the producer dies of it.
+    assert_eq!(s.exited("yes")["exit_signal"], 13);
+}
+
+#[test]
+fn bad_specs_are_refused_whole_naming_the_part() {
+    let s = setup("plbad");
+    let m = invalid(s.run(
+        vec![cmd("a", "true", &[])],
+        vec![edge("a", "stdout", "ghost", "stdin")],
+    ));
+    assert!(m.contains("no command is labelled \"ghost\""), "{m}");
+    let m = invalid(s.run(
+        vec![cmd("a", "cat", &[]), cmd("b", "cat", &[])],
+        vec![
+            edge("a", "stdout", "b", "stdin"),
+            edge("b", "stdout", "a", "stdin"),
+        ],
+    ));
+    assert!(m.contains("cycle"), "{m}");
+    let m = invalid(s.run_vars(
+        vec![cmd("a", "${PROG}", &["${ARG}"])],
+        vec![],
+        BTreeMap::from([("PROG".to_string(), "echo".to_string())]),
+    ));
+    assert!(m.contains("${ARG}") && !m.contains("${PROG}"), "{m}");
+    let m = invalid(s.run(vec![cmd("a", "no-such-program-zz", &[])], vec![]));
+    assert!(m.contains("not found in PATH"), "{m}");
+    // Nothing was started by any of these.
+    let items = json(&s.d.cli(&["--json", "ps", &s.ws.to_string()]));
+    assert_eq!(items.as_array().unwrap().len(), 0, "{items}");
+}
+
+#[test]
+fn templating_reaches_the_program_without_a_shell() {
+    let s = setup("pltpl");
+    started(s.run_vars(
+        vec![cmd("say", "${PROG}", &["${WORDS}", "$${KEPT}"])],
+        vec![],
+        BTreeMap::from([
+            ("PROG".to_string(), "echo".to_string()),
+            ("WORDS".to_string(), "a;b $(c)".to_string()),
+        ]),
+    ));
+    assert_eq!(s.logs("say"), "a;b $(c) ${KEPT}\n");
+}
+
+#[test]
+fn pipeline_stop_ends_exactly_that_pipelines_processes() {
+    let s = setup("plstop");
+    let ws = s.ws.to_string();
+    let other = json(&s.d.cli(&["--json", "run", &ws, "--", "sleep", "302"]))["command_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (pipeline, _) = started(s.run(
+        vec![
+            cmd("src", "sh", &["-c", "(setsid sleep 301 &); exec sleep 300"]),
+            cmd("dst", "cat", &[]),
+        ],
+        vec![edge("src", "stdout", "dst", "stdin")],
+    ));
+    assert_eq!(json(&s.d.cli(&["--json", "health"]))["alive_pipelines"], 1);
+    let daemonized = || {
+        std::process::Command::new("pgrep")
+            .args(["-f", "^sleep 301$"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    };
+    assert!(eventually(Duration::from_secs(5), daemonized));
+    match s.call(Request::PipelineStop {
+        pipeline,
+        grace_ms: 500,
+    }) {
+        // Both sleeps and cat (sh's subshell may still be there too).
+        Response::PipelineStopped { reaped, .. } => assert!(reaped >= 3, "{reaped}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(!daemonized(), "the daemonized grandchild ended too");
+    assert_eq!(s.exited("src")["exit_signal"], 15);
+    s.exited("dst");
+    let items = json(&s.d.cli(&["--json", "ps", &ws]));
+    let still = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == other.as_str())
+        .unwrap();
+    assert_eq!(
+        still["alive"], true,
+        "the workspace's other command runs on"
+    );
+    assert_eq!(json(&s.d.cli(&["--json", "health"]))["alive_pipelines"], 0);
+    match s.call(Request::PipelineStop {
+        pipeline,
+        grace_ms: 0,
+    }) {
+        Response::Error {
+            code: ErrorCode::NotFound,
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+}
