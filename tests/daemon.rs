@@ -364,7 +364,6 @@ fn not_yet_landed_requests_answer_an_error_and_are_audited() {
     let d = Daemon::start();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let requests = vec![
-        Request::PipelineSavedList,
         Request::FlowList,
         Request::FlowThroughput,
         Request::FlowDrop {

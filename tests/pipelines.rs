@@ -334,3 +334,117 @@ fn pipeline_stop_ends_exactly_that_pipelines_processes() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn saved_pipelines_survive_a_kill_of_the_daemon_and_run_with_vars() {
+    let root = CgroupRoot::new("plsaved");
+    let mut d = Daemon::start_cgroup(&root.0);
+    assert!(d
+        .cli(&["ws", "create", "w", "--keep-on-exit"])
+        .status
+        .success());
+    let id = json(&d.cli(&["--json", "ws", "ls"]))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ws = WorkspaceId(Ulid::from_string(&id).unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let call = |d: &Daemon, r: Request| {
+        rt.block_on(async {
+            let mut c = Client::connect(&d.socket).await.unwrap();
+            c.call(&r).await.unwrap()
+        })
+    };
+    let spec = PipelineSpec {
+        workspace: ws,
+        label: "greet".into(),
+        commands: vec![
+            cmd("say", "echo", &["hello ${WHO}"]),
+            cmd("up", "tr", &["a-z", "A-Z"]),
+        ],
+        edges: vec![edge("say", "stdout", "up", "stdin")],
+    };
+    for name in ["greet", "other.v2"] {
+        match call(
+            &d,
+            Request::PipelineSave {
+                name: name.into(),
+                spec: spec.clone(),
+            },
+        ) {
+            Response::PipelineSaved { name: n } => assert_eq!(n, name),
+            other => panic!("{other:?}"),
+        }
+    }
+    match call(
+        &d,
+        Request::PipelineSave {
+            name: "../evil".into(),
+            spec: spec.clone(),
+        },
+    ) {
+        Response::Error {
+            code: ErrorCode::Invalid,
+            message,
+        } => {
+            assert!(message.contains("not valid"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    // kill -9: no chance to flush anything.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let d2 = successor(&d, &root);
+    match call(&d2, Request::PipelineSavedList) {
+        Response::PipelineSavedList { names } => assert_eq!(names, vec!["greet", "other.v2"]),
+        other => panic!("{other:?}"),
+    }
+    let run = |vars: &[(&str, &str)]| {
+        call(
+            &d2,
+            Request::PipelineRunSaved {
+                name: "greet".into(),
+                tap: false,
+                vars: vars
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            },
+        )
+    };
+    match run(&[]) {
+        Response::Error {
+            code: ErrorCode::Invalid,
+            message,
+        } => {
+            assert!(message.contains("${WHO}"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    started(run(&[("WHO", "world")]));
+    let s = Setup {
+        _root: root,
+        d: d2,
+        ws,
+        rt: tokio::runtime::Runtime::new().unwrap(),
+    };
+    assert_eq!(s.logs("up"), "HELLO WORLD\n");
+    match s.call(Request::PipelineDrop {
+        name: "greet".into(),
+    }) {
+        Response::PipelineDropped { existed, .. } => assert!(existed),
+        other => panic!("{other:?}"),
+    }
+    match s.call(Request::PipelineRunSaved {
+        name: "greet".into(),
+        tap: false,
+        vars: BTreeMap::new(),
+    }) {
+        Response::Error {
+            code: ErrorCode::NotFound,
+            ..
+        } => {}
+        other => panic!("{other:?}"),
+    }
+    let _ = s.d.cli(&["ws", "stop", &id]);
+}

@@ -243,18 +243,6 @@ fn history_is_sampled_by_the_daemon() {
     assert_eq!(v.as_array().unwrap().len(), 1);
 }
 
-/// A new daemon on the same cgroup root and state directory as `d`.
-fn successor(d: &Daemon, root: &CgroupRoot) -> Daemon {
-    let state = d.dir.path().join("state");
-    let root_dir = root.0.clone();
-    Daemon::start_with(move |cmd| {
-        cmd.args(["--backend", "cgroup", "--cgroup-root"])
-            .arg(&root_dir)
-            .arg("--state-dir")
-            .arg(&state);
-    })
-}
-
 #[test]
 fn restart_readopts_kept_workspaces_and_stops_reaped_ones() {
     let root = CgroupRoot::new("restart");

@@ -246,6 +246,7 @@ async fn serve(
         keeper_program: config.keeper_program.clone(),
         state_file,
         log_dir: config.state_dir.join("logs"),
+        pipelines_dir: config.state_dir.join(crate::workspace::saved::DIR),
         restart_policy: config.restart_policy,
         own_uid,
     };

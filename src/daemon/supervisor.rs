@@ -13,7 +13,7 @@ use crate::workspace::backend::{Backend, Created};
 use crate::workspace::restart::{Decision, RestartPolicy, RestartState};
 use crate::workspace::state::{self, SavedWorkspace};
 use crate::workspace::stats::{self, Reading, HISTORY_CAPACITY, HISTORY_INTERVAL};
-use crate::workspace::{self as ws, pipeline, unit_name};
+use crate::workspace::{self as ws, pipeline, saved, unit_name};
 use shipote_protocol::{
     Breach, CommandInfo, ErrorCode, ExitPolicy, LogStream, PipelineSpec, QuotaEnforce, Request,
     Response, Ulid, WorkspaceId, WorkspaceSpec, WorkspaceStatsInfo, WorkspaceSummary,
@@ -231,8 +231,10 @@ pub struct Environment {
     pub keeper_program: PathBuf,
     /// The state file.
     pub state_file: PathBuf,
-    /// Where commands' logs go (`<dir>/<workspace>/<command>.{out,err,all}`).
+    /// Where commands' logs go (`<dir>/<workspace>/<command>.{log,idx}`).
     pub log_dir: PathBuf,
+    /// Where saved pipelines go (`<dir>/<name>.json`).
+    pub pipelines_dir: PathBuf,
     /// When and how often commands with restart_on_failure are restarted.
     pub restart_policy: RestartPolicy,
     /// The daemon's uid (audit records of its own actions).
@@ -612,7 +614,7 @@ impl Supervisor {
         }
     }
 
-    fn answer(&mut self, request: Request, _uid: u32, reply: oneshot::Sender<Response>) {
+    fn answer(&mut self, request: Request, uid: u32, reply: oneshot::Sender<Response>) {
         let response = match request {
             Request::Ping => Response::Pong,
             Request::Health => Response::Health {
@@ -733,6 +735,65 @@ impl Supervisor {
             },
             Request::PipelineRun { spec, tap, vars } => {
                 return self.pipeline_run(spec, tap, vars, reply);
+            }
+            Request::PipelineSave { name, spec } => {
+                let dir = self.env.pipelines_dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    let response = match saved::save(&dir, &name, &spec) {
+                        Ok(()) => Response::PipelineSaved { name },
+                        Err(e) => Response::error(ErrorCode::Invalid, e),
+                    };
+                    let _ = reply.send(response);
+                });
+                return;
+            }
+            Request::PipelineSavedList => {
+                let dir = self.env.pipelines_dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    let response = match saved::list(&dir) {
+                        Ok(names) => Response::PipelineSavedList { names },
+                        Err(e) => Response::error(ErrorCode::Internal, e),
+                    };
+                    let _ = reply.send(response);
+                });
+                return;
+            }
+            Request::PipelineDrop { name } => {
+                let dir = self.env.pipelines_dir.clone();
+                tokio::task::spawn_blocking(move || {
+                    let response = match saved::remove(&dir, &name) {
+                        Ok(existed) => Response::PipelineDropped { name, existed },
+                        Err(e) => Response::error(ErrorCode::Invalid, e),
+                    };
+                    let _ = reply.send(response);
+                });
+                return;
+            }
+            Request::PipelineRunSaved { name, tap, vars } => {
+                let dir = self.env.pipelines_dir.clone();
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || {
+                    let spec = match saved::load(&dir, &name) {
+                        Ok(Some(spec)) => spec,
+                        Ok(None) => {
+                            let msg = format!("no pipeline is saved as {name:?}; list them with shipote pipeline ls");
+                            let _ = reply.send(Response::error(ErrorCode::NotFound, msg));
+                            return;
+                        }
+                        Err(e) => {
+                            let _ = reply.send(Response::error(ErrorCode::Invalid, e));
+                            return;
+                        }
+                    };
+                    // Back through the queue, as if the client had sent the spec.
+                    let event = Event::Request {
+                        request: Box::new(Request::PipelineRun { spec, tap, vars }),
+                        uid,
+                        reply,
+                    };
+                    let _ = tx.blocking_send(event);
+                });
+                return;
             }
             Request::PipelineStop { pipeline, grace_ms } => {
                 return self.pipeline_stop(pipeline, Duration::from_millis(grace_ms), reply);

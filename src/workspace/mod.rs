@@ -6,6 +6,7 @@ pub mod backend;
 pub mod command;
 pub mod pipeline;
 pub mod restart;
+pub mod saved;
 pub mod state;
 pub mod stats;
 

@@ -257,3 +257,15 @@ pub fn json(o: &std::process::Output) -> serde_json::Value {
     );
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", stdout(o)))
 }
+
+/// A new daemon on the same cgroup root and state directory as `d`.
+pub fn successor(d: &Daemon, root: &CgroupRoot) -> Daemon {
+    let state = d.dir.path().join("state");
+    let root_dir = root.0.clone();
+    Daemon::start_with(move |cmd| {
+        cmd.args(["--backend", "cgroup", "--cgroup-root"])
+            .arg(&root_dir)
+            .arg("--state-dir")
+            .arg(&state);
+    })
+}
