@@ -448,3 +448,63 @@ fn saved_pipelines_survive_a_kill_of_the_daemon_and_run_with_vars() {
     }
     let _ = s.d.cli(&["ws", "stop", &id]);
 }
+
+#[test]
+fn cli_runs_saves_and_stops_pipelines_from_toml_files() {
+    let s = setup("plcli");
+    let example = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/pipelines/checksum.toml"
+    );
+    let o = s.d.cli(&[
+        "pipeline",
+        "run",
+        example,
+        "--workspace",
+        "w",
+        "--var",
+        "N=1000",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.starts_with("pipeline ") && out.contains("COMMAND") && out.contains("sum"),
+        "{out}"
+    );
+    let expected = std::process::Command::new("sh")
+        .args(["-c", "seq 1 1000 | tr 0-9 a-j | sha256sum"])
+        .output()
+        .unwrap();
+    assert_eq!(s.logs("sum"), String::from_utf8(expected.stdout).unwrap());
+
+    // A file problem is exit 2 and names the file; a missing var is the
+    // daemon's refusal (exit 1) naming the key.
+    let bad = s.d.dir.path().join("bad.toml");
+    std::fs::write(&bad, "workspace = \"w\"\n[[command]]\nlabel = \"a\"\n").unwrap();
+    let o = s.d.cli(&["pipeline", "run", bad.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("bad.toml") && stderr(&o).contains("exec"),
+        "{}",
+        stderr(&o)
+    );
+    let o = s.d.cli(&["pipeline", "run", example, "--workspace", "w"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("${N}"), "{}", stderr(&o));
+
+    // Saved, listed, started with vars, stopped, removed.
+    let o =
+        s.d.cli(&["pipeline", "save", "sum", example, "--workspace", "w"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        json(&s.d.cli(&["--json", "pipeline", "ls"])),
+        serde_json::json!(["sum"])
+    );
+    let v = json(&s.d.cli(&["--json", "pipeline", "start", "sum", "--var", "N=100000000"]));
+    let id = v["pipeline"].as_str().unwrap().to_owned();
+    assert!(v["pids"]["gen"].as_i64().unwrap() > 0, "{v}");
+    let v = json(&s.d.cli(&["--json", "pipeline", "stop", &id, "--grace", "0"]));
+    assert!(v["reaped"].as_u64().unwrap() >= 1, "{v}");
+    let o = s.d.cli(&["pipeline", "rm", "sum"]);
+    assert_eq!(stdout(&o), "deleted sum\n");
+}

@@ -4,6 +4,7 @@
 
 pub mod cmd;
 pub mod discern;
+pub mod pipeline;
 pub mod render;
 pub mod units;
 pub mod ws;
@@ -56,6 +57,9 @@ pub enum Command {
     Logs(cmd::LogsArgs),
     /// Tell the type of files (or stdin: -) from their first bytes.
     Discern(discern::DiscernArgs),
+    /// Run, stop, save and list pipelines of commands joined by pipes.
+    #[command(subcommand)]
+    Pipeline(pipeline::PipelineCommand),
 }
 
 /// How a command ended.
@@ -94,6 +98,8 @@ pub enum Failure {
     Transport(Box<ClientError>),
     /// The daemon answered something this CLI does not expect.
     Unexpected(Box<Response>),
+    /// The user's input (a file, an argument) is unusable; nothing was asked.
+    Input(String),
 }
 
 /// A connection plus the CLI's global options.
@@ -172,6 +178,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Ps { workspace } => cmd::ps(&mut s, &workspace).await,
         Command::Logs(a) => cmd::logs(&mut s, a).await,
         Command::Discern(_) => discern::remote(&mut s, discern_inputs).await,
+        Command::Pipeline(c) => pipeline::run(&mut s, c).await,
     };
     match result {
         Ok(out) => {
@@ -189,6 +196,10 @@ pub async fn run(cli: Cli) -> Outcome {
             Outcome::Refused
         }
         Err(Failure::Transport(e)) => could_not_ask(&socket, &e),
+        Err(Failure::Input(message)) => {
+            eprintln!("shipote: {message}");
+            Outcome::CouldNotAsk
+        }
         Err(Failure::Unexpected(r)) => {
             eprintln!(
                 "shipote: the daemon sent an unexpected answer ({r:?}); is it another version?"
