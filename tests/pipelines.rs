@@ -508,3 +508,174 @@ fn cli_runs_saves_and_stops_pipelines_from_toml_files() {
     let o = s.d.cli(&["pipeline", "rm", "sum"]);
     assert_eq!(stdout(&o), "deleted sum\n");
 }
+
+fn tapped(s: &Setup, commands: Vec<CommandSpec>, edges: Vec<FlowEdge>) -> Response {
+    s.call(Request::PipelineRun {
+        spec: PipelineSpec {
+            workspace: s.ws,
+            label: "tapped".into(),
+            commands,
+            edges,
+        },
+        tap: true,
+        vars: BTreeMap::new(),
+    })
+}
+
+fn throughput(s: &Setup) -> Vec<shipote_protocol::FlowThroughputInfo> {
+    match s.call(Request::FlowThroughput) {
+        Response::FlowThroughput { items } => items,
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_tapped_pipeline_is_exact_and_reports_its_edges() {
+    let s = setup("pltap");
+    let r = tapped(
+        &s,
+        vec![
+            cmd("gen", "seq", &["1", "300000"]),
+            cmd("map", "tr", &["0-9", "a-j"]),
+            cmd("sum", "sha256sum", &[]),
+        ],
+        vec![
+            edge("gen", "stdout", "map", "stdin"),
+            edge("map", "stdout", "sum", "stdin"),
+        ],
+    );
+    let Response::PipelineStarted { edges, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(edges.len(), 2);
+    assert_eq!(edges[0].from_label, "gen");
+    assert!(edges[0].flow_socket.is_some());
+    // seq's first bytes arrive well within the wait: they are text.
+    assert_eq!(edges[0].lens.as_deref(), Some("text"), "{:?}", edges[0]);
+    let expected = std::process::Command::new("sh")
+        .args(["-c", "seq 1 300000 | tr 0-9 a-j | sha256sum"])
+        .output()
+        .unwrap();
+    assert_eq!(s.logs("sum"), String::from_utf8(expected.stdout).unwrap());
+    // Ended edges unpublish their sockets.
+    assert!(eventually(Duration::from_secs(5), || edges
+        .iter()
+        .all(|e| !e.flow_socket.as_ref().unwrap().exists())));
+}
+
+#[test]
+fn a_stalled_subscriber_loses_data_but_never_blocks_and_flowdrop_keeps_data_flowing() {
+    let s = setup("plstall");
+    let dir = s.d.dir.path();
+    let (gate1, gate2) = (dir.join("gate1"), dir.join("gate2"));
+    let script = format!(
+        "while [ ! -e {0} ]; do sleep 0.02; done; head -c 20000000 /dev/zero; \
+         while [ ! -e {1} ]; do sleep 0.02; done; head -c 10000000 /dev/zero",
+        gate1.display(),
+        gate2.display()
+    );
+    let r = tapped(
+        &s,
+        vec![
+            cmd("gen", "sh", &["-c", &script]),
+            cmd("count", "wc", &["-c"]),
+        ],
+        vec![edge("gen", "stdout", "count", "stdin")],
+    );
+    let Response::PipelineStarted {
+        pipeline, edges, ..
+    } = r
+    else {
+        panic!("{r:?}")
+    };
+    let socket = edges[0].flow_socket.clone().unwrap();
+    // A subscriber that never reads.
+    let _stalled = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    assert!(eventually(Duration::from_secs(5), || throughput(&s)
+        .first()
+        .is_some_and(|t| t.subscribers == 1)));
+    std::fs::write(&gate1, "").unwrap();
+    let mut last = None;
+    assert!(
+        eventually(Duration::from_secs(20), || {
+            last = throughput(&s).into_iter().next();
+            last.as_ref().is_some_and(|t| t.bytes_total == 20_000_000)
+        }),
+        "{last:?}"
+    );
+    let t = last.unwrap();
+    assert!(
+        t.dropped_bytes > 0,
+        "the stalled subscriber lost bytes: {t:?}"
+    );
+    // FlowDrop: the socket goes, the data keeps flowing.
+    match s.call(Request::FlowDrop { pipeline }) {
+        Response::FlowDropped { existed, .. } => assert!(existed),
+        other => panic!("{other:?}"),
+    }
+    assert!(!socket.exists());
+    assert_eq!(
+        s.call(Request::FlowList),
+        Response::FlowList { items: vec![] }
+    );
+    std::fs::write(&gate2, "").unwrap();
+    assert_eq!(s.logs("count").trim(), "30000000");
+}
+
+#[test]
+fn a_late_subscriber_receives_the_stream_from_then_on() {
+    let s = setup("pllate");
+    let r = tapped(
+        &s,
+        vec![
+            cmd(
+                "gen",
+                "sh",
+                &[
+                    "-c",
+                    "i=0; while [ $i -lt 3000 ]; do echo line$i; i=$((i+1)); sleep 0.001; done",
+                ],
+            ),
+            cmd("sink", "wc", &["-l"]),
+        ],
+        vec![edge("gen", "stdout", "sink", "stdin")],
+    );
+    let Response::PipelineStarted { edges, .. } = r else {
+        panic!("{r:?}")
+    };
+    let socket = edges[0].flow_socket.clone().unwrap();
+    assert!(eventually(Duration::from_secs(10), || throughput(&s)
+        .first()
+        .is_some_and(|t| t.bytes_total > 1000)));
+    let mut sub = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    let mut got = String::new();
+    use std::io::Read;
+    sub.read_to_string(&mut got).unwrap();
+    assert!(!got.starts_with("line0\n"), "it joined late");
+    assert!(
+        got.trim_end().ends_with("line2999"),
+        "it got the rest: ...{}",
+        &got[got.len().saturating_sub(40)..]
+    );
+    assert_eq!(s.logs("sink").trim(), "3000", "the consumer got everything");
+}
+
+#[test]
+fn a_rate_limited_edge_holds_its_rate_after_the_first_seconds_burst() {
+    let s = setup("plrate");
+    let mut e = edge("gen", "stdout", "count", "stdin");
+    e.rate_limit_bytes_per_sec = Some(1_000_000);
+    let start = std::time::Instant::now();
+    started(s.run(
+        vec![
+            cmd("gen", "head", &["-c", "3000000", "/dev/zero"]),
+            cmd("count", "wc", &["-c"]),
+        ],
+        vec![e],
+    ));
+    assert_eq!(s.logs("count").trim(), "3000000");
+    let took = start.elapsed();
+    // 1 MB of burst, then 2 MB at 1 MB/s.
+    assert!(took >= Duration::from_millis(1900), "{took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+}

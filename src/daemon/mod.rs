@@ -247,6 +247,9 @@ async fn serve(
         state_file,
         log_dir: config.state_dir.join("logs"),
         pipelines_dir: config.state_dir.join(crate::workspace::saved::DIR),
+        flows_dir: std::env::var_os("XDG_RUNTIME_DIR")
+            .map(|d| PathBuf::from(d).join("shipote/flows"))
+            .unwrap_or_else(|| config.state_dir.join("flows")),
         restart_policy: config.restart_policy,
         own_uid,
     };

@@ -15,8 +15,9 @@ use crate::workspace::state::{self, SavedWorkspace};
 use crate::workspace::stats::{self, Reading, HISTORY_CAPACITY, HISTORY_INTERVAL};
 use crate::workspace::{self as ws, pipeline, saved, unit_name};
 use shipote_protocol::{
-    Breach, CommandInfo, ErrorCode, ExitPolicy, LogStream, PipelineSpec, QuotaEnforce, Request,
-    Response, Ulid, WorkspaceId, WorkspaceSpec, WorkspaceStatsInfo, WorkspaceSummary,
+    Breach, CommandInfo, EdgeDiscernmentInfo, ErrorCode, ExitPolicy, FlowInfo, FlowThroughputInfo,
+    LogStream, PipelineSpec, QuotaEnforce, Request, Response, Ulid, WorkspaceId, WorkspaceSpec,
+    WorkspaceStatsInfo, WorkspaceSummary,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
@@ -132,6 +133,8 @@ pub enum Event {
         label: String,
         /// Its commands' records, in spec order.
         recs: Vec<CommandRecPublic>,
+        /// Its interposed edges.
+        taps: Vec<EdgeTap>,
     },
     /// Time to sample every workspace.
     SampleTick,
@@ -235,6 +238,8 @@ pub struct Environment {
     pub log_dir: PathBuf,
     /// Where saved pipelines go (`<dir>/<name>.json`).
     pub pipelines_dir: PathBuf,
+    /// Where flow sockets go by default (`<dir>/<workspace>/`).
+    pub flows_dir: PathBuf,
     /// When and how often commands with restart_on_failure are restarted.
     pub restart_policy: RestartPolicy,
     /// The daemon's uid (audit records of its own actions).
@@ -286,7 +291,32 @@ struct PipelineRec {
     workspace: WorkspaceId,
     label: String,
     commands: Vec<Ulid>,
+    taps: Vec<EdgeTap>,
 }
+
+/// A tap (or a rate limit) on one edge.
+#[derive(Debug)]
+pub struct EdgeTap {
+    edge: shipote_protocol::spec::FlowEdge,
+    tap: crate::flow::tap::Tap,
+    /// When the throughput was last asked, and the byte count then.
+    last: (Instant, u64),
+}
+
+impl EdgeTap {
+    fn published(&self) -> Option<&PathBuf> {
+        self.tap.socket.as_ref().filter(|_| {
+            !self
+                .tap
+                .state
+                .unpublished
+                .load(std::sync::atomic::Ordering::Acquire)
+        })
+    }
+}
+
+/// How long PipelineRun waits for the first bytes of tapped edges.
+const DISCERN_WAIT: Duration = Duration::from_millis(100);
 
 /// A command's program, kept to restart it.
 #[derive(Debug, Clone)]
@@ -603,7 +633,8 @@ impl Supervisor {
                 pipeline,
                 label,
                 recs,
-            } => self.on_pipeline_started(workspace, pipeline, label, recs),
+                taps,
+            } => self.on_pipeline_started(workspace, pipeline, label, recs, taps),
             Event::Restarted {
                 workspace,
                 command,
@@ -627,7 +658,7 @@ impl Supervisor {
                     .map(Workspace::alive_commands)
                     .sum(),
                 alive_pipelines: self.alive_pipelines(),
-                active_flows: 0,
+                active_flows: self.active_flows(),
                 dirty: self.generation != self.persisted,
             },
             Request::Capabilities => self.capabilities(),
@@ -795,6 +826,9 @@ impl Supervisor {
                 });
                 return;
             }
+            Request::FlowList => self.flow_list(),
+            Request::FlowThroughput => self.flow_throughput(),
+            Request::FlowDrop { pipeline } => self.flow_drop(pipeline),
             Request::PipelineStop { pipeline, grace_ms } => {
                 return self.pipeline_stop(pipeline, Duration::from_millis(grace_ms), reply);
             }
@@ -816,9 +850,78 @@ impl Supervisor {
             Request::Discern { sample, hint_path } => {
                 crate::discern::respond(&sample, hint_path.as_deref())
             }
-            other => not_yet(&other),
         };
         let _ = reply.send(response);
+    }
+
+    fn active_flows(&self) -> u32 {
+        self.pipelines
+            .values()
+            .flat_map(|p| &p.taps)
+            .filter(|t| {
+                t.published().is_some()
+                    && !t.tap.state.ended.load(std::sync::atomic::Ordering::Acquire)
+            })
+            .count() as u32
+    }
+
+    fn flow_list(&self) -> Response {
+        Response::FlowList {
+            items: self
+                .pipelines
+                .iter()
+                .filter(|(_, p)| p.taps.iter().any(|t| t.published().is_some()))
+                .map(|(id, p)| FlowInfo {
+                    pipeline: *id,
+                    sockets: p
+                        .taps
+                        .iter()
+                        .filter_map(|t| t.published().cloned())
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    fn flow_throughput(&mut self) -> Response {
+        use std::sync::atomic::Ordering::Relaxed;
+        let now = Instant::now();
+        let mut items = Vec::new();
+        for t in self.pipelines.values_mut().flat_map(|p| p.taps.iter_mut()) {
+            let Some(socket) = t.published().cloned() else {
+                continue;
+            };
+            let st = &t.tap.state;
+            let bytes = st.bytes.load(Relaxed);
+            let secs = now.duration_since(t.last.0).as_secs_f64();
+            let rate = if secs > 0.0 {
+                (bytes - t.last.1) as f64 / secs
+            } else {
+                0.0
+            };
+            t.last = (now, bytes);
+            items.push(FlowThroughputInfo {
+                socket,
+                bytes_total: bytes,
+                bytes_per_sec: rate,
+                subscribers: st.subscribers.load(Relaxed) as u32,
+                dropped_bytes: st.dropped.load(Relaxed),
+            });
+        }
+        Response::FlowThroughput { items }
+    }
+
+    fn flow_drop(&mut self, pipeline: Ulid) -> Response {
+        let mut existed = false;
+        if let Some(p) = self.pipelines.get(&pipeline) {
+            for t in &p.taps {
+                if let Some(socket) = t.published() {
+                    existed = true;
+                    crate::flow::tap::unpublish(&t.tap.state, socket);
+                }
+            }
+        }
+        Response::FlowDropped { pipeline, existed }
     }
 
     fn alive_pipelines(&self) -> u32 {
@@ -844,13 +947,6 @@ impl Supervisor {
         let fail = |reply: oneshot::Sender<Response>, code, msg: String| {
             let _ = reply.send(Response::error(code, msg));
         };
-        if tap {
-            let msg = format!(
-                "taps are not available yet in shipoted {}: run the pipeline without tap (tracked as issue #7)",
-                crate::VERSION
-            );
-            return fail(reply, ErrorCode::Unsupported, msg);
-        }
         let plan = match pipeline::plan(&spec, &vars) {
             Ok(p) => p,
             Err(e) => return fail(reply, ErrorCode::Invalid, e),
@@ -904,8 +1000,14 @@ impl Supervisor {
             })
             .collect();
         let tx = self.tx.clone();
+        let flows_dir = ws
+            .spec
+            .flow_dirs
+            .first()
+            .cloned()
+            .unwrap_or_else(|| self.env.flows_dir.join(workspace.to_string()));
         tokio::task::spawn_blocking(move || {
-            let wiring = match crate::flow::wire(&plan) {
+            let wiring = match crate::flow::wire(&plan, tap) {
                 Ok(w) => w,
                 Err(e) => {
                     return fail(
@@ -962,6 +1064,71 @@ impl Supervisor {
                     );
                 }
             }
+            let mut taps = Vec::with_capacity(wiring.interposed.len());
+            for i in wiring.interposed {
+                let e = &plan.spec.edges[i.edge];
+                let socket = tap.then(|| flows_dir.join(format!("{pipeline}.{}.sock", i.edge)));
+                match crate::flow::tap::start(
+                    i.src,
+                    i.dst,
+                    socket.as_deref(),
+                    e.rate_limit_bytes_per_sec,
+                ) {
+                    Ok(t) => taps.push(EdgeTap {
+                        edge: e.clone(),
+                        tap: t,
+                        last: (Instant::now(), 0),
+                    }),
+                    Err(err) => {
+                        kill_all(&started);
+                        for t in &taps {
+                            if let Some(p) = &t.tap.socket {
+                                crate::flow::tap::unpublish(&t.tap.state, p);
+                            }
+                        }
+                        return fail(
+                            reply,
+                            ErrorCode::Internal,
+                            format!("cannot start a tap: {err}"),
+                        );
+                    }
+                }
+            }
+            // The first bytes' discernment, when they come soon.
+            let deadline = Instant::now() + DISCERN_WAIT;
+            while tap
+                && Instant::now() < deadline
+                && taps.iter().any(|t| {
+                    t.tap.socket.is_some()
+                        && !t.tap.state.ended.load(std::sync::atomic::Ordering::Acquire)
+                        && t.tap
+                            .state
+                            .discerned
+                            .lock()
+                            .map(|d| d.is_none())
+                            .unwrap_or(false)
+                })
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            let edges: Vec<EdgeDiscernmentInfo> = taps
+                .iter()
+                .filter(|t| t.tap.socket.is_some())
+                .map(|t| {
+                    let d = t.tap.state.discerned.lock().ok().and_then(|d| *d);
+                    EdgeDiscernmentInfo {
+                        from_label: t.edge.from.label.clone(),
+                        from_output: t.edge.from.port.clone(),
+                        to_label: t.edge.to.label.clone(),
+                        to_input: t.edge.to.port.clone(),
+                        ty: d.map(|d| d.ty().to_owned()),
+                        mime: d.map(|d| d.mime().to_owned()),
+                        lens: d.map(|d| d.lens.as_str().to_owned()),
+                        confidence: d.map_or(0.0, |d| d.confidence),
+                        flow_socket: t.tap.socket.clone(),
+                    }
+                })
+                .collect();
             let mut pids = Vec::with_capacity(recs.len());
             for (s, rec) in started.iter().zip(recs.iter_mut()) {
                 rec.pid = s.pid;
@@ -978,12 +1145,13 @@ impl Supervisor {
                     .into_iter()
                     .map(|rec| CommandRecPublic { rec })
                     .collect(),
+                taps,
             };
             let _ = tx.blocking_send(event);
             let _ = reply.send(Response::PipelineStarted {
                 pipeline,
                 command_pids: pids,
-                edges: Vec::new(),
+                edges,
             });
             for (mut s, command) in started.into_iter().zip(ids) {
                 s.capture();
@@ -1008,10 +1176,16 @@ impl Supervisor {
         pipeline: Ulid,
         label: String,
         recs: Vec<CommandRecPublic>,
+        taps: Vec<EdgeTap>,
     ) {
         let Some(ws) = self.workspaces.get_mut(&workspace) else {
             for r in &recs {
                 crate::process::signal(r.rec.pid as u32, nix::sys::signal::Signal::SIGKILL);
+            }
+            for t in &taps {
+                if let Some(p) = &t.tap.socket {
+                    crate::flow::tap::unpublish(&t.tap.state, p);
+                }
             }
             return;
         };
@@ -1026,6 +1200,7 @@ impl Supervisor {
                 workspace,
                 label,
                 commands,
+                taps,
             },
         );
     }
@@ -1840,26 +2015,6 @@ fn not_found(id: WorkspaceId) -> Response {
     Response::error(
         ErrorCode::NotFound,
         format!("no live workspace {id}; list them with shipote ws ls"),
-    )
-}
-
-/// The answer for a request whose feature has not landed in this version.
-pub fn not_yet(request: &Request) -> Response {
-    let (what, issue) = match request {
-        Request::Run { .. }
-        | Request::CommandList { .. }
-        | Request::CommandLogs { .. }
-        | Request::CommandLogsFrom { .. } => ("commands are", 5),
-        Request::Discern { .. } => ("content discernment is", 6),
-        _ => ("pipelines and flows are", 7),
-    };
-    Response::error(
-        ErrorCode::Unsupported,
-        format!(
-            "{} is not available yet: {what} not implemented in shipoted {} (tracked as issue #{issue})",
-            request_name(request),
-            crate::VERSION
-        ),
     )
 }
 

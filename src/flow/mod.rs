@@ -13,7 +13,9 @@
 //! run, so a consumer sees EOF when all its producers ended; a relay whose
 //! consumers all left closes its source, so the producer gets EPIPE.
 
-use crate::workspace::pipeline::{Plan, Port};
+pub mod tap;
+
+use crate::workspace::pipeline::{Plan, Port, PortOf};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{Read, Write};
@@ -39,14 +41,28 @@ pub struct Wiring {
     pub ends: Vec<Ends>,
     /// Fan-out relays to start: source read end, consumers' write ends.
     pub relays: Vec<(OwnedFd, Vec<OwnedFd>)>,
+    /// Edges with a tap between producer and consumer.
+    pub interposed: Vec<Interposed>,
+}
+
+/// An edge the daemon sits on (a tap, or a rate limit).
+#[derive(Debug)]
+pub struct Interposed {
+    /// The edge's index in the plan.
+    pub edge: usize,
+    /// What the producer writes.
+    pub src: OwnedFd,
+    /// Where the consumer reads.
+    pub dst: OwnedFd,
 }
 
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Into::into)
 }
 
-/// Makes the pipes for `plan`.
-pub fn wire(plan: &Plan) -> std::io::Result<Wiring> {
+/// Makes the pipes for `plan`; every edge is interposed when `tap`, and an
+/// edge with a rate limit always is.
+pub fn wire(plan: &Plan, tap: bool) -> std::io::Result<Wiring> {
     let n = plan.spec.commands.len();
     // One pipe per fed input.
     let mut inputs: BTreeMap<(usize, Port), (Option<OwnedFd>, OwnedFd)> = BTreeMap::new();
@@ -57,19 +73,36 @@ pub fn wire(plan: &Plan) -> std::io::Result<Wiring> {
         }
     }
     // Consumers of each output.
-    let mut outputs: BTreeMap<(usize, Port), Vec<(usize, Port)>> = BTreeMap::new();
-    for (from, to) in &plan.edges {
-        outputs.entry(from.clone()).or_default().push(to.clone());
+    // Per output: (edge index, consumer's input).
+    let mut outputs: BTreeMap<PortOf, Vec<(usize, PortOf)>> = BTreeMap::new();
+    for (k, (from, to)) in plan.edges.iter().enumerate() {
+        outputs
+            .entry(from.clone())
+            .or_default()
+            .push((k, to.clone()));
     }
+    let mut interposed = Vec::new();
     let mut given: Vec<BTreeMap<Port, OwnedFd>> = (0..n).map(|_| BTreeMap::new()).collect();
     let mut relays = Vec::new();
     for ((who, port), consumers) in &outputs {
-        let write_end = |to: &(usize, Port)| inputs[to].1.try_clone();
+        let mut write_end = |(k, to): &(usize, PortOf)| -> std::io::Result<OwnedFd> {
+            let dst = inputs[to].1.try_clone()?;
+            if tap || plan.spec.edges[*k].rate_limit_bytes_per_sec.is_some() {
+                let (src, w) = pipe()?;
+                interposed.push(Interposed { edge: *k, src, dst });
+                Ok(w)
+            } else {
+                Ok(dst)
+            }
+        };
         let end = if let [only] = consumers.as_slice() {
             write_end(only)?
         } else {
             let (r, w) = pipe()?;
-            let dsts = consumers.iter().map(write_end).collect::<Result<_, _>>()?;
+            let dsts = consumers
+                .iter()
+                .map(&mut write_end)
+                .collect::<Result<_, _>>()?;
             relays.push((r, dsts));
             w
         };
@@ -102,7 +135,11 @@ pub fn wire(plan: &Plan) -> std::io::Result<Wiring> {
             e
         })
         .collect();
-    Ok(Wiring { ends, relays })
+    Ok(Wiring {
+        ends,
+        relays,
+        interposed,
+    })
 }
 
 /// Copies `src` to every `dsts` on a thread of its own until `src` ends or
