@@ -679,3 +679,44 @@ fn a_rate_limited_edge_holds_its_rate_after_the_first_seconds_burst() {
     assert!(took >= Duration::from_millis(1900), "{took:?}");
     assert!(took < Duration::from_secs(6), "{took:?}");
 }
+
+#[test]
+fn cli_lists_watches_and_subscribes_to_flows() {
+    let s = setup("plflowcli");
+    let gate = s.d.dir.path().join("gate");
+    let script = format!(
+        "while [ ! -e {} ]; do sleep 0.02; done; echo hello; echo world",
+        gate.display()
+    );
+    let r = tapped(
+        &s,
+        vec![cmd("gen", "sh", &["-c", &script]), cmd("sink", "cat", &[])],
+        vec![edge("gen", "stdout", "sink", "stdin")],
+    );
+    let Response::PipelineStarted { edges, .. } = r else {
+        panic!("{r:?}")
+    };
+    let socket = edges[0].flow_socket.clone().unwrap();
+    let ls = stdout(&s.d.cli(&["flow", "ls"]));
+    assert!(
+        ls.contains("PIPELINE") && ls.contains(socket.to_str().unwrap()),
+        "{ls}"
+    );
+    let sub = std::process::Command::new(cli_bin())
+        .args(["flow", "cat", socket.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    assert!(eventually(Duration::from_secs(5), || {
+        let v = json(&s.d.cli(&["--json", "flow", "top", "--once"]));
+        v[0]["subscribers"] == 1
+    }));
+    std::fs::write(&gate, "").unwrap();
+    let out = sub.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\nworld\n");
+    assert_eq!(s.logs("sink"), "hello\nworld\n");
+    let o = s.d.cli(&["flow", "cat", "/nonexistent/flow.sock"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("shipote flow ls"), "{}", stderr(&o));
+}

@@ -4,6 +4,7 @@
 
 pub mod cmd;
 pub mod discern;
+pub mod flow;
 pub mod pipeline;
 pub mod render;
 pub mod units;
@@ -60,6 +61,9 @@ pub enum Command {
     /// Run, stop, save and list pipelines of commands joined by pipes.
     #[command(subcommand)]
     Pipeline(pipeline::PipelineCommand),
+    /// Watch the data flowing through tapped pipeline edges.
+    #[command(subcommand)]
+    Flow(flow::FlowCommand),
 }
 
 /// How a command ended.
@@ -143,6 +147,16 @@ pub async fn run(cli: Cli) -> Outcome {
             Ok(inputs) => discern_inputs = inputs,
         }
     }
+    // A flow subscriber talks to the flow socket, not to the daemon.
+    if let Command::Flow(flow::FlowCommand::Cat { socket }) = &cli.command {
+        return match flow::cat(socket) {
+            Ok(()) => Outcome::Ok,
+            Err(message) => {
+                eprintln!("shipote: {message}");
+                Outcome::CouldNotAsk
+            }
+        };
+    }
     let socket = cli
         .socket
         .clone()
@@ -179,6 +193,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Logs(a) => cmd::logs(&mut s, a).await,
         Command::Discern(_) => discern::remote(&mut s, discern_inputs).await,
         Command::Pipeline(c) => pipeline::run(&mut s, c).await,
+        Command::Flow(c) => flow::run(&mut s, c).await,
     };
     match result {
         Ok(out) => {
