@@ -98,6 +98,42 @@ check "scope still active after the OOM kill (OOMPolicy=continue)" \
     bash -c '[ "$(as_tester systemctl --user show -p ActiveState --value "$(ws_unit lim)")" = active ]'
 check "quota shows the OOM breach" bash -c 'as_tester shipote ws quota lim | tee /dev/stderr | grep -E "^memory.oom_kill +[1-9]"'
 
+# A tapped pipeline inside the limited workspace: exact output through taps,
+# its flow sockets listed while it runs.
+pipe_file=/tmp/shipote-e2e-pipe.toml
+cat >"$pipe_file" <<'TOML'
+workspace = "lim"
+label = "e2e"
+
+[[command]]
+label = "gen"
+exec = "sh"
+argv = ["-c", "seq 1 ${N}; sleep 2"]
+
+[[command]]
+label = "map"
+exec = "tr"
+argv = ["0-9", "a-j"]
+
+[[command]]
+label = "sum"
+exec = "sha256sum"
+
+[[edge]]
+from = "gen"
+to = "map"
+
+[[edge]]
+from = "map"
+to = "sum"
+TOML
+chmod 644 "$pipe_file"
+check "tapped pipeline starts in the limited workspace" \
+    bash -c "as_tester shipote pipeline run $pipe_file --tap --var N=200000 | tee /dev/stderr | grep -q '^pipeline '"
+check "its flow sockets are listed while it runs" bash -c 'as_tester shipote flow ls | tee /dev/stderr | grep -q "\.sock"'
+check "tapped pipeline output is exact" \
+    wait_for bash -c 'want=$(seq 1 200000 | tr 0-9 a-j | sha256sum); [ "$(as_tester shipote logs lim sum)" = "$want" ]' 30
+
 # Fork bomb held at TasksMax.
 check "ws create bomb --tasks 20" as_tester shipote ws create bomb --tasks 20
 check "many forks started" in_ws bomb "for i in \$(seq 60); do sleep 120 & done; wait"
