@@ -100,7 +100,7 @@ check "quota shows the OOM breach" bash -c 'as_tester shipote ws quota lim | tee
 
 # A tapped pipeline inside the limited workspace: exact output through taps,
 # its flow sockets listed while it runs.
-pipe_file=/tmp/shipote-e2e-pipe.toml
+pipe_file=/tmp/e2e-pipe.toml
 cat >"$pipe_file" <<'TOML'
 workspace = "lim"
 label = "e2e"
@@ -133,6 +133,7 @@ check "tapped pipeline starts in the limited workspace" \
 check "its flow sockets are listed while it runs" bash -c 'as_tester shipote flow ls | tee /dev/stderr | grep -q "\.sock"'
 check "tapped pipeline output is exact" \
     wait_for bash -c 'want=$(seq 1 200000 | tr 0-9 a-j | sha256sum); [ "$(as_tester shipote logs lim sum)" = "$want" ]' 30
+rm -f "$pipe_file"
 
 # Fork bomb held at TasksMax.
 check "ws create bomb --tasks 20" as_tester shipote ws create bomb --tasks 20
