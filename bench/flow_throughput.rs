@@ -219,9 +219,21 @@ fn main() {
         .build()
         .unwrap();
     let has_pv = Path::new("/usr/bin/pv").exists();
-    let mut rows: Vec<(String, Duration)> = Vec::new();
-    let raw = shell(&format!("head -c {n} /dev/zero | cat >/dev/null"));
-    rows.push(("raw kernel pipe (the floor)".into(), raw));
+    let rounds: usize = std::env::var("SHIPOTE_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3);
+    let order = [
+        "raw kernel pipe (the floor)",
+        "shipote edge, untapped",
+        "tapped, 0 subscribers",
+        "tapped, 1 subscriber",
+        "tapped, 4 subscribers",
+        "tapped, 1 stalled subscriber",
+        "pv -q",
+        "tee",
+    ];
+    let mut runs: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
     let rates = rt.block_on(async {
         let mut client = Client::connect(&daemon.socket).await.unwrap();
         let ws = match client
@@ -239,44 +251,58 @@ fn main() {
             ws,
             dir: dir.path().to_owned(),
         };
-        rows.push((
-            "shipote edge, untapped".into(),
-            b.run(n, false, 0, 0, "untapped").await,
-        ));
-        rows.push((
-            "tapped, 0 subscribers".into(),
-            b.run(n, true, 0, 0, "tap0").await,
-        ));
-        rows.push((
-            "tapped, 1 subscriber".into(),
-            b.run(n, true, 1, 0, "tap1").await,
-        ));
-        rows.push((
-            "tapped, 4 subscribers".into(),
-            b.run(n, true, 4, 0, "tap4").await,
-        ));
-        rows.push((
-            "tapped, 1 stalled subscriber".into(),
-            b.run(n, true, 0, 1, "stall").await,
-        ));
+        // Rounds alternate the configurations, so drifts in the machine's
+        // load spread over all of them; medians are reported.
+        for round in 0..rounds {
+            let mut push = |k: &'static str, d: Duration| runs.entry(k).or_default().push(d);
+            push(
+                order[0],
+                shell(&format!("head -c {n} /dev/zero | cat >/dev/null")),
+            );
+            push(
+                order[1],
+                b.run(n, false, 0, 0, &format!("untapped{round}")).await,
+            );
+            push(
+                order[2],
+                b.run(n, true, 0, 0, &format!("tap0-{round}")).await,
+            );
+            push(
+                order[3],
+                b.run(n, true, 1, 0, &format!("tap1-{round}")).await,
+            );
+            push(
+                order[4],
+                b.run(n, true, 4, 0, &format!("tap4-{round}")).await,
+            );
+            push(
+                order[5],
+                b.run(n, true, 0, 1, &format!("stall{round}")).await,
+            );
+            if has_pv {
+                push(
+                    order[6],
+                    shell(&format!("head -c {n} /dev/zero | pv -q | cat >/dev/null")),
+                );
+            }
+            push(
+                order[7],
+                shell(&format!(
+                    "head -c {n} /dev/zero | tee /dev/null | cat >/dev/null"
+                )),
+            );
+        }
         let slow = b.rate(1_000_000, "rate1m").await;
         let fast = b.rate(100_000_000, "rate100m").await;
         (slow, fast)
     });
-    if has_pv {
-        rows.push((
-            "pv -q".into(),
-            shell(&format!("head -c {n} /dev/zero | pv -q | cat >/dev/null")),
-        ));
-    }
-    rows.push((
-        "tee".into(),
-        shell(&format!(
-            "head -c {n} /dev/zero | tee /dev/null | cat >/dev/null"
-        )),
-    ));
+    let rows: Vec<(String, Duration)> = order
+        .iter()
+        .filter_map(|k| runs.get_mut(k).map(|v| (k.to_string(), common::median(v))))
+        .collect();
+    let raw = rows[0].1;
     println!(
-        "{} MiB from head -c to cat >/dev/null, one run each, backend {}",
+        "{} MiB from head -c to cat >/dev/null, median of {rounds} rounds, backend {}",
         n >> 20,
         daemon.backend()
     );

@@ -56,8 +56,12 @@ pub struct Interposed {
     pub dst: OwnedFd,
 }
 
+/// A pipe with a large buffer (1 MiB where the kernel allows): fewer
+/// wake-ups per byte than a shell's 64 KiB pipe.
 fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
-    nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Into::into)
+    let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    crate::process::logs::enlarge_pipe(std::os::fd::AsFd::as_fd(&r));
+    Ok((r, w))
 }
 
 /// Makes the pipes for `plan`; every edge is interposed when `tap`, and an
