@@ -697,6 +697,12 @@ fn cli_lists_watches_and_subscribes_to_flows() {
         panic!("{r:?}")
     };
     let socket = edges[0].flow_socket.clone().unwrap();
+    match s.call(Request::WorkspaceFullSummary { workspace: s.ws }) {
+        Response::WorkspaceFullSummary { flow_sockets, .. } => {
+            assert_eq!(flow_sockets, vec![socket.clone()])
+        }
+        other => panic!("{other:?}"),
+    }
     let ls = stdout(&s.d.cli(&["flow", "ls"]));
     assert!(
         ls.contains("PIPELINE") && ls.contains(socket.to_str().unwrap()),

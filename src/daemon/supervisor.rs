@@ -1748,6 +1748,12 @@ impl Supervisor {
             stopping: ws.stopping,
             commands: ws.commands.clone(),
         };
+        let flow_sockets: Vec<PathBuf> = self
+            .pipelines
+            .values()
+            .filter(|p| p.workspace == id)
+            .flat_map(|p| p.taps.iter().filter_map(|t| t.published().cloned()))
+            .collect();
         tokio::task::spawn_blocking(move || {
             let r = stats::read(
                 snapshot.created.cgroup.as_ref(),
@@ -1763,7 +1769,7 @@ impl Supervisor {
                         &snapshot.report_only_breaches(),
                     ),
                     commands: snapshot.commands.values().map(CommandRec::info).collect(),
-                    flow_sockets: Vec::new(),
+                    flow_sockets,
                 }
             } else {
                 Response::WorkspaceStats { info }
