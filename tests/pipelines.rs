@@ -726,3 +726,43 @@ fn cli_lists_watches_and_subscribes_to_flows() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("shipote flow ls"), "{}", stderr(&o));
 }
+
+#[test]
+fn a_restarted_pipeline_command_keeps_its_edges_and_eof_comes_once_it_is_done() {
+    let root = CgroupRoot::new("plrestart");
+    let dir = root.0.clone();
+    let d = Daemon::start_with(move |cmd| {
+        cmd.args(["--backend", "cgroup", "--cgroup-root"]).arg(&dir);
+        cmd.args(["--restart-backoff-ms", "20"]);
+    });
+    assert!(d.cli(&["ws", "create", "w"]).status.success());
+    let id = json(&d.cli(&["--json", "ws", "ls"]))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let s = Setup {
+        _root: root,
+        d,
+        ws: WorkspaceId(Ulid::from_string(&id).unwrap()),
+        rt: tokio::runtime::Runtime::new().unwrap(),
+    };
+    let mark = s.d.dir.path().join("mark");
+    let script = format!(
+        "if [ -e {0} ]; then echo second; else touch {0}; echo first; exit 1; fi",
+        mark.display()
+    );
+    let mut gen = cmd("gen", "sh", &["-c", &script]);
+    gen.restart_on_failure = true;
+    started(s.run(
+        vec![gen, cmd("sink", "cat", &[])],
+        vec![edge("gen", "stdout", "sink", "stdin")],
+    ));
+    // The consumer saw no EOF between the two runs: it got both.
+    assert_eq!(s.logs("sink"), "first\nsecond\n");
+    let g = s.exited("gen");
+    assert_eq!(
+        (g["exit_status"].as_i64(), g["restarts"].as_u64()),
+        (Some(0), Some(1)),
+        "{g}"
+    );
+}

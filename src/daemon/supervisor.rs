@@ -278,6 +278,10 @@ struct CommandRec {
     leaf: Option<Cgroup>,
     /// Waiting out a restart backoff (no process).
     backoff: bool,
+    /// A restartable pipeline command's edges, kept for its next run (and
+    /// so its peers see no EOF or EPIPE while it restarts); dropped when it
+    /// is done for good.
+    ends: Option<Arc<crate::flow::Ends>>,
     /// What to start again, for restart_on_failure.
     run: Option<RunSpec>,
     restart: RestartState,
@@ -951,13 +955,6 @@ impl Supervisor {
             Ok(p) => p,
             Err(e) => return fail(reply, ErrorCode::Invalid, e),
         };
-        if let Some(c) = plan.spec.commands.iter().find(|c| c.restart_on_failure) {
-            let msg = format!(
-                "command {:?} asks for restart, which pipelines do not offer yet; run it without restart",
-                c.label
-            );
-            return fail(reply, ErrorCode::Unsupported, msg);
-        }
         let workspace = plan.spec.workspace;
         let Some(ws) = self.workspaces.get(&workspace) else {
             let _ = reply.send(not_found(workspace));
@@ -992,6 +989,7 @@ impl Supervisor {
                         .as_ref()
                         .map(|cg| cg.child(&format!("cmd-{id}"))),
                     backoff: false,
+                    ends: None,
                     run: None,
                     restart: RestartState::default(),
                     started_at: Instant::now(),
@@ -1023,10 +1021,29 @@ impl Supervisor {
                     crate::process::signal(s.pid as u32, nix::sys::signal::Signal::SIGKILL);
                 }
             };
-            for (i, (ends, rec)) in wiring.ends.into_iter().zip(&recs).enumerate() {
+            for (i, (ends, rec)) in wiring.ends.into_iter().zip(recs.iter_mut()).enumerate() {
                 let c = &plan.spec.commands[i];
                 let mut envp = c.env.clone();
                 envp.extend(plan.port_env(i));
+                if c.restart_on_failure {
+                    match ends.try_clone() {
+                        Ok(kept) => rec.ends = Some(Arc::new(kept)),
+                        Err(e) => {
+                            kill_all(&started);
+                            return fail(
+                                reply,
+                                ErrorCode::Internal,
+                                format!("cannot keep the pipes: {e}"),
+                            );
+                        }
+                    }
+                    rec.run = Some(RunSpec {
+                        exec: c.exec.clone(),
+                        argv: c.argv.clone(),
+                        envp: envp.clone(),
+                        cwd: c.cwd.clone(),
+                    });
+                }
                 let req = crate::workspace::command::StartRequest {
                     exec: c.exec.clone(),
                     argv: c.argv.clone(),
@@ -1213,17 +1230,22 @@ impl Supervisor {
             let _ = reply.send(Response::error(ErrorCode::NotFound, msg));
             return;
         };
-        let targets: Vec<(Option<Cgroup>, i32)> = self
-            .workspaces
-            .get(&p.workspace)
-            .map(|ws| {
-                p.commands
-                    .iter()
-                    .filter_map(|c| ws.commands.get(c))
-                    .map(|r| (r.leaf.clone(), r.pid))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let mut targets: Vec<(Option<Cgroup>, i32)> = Vec::new();
+        if let Some(ws) = self.workspaces.get_mut(&p.workspace) {
+            for c in &p.commands {
+                let Some(r) = ws.commands.get_mut(c) else {
+                    continue;
+                };
+                // A stopped pipeline restarts nothing.
+                r.run = None;
+                r.ends = None;
+                if r.backoff {
+                    r.backoff = false;
+                    r.alive = false;
+                }
+                targets.push((r.leaf.clone(), r.pid));
+            }
+        }
         tracing::info!(pipeline = %id, label = p.label, "stopping pipeline");
         tokio::task::spawn_blocking(move || {
             let reaped = end_processes(&targets, grace);
@@ -1419,6 +1441,7 @@ impl Supervisor {
             capture: Arc::default(),
             leaf,
             backoff: false,
+            ends: None,
             run: restart_on_failure.then(|| run.clone()),
             restart: RestartState::default(),
             started_at: Instant::now(),
@@ -1433,6 +1456,7 @@ impl Supervisor {
             leaf,
             logs,
             false,
+            None,
             move |result| match result {
                 Ok((pid, capture)) => {
                     let mut rec = rec;
@@ -1482,6 +1506,7 @@ impl Supervisor {
             leaf,
             logs,
             true,
+            rec.ends.clone(),
             move |result| {
                 let event = Event::Restarted {
                     workspace,
@@ -1587,6 +1612,8 @@ impl Supervisor {
                 }
             }
         }
+        // Done for good: its peers may now see EOF or EPIPE.
+        rec.ends = None;
         if let Some(leaf) = rec.leaf.clone() {
             // Its leaf goes once its last process is gone (children may linger).
             tokio::task::spawn_blocking(move || {
@@ -1665,11 +1692,30 @@ impl Supervisor {
                 if let Some(mut ws) = self.workspaces.remove(&id) {
                     // Nothing waits out a backoff any more; exits of the
                     // processes just ended are still on their way.
-                    for rec in ws.commands.values_mut().filter(|c| c.backoff) {
-                        rec.backoff = false;
-                        rec.alive = false;
+                    for rec in ws.commands.values_mut() {
+                        rec.ends = None;
+                        if rec.backoff {
+                            rec.backoff = false;
+                            rec.alive = false;
+                        }
                     }
                     self.keep_stopped(ws);
+                }
+                // Its pipelines go with it (their taps ended with their edges).
+                let gone: Vec<Ulid> = self
+                    .pipelines
+                    .iter()
+                    .filter(|(_, p)| p.workspace == id)
+                    .map(|(k, _)| *k)
+                    .collect();
+                for k in gone {
+                    if let Some(p) = self.pipelines.remove(&k) {
+                        for t in &p.taps {
+                            if let Some(socket) = &t.tap.socket {
+                                crate::flow::tap::unpublish(&t.tap.state, socket);
+                            }
+                        }
+                    }
                 }
                 self.changed();
                 Response::WorkspaceStopped { id, reaped }
@@ -2069,11 +2115,33 @@ fn start_in_background(
     leaf: Option<Cgroup>,
     logs: LogPaths,
     append: bool,
+    ends: Option<Arc<crate::flow::Ends>>,
     report: impl FnOnce(Result<(i32, Arc<CaptureState>), String>) -> (Option<Event>, Then)
         + Send
         + 'static,
 ) {
     tokio::task::spawn_blocking(move || {
+        let io = match ends
+            .as_deref()
+            .map(crate::flow::Ends::try_clone)
+            .transpose()
+        {
+            Ok(Some(e)) => crate::workspace::command::CommandIo {
+                stdin: e.stdin,
+                stdout: e.stdout,
+                stderr: e.stderr,
+                extra: e.extra,
+            },
+            Ok(None) => Default::default(),
+            Err(e) => {
+                let (event, then) = report(Err(format!("cannot copy its pipes: {e}")));
+                if let Some(event) = event {
+                    let _ = tx.blocking_send(event);
+                }
+                then();
+                return;
+            }
+        };
         let req = crate::workspace::command::StartRequest {
             exec: run.exec,
             argv: run.argv,
@@ -2082,7 +2150,7 @@ fn start_in_background(
             leaf,
             logs,
             append,
-            io: Default::default(),
+            io,
         };
         let (result, started) = match crate::workspace::command::start(req) {
             Ok(s) => (Ok((s.pid, s.capture.clone())), Some(s)),

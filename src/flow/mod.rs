@@ -34,6 +34,24 @@ pub struct Ends {
     pub extra: Vec<OwnedFd>,
 }
 
+impl Ends {
+    /// Copies of the same descriptors (a restartable command's are kept by
+    /// the daemon, to give the next run the same edges).
+    pub fn try_clone(&self) -> std::io::Result<Ends> {
+        let dup = |f: &Option<OwnedFd>| f.as_ref().map(OwnedFd::try_clone).transpose();
+        Ok(Ends {
+            stdin: dup(&self.stdin)?,
+            stdout: dup(&self.stdout)?,
+            stderr: dup(&self.stderr)?,
+            extra: self
+                .extra
+                .iter()
+                .map(OwnedFd::try_clone)
+                .collect::<Result<_, _>>()?,
+        })
+    }
+}
+
 /// The pipes of a pipeline, before its commands start.
 #[derive(Debug)]
 pub struct Wiring {
