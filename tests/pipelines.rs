@@ -766,3 +766,32 @@ fn a_restarted_pipeline_command_keeps_its_edges_and_eof_comes_once_it_is_done() 
         "{g}"
     );
 }
+
+#[test]
+fn tapped_fan_out_and_fan_in_deliver_every_byte_too() {
+    let s = setup("pltapfan");
+    let r = tapped(
+        &s,
+        vec![
+            cmd("gen", "seq", &["1", "20000"]),
+            cmd("left", "cat", &[]),
+            cmd("right", "cat", &[]),
+            cmd("join", "sh", &["-c", "sort -n | sha256sum"]),
+        ],
+        vec![
+            edge("gen", "stdout", "left", "stdin"),
+            edge("gen", "stdout", "right", "stdin"),
+            edge("left", "stdout", "join", "stdin"),
+            edge("right", "stdout", "join", "stdin"),
+        ],
+    );
+    let Response::PipelineStarted { edges, .. } = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(edges.len(), 4, "one tap per edge");
+    let expected = std::process::Command::new("sh")
+        .args(["-c", "(seq 1 20000; seq 1 20000) | sort -n | sha256sum"])
+        .output()
+        .unwrap();
+    assert_eq!(s.logs("join"), String::from_utf8(expected.stdout).unwrap());
+}
