@@ -36,6 +36,9 @@ pub const PIPE_BYTES: i32 = 1 << 20;
 const MAGIC: &[u8; 8] = b"shlogix1";
 const HEADER: u64 = 16;
 const RECORD: u64 = 5;
+/// Most splices per wake-up of the capture thread.
+const MOVES_PER_WAKE: usize = 16;
+
 /// Read size when a pipe must be drained by copying.
 const CHUNK: usize = 64 * 1024;
 
@@ -513,13 +516,30 @@ fn drain_once(
     buf: &mut Vec<u8>,
 ) -> bool {
     if let Some(log) = log.as_mut().filter(|l| l.splice) {
-        match log.splice_from(pipe, stream) {
-            Ok(Some(0)) => return false,
-            Ok(_) => return true,
-            // Splice is not supported here: copy from now on.
-            Err(e) if e.raw_os_error() == Some(libc::EINVAL) => log.splice = false,
-            // Disk full or the like: the chunk is read and counted below.
-            Err(_) => {}
+        // Keep moving while bytes keep coming (one wake-up, several moves),
+        // a bounded number of times so the other stream gets its turn.
+        let mut moved = false;
+        for _ in 0..MOVES_PER_WAKE {
+            match log.splice_from(pipe, stream) {
+                Ok(Some(0)) => return false,
+                Ok(Some(_)) => moved = true,
+                Ok(None) => return true,
+                // Splice is not supported here: copy from now on.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    log.splice = false;
+                    moved = false;
+                    break;
+                }
+                // Disk full or the like: the chunk is read and counted below.
+                Err(_) => {
+                    moved = false;
+                    break;
+                }
+            }
+        }
+        if moved {
+            // Still more to move: the next poll says so at once.
+            return true;
         }
     }
     if buf.is_empty() {
