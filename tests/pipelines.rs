@@ -795,3 +795,15 @@ fn tapped_fan_out_and_fan_in_deliver_every_byte_too() {
         .unwrap();
     assert_eq!(s.logs("join"), String::from_utf8(expected.stdout).unwrap());
 }
+
+#[test]
+fn through_a_tap_eof_and_epipe_still_propagate() {
+    let s = setup("pltappipe");
+    tapped(
+        &s,
+        vec![cmd("yes", "yes", &[]), cmd("head", "head", &["-n", "3"])],
+        vec![edge("yes", "stdout", "head", "stdin")],
+    );
+    assert_eq!(s.logs("head"), "y\ny\ny\n");
+    assert_eq!(s.exited("yes")["exit_signal"], 13, "the producer got EPIPE");
+}
