@@ -207,8 +207,8 @@ fn own(s: &[u8]) -> Option<Guess> {
     None
 }
 
-/// ZIP, refined by its first entry as libmagic does: `META-INF/` with the jar
-/// tool's mark is a Java archive; a stored `mimetype` entry (OpenDocument, EPUB) names the type.
+/// ZIP, refined by its first entry as libmagic does: the jar tool's mark or a
+/// leading manifest is a Java archive; a stored `mimetype` entry (OpenDocument, EPUB) names the type.
 /// file-format's own refinement reads the central directory at the end of the file,
 /// which a sample never has.
 fn zip(s: &[u8]) -> Option<Guess> {
@@ -219,16 +219,14 @@ fn zip(s: &[u8]) -> Option<Guess> {
     let name_len = u16at(26)?;
     let extra_len = u16at(28)?;
     let name = s.get(30..30 + name_len)?;
-    // The jar tool marks its first entry with an extra field of id 0xCAFE; libmagic
-    // calls a zip a Java archive by that mark, and so do we.
+    // The jar tool marks its first entry, whatever its name, with an extra field
+    // of id 0xCAFE; libmagic calls a zip a Java archive by that mark, and so do we.
     let extra = s
         .get(30 + name_len..30 + name_len + extra_len)
         .unwrap_or(&[]);
     // A first entry META-INF/MANIFEST.MF is a jar to libmagic too (it checks the
     // second entry for Android's files first; we do not see an APK apart).
-    if name.starts_with(b"META-INF/") && extra.starts_with(b"\xfe\xca")
-        || name == b"META-INF/MANIFEST.MF"
-    {
+    if extra.starts_with(b"\xfe\xca") || name == b"META-INF/MANIFEST.MF" {
         return Some(Guess::own(
             "jar",
             "application/java-archive",
@@ -399,6 +397,7 @@ mod tests {
         };
         assert_eq!(detect(&entry(b"META-INF/", b"\xfe\xca\0\0")).ty(), "jar");
         assert_eq!(detect(&entry(b"META-INF/MANIFEST.MF", b"")).ty(), "jar");
+        assert_eq!(detect(&entry(b"com/", b"\xfe\xca\0\0")).ty(), "jar");
         assert_eq!(detect(&entry(b"META-INF/", b"")).ty(), "zip");
         assert_eq!(detect(&entry(b"a.txt", b"")).ty(), "zip");
         // A name running past the sample.

@@ -52,6 +52,9 @@ pub fn detect(t: &[u8]) -> Guess {
     if let Some(g) = gettext_po(t) {
         return g;
     }
+    if let Some(g) = windows_inf(t) {
+        return g;
+    }
     if let Some(g) = code(t) {
         return g;
     }
@@ -358,6 +361,22 @@ fn mail_or_news(t: &[u8]) -> Option<Guess> {
     })
 }
 
+/// Windows setup information (`.inf`): a `[Version]` section whose first entry is
+/// the `Signature="$...$"` line every INF file carries.
+fn windows_inf(t: &[u8]) -> Option<Guess> {
+    let mut ls = whole_lines(t)
+        .map(<[u8]>::trim_ascii)
+        .filter(|l| !l.is_empty() && !l.starts_with(b";"));
+    while let Some(l) = ls.next() {
+        if l.eq_ignore_ascii_case(b"[version]") {
+            let sig = ls.next()?;
+            return (starts_with_ci(sig, b"signature") && contains(sig, b"$"))
+                .then(|| Guess::own("inf", "application/x-setupscript", Lens::Code, 0.85));
+        }
+    }
+    None
+}
+
 /// GNU gettext catalogues: a `msgid "..."` line followed by `msgstr` or
 /// `msgid_plural` (after `msgctxt`, comments and continued strings).
 fn gettext_po(t: &[u8]) -> Option<Guess> {
@@ -639,12 +658,14 @@ fn code(t: &[u8]) -> Option<Guess> {
             s.troff += 2;
         }
         if l.starts_with(b"dnl ")
-            || l.starts_with(b"AC_DEFUN")
             || l.starts_with(b"AC_")
             || l.starts_with(b"m4_")
             || l.starts_with(b"AU_DEFUN")
         {
             s.m4 += 2;
+        } else if starts(b"AC_") || starts(b"AM_") || starts(b"m4_") {
+            // Autoconf macros called inside a macro body.
+            s.m4 += 1;
         }
         // Make variables and special targets libmagic also keys on.
         const MAKE_STARTS: &[&[u8]] = &[
@@ -957,5 +978,10 @@ mod tests {
             ty(b"# comment\nmsgid \"\"\nmsgstr \"\"\n\"Content-Type: text/plain\\n\"\n"),
             "po"
         );
+        assert_eq!(
+            ty(b"; x.inf\n\n[Version]\nSignature=\"$Windows NT$\"\nClass=Ports\n"),
+            "inf"
+        );
+        assert_eq!(ty(b"[Version]\nname=x\n"), "text");
     }
 }
