@@ -49,12 +49,6 @@ pub fn detect(t: &[u8]) -> Guess {
     if let Some(g) = log(t) {
         return g;
     }
-    if let Some(g) = gettext_po(t) {
-        return g;
-    }
-    if let Some(g) = windows_inf(t) {
-        return g;
-    }
     if let Some(g) = code(t) {
         return g;
     }
@@ -361,37 +355,39 @@ fn mail_or_news(t: &[u8]) -> Option<Guess> {
     })
 }
 
-/// Windows setup information (`.inf`): a `[Version]` section whose first entry is
-/// the `Signature="$...$"` line every INF file carries.
-fn windows_inf(t: &[u8]) -> Option<Guess> {
-    let mut ls = whole_lines(t)
-        .map(<[u8]>::trim_ascii)
-        .filter(|l| !l.is_empty() && !l.starts_with(b";"));
-    while let Some(l) = ls.next() {
-        if l.eq_ignore_ascii_case(b"[version]") {
-            let sig = ls.next()?;
-            return (starts_with_ci(sig, b"signature") && contains(sig, b"$"))
-                .then(|| Guess::own("inf", "application/x-setupscript", Lens::Code, 0.85));
-        }
-    }
-    None
+/// Formats announced by a pair of lines, recognised line by line inside the code
+/// detector's loop so a sample is split into lines once:
+/// - GNU gettext catalogues: a `msgid "..."` line (perhaps continued by string
+///   lines), then `msgstr` or `msgid_plural`;
+/// - Windows setup information (`.inf`): a `[Version]` section whose first entry
+///   is the `Signature="$...$"` line every INF file carries.
+#[derive(Default)]
+struct LinePairs {
+    msgid: bool,
+    version: bool,
 }
 
-/// GNU gettext catalogues: a `msgid "..."` line followed by `msgstr` or
-/// `msgid_plural` (after `msgctxt`, comments and continued strings).
-fn gettext_po(t: &[u8]) -> Option<Guess> {
-    let mut msgid = false;
-    for l in whole_lines(t) {
-        if msgid && (l.starts_with(b"msgstr") || l.starts_with(b"msgid_plural ")) {
+impl LinePairs {
+    fn line(&mut self, l: &[u8]) -> Option<Guess> {
+        if self.msgid && (l.starts_with(b"msgstr") || l.starts_with(b"msgid_plural ")) {
             return Some(Guess::own("po", "text/x-po", Lens::Code, 0.85));
         }
-        if l.starts_with(b"msgid \"") {
-            msgid = true;
-        } else if !l.starts_with(b"\"") {
-            msgid = false;
+        self.msgid = l.starts_with(b"msgid \"") || self.msgid && l.starts_with(b"\"");
+        let t = l.trim_ascii();
+        if self.version && !t.is_empty() && !t.starts_with(b";") {
+            self.version = false;
+            if starts_with_ci(t, b"signature") && contains(t, b"$") {
+                return Some(Guess::own(
+                    "inf",
+                    "application/x-setupscript",
+                    Lens::Code,
+                    0.85,
+                ));
+            }
         }
+        self.version |= t.eq_ignore_ascii_case(b"[version]");
+        None
     }
-    None
 }
 
 fn is_digits(b: &[u8]) -> bool {
@@ -564,6 +560,7 @@ fn code(t: &[u8]) -> Option<Guess> {
     // A make recipe line (tab, then `$(...)`) counts only after a target line.
     let mut make_target = false;
     let mut fenced = false;
+    let mut pairs = LinePairs::default();
     // Source files often open with a long licence comment: look further than the
     // other line detectors, still bounded.
     for l in t
@@ -571,6 +568,9 @@ fn code(t: &[u8]) -> Option<Guess> {
         .take(CODE_LINES)
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
     {
+        if let Some(g) = pairs.line(l) {
+            return Some(g);
+        }
         let b = l.trim_ascii_start();
         fenced |= l.starts_with(b"```");
         let starts = |p: &[u8]| b.starts_with(p);
@@ -689,8 +689,9 @@ fn code(t: &[u8]) -> Option<Guess> {
         {
             s.make += 2;
         }
-        // `$$` is make's escaped dollar (automake output is full of it).
-        if contains(l, b"$$") {
+        // `$$` is make's escaped dollar (automake output is full of it); asked
+        // only once the sample already looks like a makefile.
+        if s.make > 0 && contains(l, b"$$") {
             s.make += 1;
         }
         make_target |= l
