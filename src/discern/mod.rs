@@ -278,6 +278,15 @@ fn known_extension(ext: &str) -> Option<&'static str> {
     KNOWN.iter().copied().find(|k| k.eq_ignore_ascii_case(ext))
 }
 
+/// The text of an ASCII-compatible sample, after its UTF-8 BOM if it has one.
+fn text_body<'a>(d: &Discernment, sample: &'a [u8]) -> &'a [u8] {
+    if d.encoding == Some(Encoding::Utf8Bom) {
+        &sample[3..]
+    } else {
+        sample
+    }
+}
+
 /// Applies the extension hint (rules in the module doc).
 fn hint(d: Discernment, ext: &str, sample: &[u8]) -> Discernment {
     let lower = known_extension(ext);
@@ -286,12 +295,7 @@ fn hint(d: Discernment, ext: &str, sample: &[u8]) -> Discernment {
     if let (Some(shape), Some(e @ ("csv" | "tsv" | "tab")), true) = (d.table, lower, ascii_text) {
         let want = if e == "csv" { b',' } else { b'\t' };
         if shape.delimiter != want {
-            let body = if d.encoding == Some(Encoding::Utf8Bom) {
-                &sample[3..]
-            } else {
-                sample
-            };
-            if let Some(other) = table::sniff_with(body, want) {
+            if let Some(other) = table::sniff_with(text_body(&d, sample), want) {
                 return Discernment {
                     confidence: (d.confidence + 0.05).min(0.99),
                     encoding: d.encoding,
@@ -327,16 +331,11 @@ fn hint(d: Discernment, ext: &str, sample: &[u8]) -> Discernment {
     if !enc.is_ascii_compatible_text() {
         return d;
     }
-    let body = if enc == Encoding::Utf8Bom {
-        &sample[3..]
-    } else {
-        sample
-    };
     match lower {
         // A table hint picks its delimiter when that delimiter also gives a table.
         Some(e @ ("csv" | "tsv" | "tab")) => {
             let want = if e == "csv" { b',' } else { b'\t' };
-            match table::sniff_with(body, want) {
+            match table::sniff_with(text_body(&d, sample), want) {
                 Some(shape) => Discernment {
                     confidence: 0.75,
                     encoding: d.encoding,
