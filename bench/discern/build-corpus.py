@@ -18,8 +18,12 @@ Sources, in this order:
 
 Each chosen file is copied as its first 4096 bytes to OUT/files/NNNNN-<name>
 (keeping the name so the extension can serve as a hint) and libmagic is asked
-about the copy (`file -b --mime-type -f LIST`), since the copy is what a sniffer
-sees. Manifest columns: path (relative to OUT), libmagic mime, origin.
+twice (`file -b --mime-type -f LIST`): about the cut copy, which is what a sniffer
+sees, and about the whole original file (generated files are written at full size
+and cut like the others), which is the file's type as libmagic names it. Manifest
+columns: path (relative to OUT), libmagic on the 4 KiB copy, origin (the whole
+file, kept under OUT/.stage for generated and packaged files), libmagic on the
+whole origin.
 
 Reproducible: same seed, same machine and package versions -> same corpus.
 Options: --seed N (default 6), --per-type N (cap of files per libmagic type from
@@ -532,14 +536,15 @@ def main():
             f.write(head)
         rows.append((os.path.join("files", name), src))
     mimes = file_mimes([os.path.join(out, p) for p, _ in rows])
+    whole = file_mimes([src for _, src in rows])
     with open(os.path.join(out, "manifest.tsv"), "w") as f:
-        f.write("path\tlibmagic\torigin\n")
-        for (p, src), m in zip(rows, mimes):
-            f.write(f"{p}\t{m}\t{src}\n")
-    types = {}
-    for m in mimes:
-        types[m] = types.get(m, 0) + 1
-    print(f"{len(rows)} samples, {len(types)} libmagic types -> {out}/manifest.tsv", file=sys.stderr)
+        f.write("path\tlibmagic\torigin\tlibmagic_whole\n")
+        for (p, src), m, w in zip(rows, mimes, whole):
+            f.write(f"{p}\t{m}\t{src}\t{w}\n")
+    for name, answers in (("4 KiB copy", mimes), ("whole file", whole)):
+        print(f"{len(rows)} samples, {len(set(answers))} libmagic types on the {name}", file=sys.stderr)
+    differ = sum(m != w for m, w in zip(mimes, whole))
+    print(f"libmagic names {differ} samples differently on the cut copy -> {out}/manifest.tsv", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -4,26 +4,30 @@
 //! answer `Request::Discern` inline.
 //!
 //! Binary formats are recognised by signature with the `file-format` crate
-//! (`signature.rs`, plus a few signatures it lacks: ELF kinds, Python bytecode,
-//! terminfo, gettext catalogs). Text is split off first (`encoding.rs`, libmagic's
-//! idea of which bytes never occur in text) and goes to our own detectors
-//! (`text.rs`, `json.rs`, `table.rs`): shebang scripts, markup, JSON and NDJSON,
-//! CSV/TSV with delimiter and header sniffing, logs, YAML and source code. Every
-//! detector works on a prefix: a sample cut mid-record, mid-string or
-//! mid-character is judged by what it holds so far.
+//! (`signature.rs`, plus signatures it lacks or cannot tell apart: ELF kinds,
+//! Python bytecode, terminfo, gettext catalogs, jars, GDBM, ACPI tables...). Text
+//! is split off first (`encoding.rs`, libmagic's idea of which bytes never occur in
+//! text); UTF-16 and UTF-32 text with a BOM is decoded to UTF-8 in a stack buffer,
+//! as libmagic converts it, and read by the same detectors (`text.rs`, `json.rs`,
+//! `table.rs`): shebang scripts, markup and HTML templates, mail and news headers,
+//! JSON and NDJSON, logs, gettext catalogues, source code (Vim script among it),
+//! CSV/TSV with delimiter and header sniffing, and YAML. Every detector works on a
+//! prefix: a sample cut mid-record, mid-string or mid-character is judged by what
+//! it holds so far.
 //!
 //! MIME names follow what libmagic (`file --mime-type`) prints, the reference the
 //! corpus bench (`bench/discern.rs`) measures against; where libmagic has no name
 //! for a type we use the registered one (`application/yaml`,
-//! `text/tab-separated-values`, `text/markdown`) or `text/rust`.
+//! `text/tab-separated-values`, `text/markdown`) or `text/rust`; a type with no
+//! name anywhere (Vim script, logs) is `text/plain` with its own `ty` and lens.
 //!
 //! # Confidence
 //!
 //! | band | meaning |
 //! |---|---|
 //! | 0.95–0.99 | a signature (magic bytes, `<?xml`, `%PDF-`, `#!`-less markers) matched |
-//! | 0.8–0.9 | a structural parse held: JSON/NDJSON validated, a table with ≥ 5 consistent rows, a shebang, a timestamped log |
-//! | 0.55–0.75 | a heuristic: source code by its line starts, YAML by its key lines, short tables, a type taken from the path's extension |
+//! | 0.8–0.9 | a structural parse held: JSON/NDJSON validated, a table with ≥ 5 consistent rows, a shebang, a timestamped log, mail headers, a gettext entry; any answer on BOM'd, wide or 8-bit text is capped at 0.9 |
+//! | 0.55–0.75 | a heuristic: source code by its line starts, YAML by its key lines, short tables, HTML templates, a type taken from the path's extension |
 //! | ≤ 0.5 | a fallback: text of no known kind (0.5), binary with no signature (0.3), empty (0.3) |
 //!
 //! The corpus bench prints how often answers in each band agree with libmagic, so
@@ -208,26 +212,17 @@ fn content(sample: &[u8]) -> Discernment {
         return Guess::own("empty", "application/x-empty", Lens::Text, 0.3);
     }
     let (enc, body_at) = encoding::classify(sample);
+    let body = &sample[body_at..];
     let mut d = match enc {
         Encoding::Binary => signature::detect(sample),
-        Encoding::Utf16Le | Encoding::Utf16Be => Guess::own("text", "text/plain", Lens::Text, 0.9),
-        _ => {
-            // Some binary formats are printable (an ASCII PDF, a PPM header):
-            // signatures first, but only the cheap ones that can be text.
-            let body = &sample[body_at..];
-            match signature::text_safe(body) {
-                Some(g) => g,
-                None => {
-                    let mut g = text::detect(body);
-                    if enc == Encoding::Utf8Bom || enc == Encoding::EightBit {
-                        // libmagic names a BOM'd or 8-bit file by content only for a
-                        // few kinds; plain text otherwise.
-                        g.confidence = g.confidence.min(0.9);
-                    }
-                    g
-                }
-            }
+        Encoding::Utf16Le | Encoding::Utf16Be | Encoding::Utf32Le | Encoding::Utf32Be => {
+            // libmagic reads wide text converted to UTF-8; so do we, on the stack.
+            let mut buf = [0u8; WIDE_TEXT_BYTES];
+            let n = encoding::to_utf8(enc, body, &mut buf);
+            capped(text(&buf[..n]))
         }
+        Encoding::Utf8Bom | Encoding::EightBit => capped(text(body)),
+        Encoding::Ascii | Encoding::Utf8 => text(body),
     };
     if enc != Encoding::Binary {
         d.encoding = Some(enc);
@@ -235,10 +230,26 @@ fn content(sample: &[u8]) -> Discernment {
     d
 }
 
-/// What an extension says, for text types.
+/// UTF-8 bytes a wide-text sample is decoded into: a 4 KiB sample of UTF-16 is at
+/// most 2,048 characters, at most 6 KiB of UTF-8; the detectors read less.
+const WIDE_TEXT_BYTES: usize = 4096;
+
+/// A text body: the few signatures that can be printable (an ASCII PPM, an empty
+/// `ar` archive) first, then the text detectors.
+fn text(body: &[u8]) -> Discernment {
+    signature::text_safe(body).unwrap_or_else(|| text::detect(body))
+}
+
+/// libmagic names BOM'd, wide or 8-bit text by content only for a few kinds, plain
+/// text otherwise: such answers stay below the signature band.
+fn capped(mut d: Discernment) -> Discernment {
+    d.confidence = d.confidence.min(0.9);
+    d
+}
+
+/// What a known extension (lower-cased by [`known_extension`]) says, for text types.
 fn hinted_text(ext: &str) -> Option<(&'static str, &'static str, Lens)> {
-    let e = ext.to_ascii_lowercase_static()?;
-    Some(match e {
+    Some(match ext {
         "yaml" | "yml" => ("yaml", "application/yaml", Lens::Code),
         "md" | "markdown" => ("markdown", "text/markdown", Lens::Text),
         "log" => ("log", "text/plain", Lens::Log),
@@ -256,36 +267,35 @@ fn hinted_text(ext: &str) -> Option<(&'static str, &'static str, Lens)> {
     })
 }
 
-/// Lower-cases short ASCII extensions without allocating, by matching against the
-/// fixed set we know; unknown extensions give `None`.
-trait LowerStatic {
-    fn to_ascii_lowercase_static(&self) -> Option<&'static str>;
+/// The extensions the hint rules know, lower-cased without allocating: the
+/// matching entry of a fixed list, or `None` for any other extension.
+fn known_extension(ext: &str) -> Option<&'static str> {
+    const KNOWN: &[&str] = &[
+        "yaml", "yml", "md", "markdown", "log", "txt", "text", "c", "h", "cc", "cpp", "cxx", "hpp",
+        "hh", "rs", "py", "sh", "bash", "pl", "pm", "rb", "js", "mjs", "cjs", "ini", "conf", "cfg",
+        "toml", "csv", "tsv", "tab", "json", "ndjson", "jsonl",
+    ];
+    KNOWN.iter().copied().find(|k| k.eq_ignore_ascii_case(ext))
 }
 
-impl LowerStatic for str {
-    fn to_ascii_lowercase_static(&self) -> Option<&'static str> {
-        const KNOWN: &[&str] = &[
-            "yaml", "yml", "md", "markdown", "log", "txt", "text", "c", "h", "cc", "cpp", "cxx",
-            "hpp", "hh", "rs", "py", "sh", "bash", "pl", "pm", "rb", "js", "mjs", "cjs", "ini",
-            "conf", "cfg", "toml", "csv", "tsv", "tab", "json", "ndjson", "jsonl",
-        ];
-        KNOWN.iter().copied().find(|k| k.eq_ignore_ascii_case(self))
+/// The text of an ASCII-compatible sample, after its UTF-8 BOM if it has one.
+fn text_body<'a>(d: &Discernment, sample: &'a [u8]) -> &'a [u8] {
+    if d.encoding == Some(Encoding::Utf8Bom) {
+        &sample[3..]
+    } else {
+        sample
     }
 }
 
 /// Applies the extension hint (rules in the module doc).
 fn hint(d: Discernment, ext: &str, sample: &[u8]) -> Discernment {
-    let lower = ext.to_ascii_lowercase_static();
+    let lower = known_extension(ext);
     // Tie-break between delimiters that both give a table.
-    if let (Some(shape), Some(e @ ("csv" | "tsv" | "tab"))) = (d.table, lower) {
+    let ascii_text = d.encoding.is_some_and(Encoding::is_ascii_compatible_text);
+    if let (Some(shape), Some(e @ ("csv" | "tsv" | "tab")), true) = (d.table, lower, ascii_text) {
         let want = if e == "csv" { b',' } else { b'\t' };
         if shape.delimiter != want {
-            let body = if d.encoding == Some(Encoding::Utf8Bom) {
-                &sample[3..]
-            } else {
-                sample
-            };
-            if let Some(other) = table::sniff_with(body, want) {
+            if let Some(other) = table::sniff_with(text_body(&d, sample), want) {
                 return Discernment {
                     confidence: (d.confidence + 0.05).min(0.99),
                     encoding: d.encoding,
@@ -296,12 +306,12 @@ fn hint(d: Discernment, ext: &str, sample: &[u8]) -> Discernment {
     }
     let agrees = match d.name {
         Name::Format { format, .. } => format.extension().eq_ignore_ascii_case(ext),
-        Name::Own { ty, .. } => match ext.to_ascii_lowercase_static() {
+        Name::Own { ty, .. } => match lower {
             Some("csv") => ty == "csv",
             Some("tsv" | "tab") => ty == "tsv",
             Some("json") => ty == "json",
             Some("ndjson" | "jsonl") => ty == "ndjson",
-            Some(_) => hinted_text(ext).is_some_and(|(t, _, _)| t == ty),
+            Some(e) => hinted_text(e).is_some_and(|(t, _, _)| t == ty),
             None => false,
         },
     };
@@ -321,16 +331,11 @@ fn hint(d: Discernment, ext: &str, sample: &[u8]) -> Discernment {
     if !enc.is_ascii_compatible_text() {
         return d;
     }
-    let body = if enc == Encoding::Utf8Bom {
-        &sample[3..]
-    } else {
-        sample
-    };
-    match ext.to_ascii_lowercase_static() {
+    match lower {
         // A table hint picks its delimiter when that delimiter also gives a table.
         Some(e @ ("csv" | "tsv" | "tab")) => {
             let want = if e == "csv" { b',' } else { b'\t' };
-            match table::sniff_with(body, want) {
+            match table::sniff_with(text_body(&d, sample), want) {
                 Some(shape) => Discernment {
                     confidence: 0.75,
                     encoding: d.encoding,
@@ -341,7 +346,7 @@ fn hint(d: Discernment, ext: &str, sample: &[u8]) -> Discernment {
         }
         // JSON can be checked, so the hint cannot stand in for it.
         Some("json" | "ndjson" | "jsonl") | None => d,
-        Some(_) => match hinted_text(ext) {
+        Some(e) => match hinted_text(e) {
             Some((ty, mime, lens)) => Discernment {
                 encoding: d.encoding,
                 ..Guess::own(ty, mime, lens, 0.6)

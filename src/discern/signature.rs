@@ -1,6 +1,8 @@
 //! Binary samples: a few signatures `file-format` lacks or cannot tell apart (ELF
-//! kinds, Python bytecode, terminfo, gettext catalogs, jmod), then `file-format`'s
-//! 448 signatures, with its MIME names translated to libmagic's where they differ.
+//! kinds, Python bytecode, terminfo, gettext catalogs, PE, option ROMs, OpenPGP
+//! keys, zlib, GDBM, Java images and jmods, ACPI tables, ZIP refinements), then
+//! `file-format`'s signatures, with its MIME names translated to libmagic's where
+//! they differ.
 
 use super::{Guess, Lens, Name};
 use file_format::{FileFormat, Kind};
@@ -37,6 +39,15 @@ pub fn detect(s: &[u8]) -> Guess {
 /// Signatures of formats that are printable text (checked before the text
 /// detectors so that, say, an ASCII PPM is an image).
 pub fn text_safe(s: &[u8]) -> Option<Guess> {
+    // An `ar` archive with no members is its 8-byte magic alone: all text.
+    if s.starts_with(b"!<arch>\n") {
+        return Some(Guess::own(
+            "ar",
+            "application/x-archive",
+            Lens::Archive,
+            SIGNATURE,
+        ));
+    }
     if s.len() >= 3 && s[0] == b'P' && matches!(s[1], b'1'..=b'3') && s[2].is_ascii_whitespace() {
         let mime = match s[1] {
             b'1' => "image/x-portable-bitmap",
@@ -153,6 +164,38 @@ fn own(s: &[u8]) -> Option<Guess> {
     if s.len() >= 8 && s[0] == 0x78 && (u16::from(s[0]) << 8 | u16::from(s[1])) % 31 == 0 {
         return Some(Guess::own("zlib", "application/zlib", Lens::Archive, 0.85));
     }
+    // GDBM files open with a native-endian magic; 0x13579ace and its two variants.
+    if s.len() >= 4 {
+        let m = [s[0], s[1], s[2], s[3]];
+        if [u32::from_le_bytes(m), u32::from_be_bytes(m)]
+            .iter()
+            .any(|m| matches!(m, 0x1357_9ace..=0x1357_9acf))
+        {
+            return Some(Guess::own(
+                "gdbm",
+                "application/x-gdbm",
+                Lens::Hex,
+                SIGNATURE,
+            ));
+        }
+    }
+    // A Java runtime image (lib/modules): 0xCAFEDADA, little endian.
+    if s.starts_with(b"\xda\xda\xfe\xca") {
+        return Some(Guess::own(
+            "jimage",
+            "application/x-java-image",
+            Lens::Archive,
+            SIGNATURE,
+        ));
+    }
+    // ACPI machine language tables: DSDT/SSDT, then the table length, which covers
+    // at least the 36-byte header.
+    if (s.starts_with(b"DSDT") || s.starts_with(b"SSDT"))
+        && s.get(4..8)
+            .is_some_and(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]) >= 36)
+    {
+        return Some(Guess::own("aml", "application/x-intel-aml", Lens::Hex, 0.9));
+    }
     if s.starts_with(b"JM\x01\x00") {
         return Some(Guess::own(
             "jmod",
@@ -164,8 +207,8 @@ fn own(s: &[u8]) -> Option<Guess> {
     None
 }
 
-/// ZIP, refined by its first entry as libmagic does: `META-INF/` with the jar
-/// tool's mark is a Java archive; a stored `mimetype` entry (OpenDocument, EPUB) names the type.
+/// ZIP, refined by its first entry as libmagic does: the jar tool's mark or a
+/// leading manifest is a Java archive; a stored `mimetype` entry (OpenDocument, EPUB) names the type.
 /// file-format's own refinement reads the central directory at the end of the file,
 /// which a sample never has.
 fn zip(s: &[u8]) -> Option<Guess> {
@@ -176,12 +219,14 @@ fn zip(s: &[u8]) -> Option<Guess> {
     let name_len = u16at(26)?;
     let extra_len = u16at(28)?;
     let name = s.get(30..30 + name_len)?;
-    // The jar tool marks its first entry with an extra field of id 0xCAFE; libmagic
-    // calls a zip a Java archive by that mark, and so do we.
+    // The jar tool marks its first entry, whatever its name, with an extra field
+    // of id 0xCAFE; libmagic calls a zip a Java archive by that mark, and so do we.
     let extra = s
         .get(30 + name_len..30 + name_len + extra_len)
         .unwrap_or(&[]);
-    if name.starts_with(b"META-INF/") && extra.starts_with(b"\xfe\xca") {
+    // A first entry META-INF/MANIFEST.MF is a jar to libmagic too (it checks the
+    // second entry for Android's files first; we do not see an APK apart).
+    if extra.starts_with(b"\xfe\xca") || name == b"META-INF/MANIFEST.MF" {
         return Some(Guess::own(
             "jar",
             "application/java-archive",
@@ -228,7 +273,7 @@ fn elf(s: &[u8]) -> Option<Guess> {
     let wide = s[4] == 2;
     let le = s[5] != 2;
     let rd = |o: usize, n: usize| -> Option<u64> {
-        let b = s.get(o..o + n)?;
+        let b = s.get(o..o.checked_add(n)?)?;
         let mut v = 0u64;
         for i in 0..n {
             let byte = if le { b[n - 1 - i] } else { b[i] };
@@ -248,8 +293,10 @@ fn elf(s: &[u8]) -> Option<Guess> {
                 (rd(28, 4)?, rd(42, 2)?, rd(44, 2)?)
             };
             let has_interp = (0..phnum.min(64)).any(|i| {
-                usize::try_from(phoff + i * phentsize)
-                    .ok()
+                // Offsets come from the file: checked, never trusted.
+                i.checked_mul(phentsize)
+                    .and_then(|o| o.checked_add(phoff))
+                    .and_then(|o| usize::try_from(o).ok())
                     .and_then(|o| rd(o, 4))
                     == Some(3)
             });
@@ -329,6 +376,49 @@ mod tests {
         ti[..2].copy_from_slice(&0o1036u16.to_le_bytes());
         assert_eq!(detect(&ti).mime(), "application/x-terminfo2");
         assert_eq!(detect(b"\xde\x12\x04\x95\0\0\0\0").ty(), "gettext");
+        assert_eq!(detect(b"\xcf\x9a\x57\x13\0\x10\0\0").ty(), "gdbm");
+        assert_eq!(detect(b"\xda\xda\xfe\xca\0\0\x01\0").ty(), "jimage");
+        assert_eq!(detect(b"DSDT\xe9\x11\0\0\x01\x54").ty(), "aml");
+        // A DSDT length below the header's own size is no table.
+        assert_ne!(detect(b"DSDT\x01\0\0\0\0\0").ty(), "aml");
+    }
+
+    #[test]
+    fn zip_refined_by_its_first_entry() {
+        let entry = |name: &[u8], extra: &[u8]| {
+            let mut z = b"PK\x03\x04".to_vec();
+            z.resize(26, 0);
+            z.extend_from_slice(&(name.len() as u16).to_le_bytes());
+            z.extend_from_slice(&(extra.len() as u16).to_le_bytes());
+            z.extend_from_slice(name);
+            z.extend_from_slice(extra);
+            z.extend_from_slice(b"\0\0\0\0");
+            z
+        };
+        assert_eq!(detect(&entry(b"META-INF/", b"\xfe\xca\0\0")).ty(), "jar");
+        assert_eq!(detect(&entry(b"META-INF/MANIFEST.MF", b"")).ty(), "jar");
+        assert_eq!(detect(&entry(b"com/", b"\xfe\xca\0\0")).ty(), "jar");
+        assert_eq!(detect(&entry(b"META-INF/", b"")).ty(), "zip");
+        assert_eq!(detect(&entry(b"a.txt", b"")).ty(), "zip");
+        // A name running past the sample.
+        let mut cut = entry(b"META-INF/MANIFEST.MF", b"");
+        cut.truncate(35);
+        assert_eq!(detect(&cut).ty(), "zip");
+    }
+
+    #[test]
+    fn printable_signatures() {
+        assert_eq!(
+            text_safe(b"!<arch>\n").and_then(|g| g.mime_static()),
+            Some("application/x-archive")
+        );
+        assert_eq!(
+            text_safe(b"P3\n2 2\n255\n")
+                .map(|g| g.ty().to_owned())
+                .as_deref(),
+            Some("netpbm")
+        );
+        assert!(text_safe(b"P3 is a word").is_none());
     }
 
     #[test]

@@ -98,6 +98,47 @@ fn utf16_with_bom_is_text() {
     );
 }
 
+#[test]
+fn wide_text_is_read_through_its_encoding() {
+    let srt = "\u{feff}1\n00:00:01,000 --> 00:00:04,000\nHello\n";
+    let le32: Vec<u8> = srt
+        .chars()
+        .flat_map(|c| u32::from(c).to_le_bytes())
+        .collect();
+    let g = d(&le32, None);
+    assert_eq!(
+        (g.mime(), g.encoding),
+        ("application/x-subrip", Some(Encoding::Utf32Le))
+    );
+    let be16: Vec<u8> = srt.encode_utf16().flat_map(u16::to_be_bytes).collect();
+    assert_eq!(d(&be16, None).mime(), "application/x-subrip");
+    // Wide text stays below the signature band, and a hint cannot re-sniff it.
+    let csv: Vec<u8> = "\u{feff}a;b\n1;2\n3;4\n5;6\n7;8\n9;0\n"
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let g = d(&csv, Some("t.csv"));
+    assert_eq!(g.ty(), "csv");
+    assert!(g.confidence <= 0.95);
+}
+
+#[test]
+fn hostile_elf_offsets_do_not_overflow() {
+    // Program header offset and entry size at their maxima.
+    let mut h = vec![0u8; 64];
+    h[..4].copy_from_slice(b"\x7fELF");
+    h[4] = 2;
+    h[5] = 1;
+    h[16] = 3;
+    h[32..40].copy_from_slice(&u64::MAX.to_le_bytes());
+    h[54..56].copy_from_slice(&u16::MAX.to_le_bytes());
+    h[56..58].copy_from_slice(&u16::MAX.to_le_bytes());
+    assert_eq!(d(&h, None).mime(), "application/x-sharedlib");
+    h[32..40].copy_from_slice(&(u64::MAX - 100).to_le_bytes());
+    h[54..56].copy_from_slice(&1u16.to_le_bytes());
+    assert_eq!(d(&h, None).ty(), "elf");
+}
+
 /// Seeds covering every detector; the fuzz mutates these.
 fn seeds() -> Vec<Vec<u8>> {
     let mut v: Vec<Vec<u8>> = vec![
@@ -116,6 +157,14 @@ fn seeds() -> Vec<Vec<u8>> {
         b"#include <stdio.h>\nint main(void) { return 0; }\n".to_vec(),
         b"\xef\xbb\xbfBOM text\n".to_vec(),
         b"\xff\xfeh\0i\0".to_vec(),
+        b"\xff\xfe\0\0h\0\0\0i\0\0\0".to_vec(),
+        b"\0\0\xfe\xff\0\0\0{\0\0\0}".to_vec(),
+        b"PK\x03\x04\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\x14\0\0\0META-INF/MANIFEST.MF"
+            .to_vec(),
+        b"{% block x %}<div>{{ y }}</div>".to_vec(),
+        b"From: a\nTo: b\n\nhi".to_vec(),
+        b"msgid \"\"\nmsgstr \"\"\n".to_vec(),
+        b"!<arch>\n".to_vec(),
         "ünïcödé €".as_bytes().to_vec(),
         b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n".to_vec(),
     ];

@@ -1,5 +1,6 @@
-//! Detectors for text samples: shebang scripts, markup, JSON/NDJSON, tables, logs,
-//! YAML and source code. Each looks at a bounded prefix (lines or bytes), never
+//! Detectors for text samples: shebang scripts, leading markers (PGP, PDF, mail
+//! and news headers...), markup and HTML templates, JSON/NDJSON, logs, gettext
+//! catalogues, source code, tables and YAML. Each looks at a bounded prefix (lines or bytes), never
 //! allocates, and answers a [`Guess`] with a confidence on the scale of the module
 //! doc.
 
@@ -21,6 +22,9 @@ pub fn detect(t: &[u8]) -> Guess {
         return g;
     }
     if let Some(g) = markup(lead) {
+        return g;
+    }
+    if let Some(g) = template(lead) {
         return g;
     }
     if let Some(shape) = json::shape(t) {
@@ -210,6 +214,9 @@ fn leading_marker(t: &[u8]) -> Option<Guess> {
             return Some(Guess::own(ty, mime, *lens, 0.95));
         }
     }
+    if let Some(g) = mail_or_news(t) {
+        return Some(g);
+    }
     if starts_with_ci(t, b"@echo off") || starts_with_ci(t, b"@rem") {
         return Some(Guess::own("batch", "text/x-msdos-batch", Lens::Code, 0.9));
     }
@@ -264,29 +271,6 @@ fn markup(t: &[u8]) -> Option<Guess> {
         let end = s.windows(3).position(|w| w == b"-->")?;
         s = skip_ws(&s[end + 3..]);
     }
-    const HTML_TAGS: &[&[u8]] = &[
-        b"<!doctype html",
-        b"<html",
-        b"<head",
-        b"<body",
-        b"<title",
-        b"<script",
-        b"<style",
-        b"<table",
-        b"<h1",
-        b"<h2",
-        b"<div",
-        b"<p>",
-        b"<meta",
-        b"<link",
-        b"<a ",
-        b"<br",
-        b"<ul",
-        b"<pre",
-        b"<center",
-        b"<frameset",
-        b"<iframe",
-    ];
     if HTML_TAGS.iter().any(|tag| starts_with_ci(s, tag)) {
         return Some(Guess::own("html", "text/html", Lens::Markup, 0.9));
     }
@@ -294,6 +278,116 @@ fn markup(t: &[u8]) -> Option<Guess> {
         return Some(Guess::own("xml", "text/xml", Lens::Markup, 0.7));
     }
     None
+}
+
+/// Tags that open an HTML document or fragment.
+const HTML_TAGS: &[&[u8]] = &[
+    b"<!doctype html",
+    b"<html",
+    b"<head",
+    b"<body",
+    b"<title",
+    b"<script",
+    b"<style",
+    b"<table",
+    b"<h1",
+    b"<h2",
+    b"<div",
+    b"<p>",
+    b"<meta",
+    b"<link",
+    b"<a ",
+    b"<br",
+    b"<ul",
+    b"<pre",
+    b"<center",
+    b"<frameset",
+    b"<iframe",
+];
+
+/// HTML templates (Jinja, Django, Liquid): a sample that opens with a template
+/// tag, `{% ... %}`, `{# ... #}` or `{{ ... }}`, and holds HTML tags is HTML.
+fn template(t: &[u8]) -> Option<Guess> {
+    if !(t.starts_with(b"{%") || t.starts_with(b"{#") || t.starts_with(b"{{")) {
+        return None;
+    }
+    let mut rest = t;
+    while let Some(p) = rest.iter().position(|&c| c == b'<') {
+        rest = &rest[p..];
+        if HTML_TAGS.iter().any(|tag| starts_with_ci(rest, tag)) {
+            return Some(Guess::own("html", "text/html", Lens::Markup, 0.6));
+        }
+        rest = &rest[1..];
+    }
+    None
+}
+
+/// Mail and news headers at the very start, as libmagic names them: a first
+/// header libmagic keys on, followed by another `Name: value` header line.
+fn mail_or_news(t: &[u8]) -> Option<Guess> {
+    const FIRST: &[(&[u8], &str)] = &[
+        (b"Path:", "message/news"),
+        (b"Xref:", "message/news"),
+        (b"Article ", "message/news"),
+        (b"From:", "message/rfc822"),
+        (b"Received:", "message/rfc822"),
+        (b"Return-Path:", "message/rfc822"),
+        (b"Delivered-To:", "message/rfc822"),
+    ];
+    let mime = FIRST
+        .iter()
+        .find(|(m, _)| starts_with_ci(t, m))
+        .map(|&(_, mime)| mime)?;
+    let second = lines(t).nth(1)?;
+    let colon = second.iter().position(|&c| c == b':')?;
+    let header = colon > 0
+        && second[..colon]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+        && second.get(colon + 1) == Some(&b' ');
+    header.then(|| {
+        let ty = if mime == "message/news" {
+            "news"
+        } else {
+            "mail"
+        };
+        Guess::own(ty, mime, Lens::Text, 0.85)
+    })
+}
+
+/// Formats announced by a pair of lines, recognised line by line inside the code
+/// detector's loop so a sample is split into lines once:
+/// - GNU gettext catalogues: a `msgid "..."` line (perhaps continued by string
+///   lines), then `msgstr` or `msgid_plural`;
+/// - Windows setup information (`.inf`): a `[Version]` section whose first entry
+///   is the `Signature="$...$"` line every INF file carries.
+#[derive(Default)]
+struct LinePairs {
+    msgid: bool,
+    version: bool,
+}
+
+impl LinePairs {
+    fn line(&mut self, l: &[u8]) -> Option<Guess> {
+        if self.msgid && (l.starts_with(b"msgstr") || l.starts_with(b"msgid_plural ")) {
+            return Some(Guess::own("po", "text/x-po", Lens::Code, 0.85));
+        }
+        self.msgid = l.starts_with(b"msgid \"") || self.msgid && l.starts_with(b"\"");
+        let t = l.trim_ascii();
+        if self.version && !t.is_empty() && !t.starts_with(b";") {
+            self.version = false;
+            if starts_with_ci(t, b"signature") && contains(t, b"$") {
+                return Some(Guess::own(
+                    "inf",
+                    "application/x-setupscript",
+                    Lens::Code,
+                    0.85,
+                ));
+            }
+        }
+        self.version |= t.eq_ignore_ascii_case(b"[version]");
+        None
+    }
 }
 
 fn is_digits(b: &[u8]) -> bool {
@@ -446,6 +540,7 @@ fn code(t: &[u8]) -> Option<Guess> {
         lisp: u32,
         shell: u32,
         css: u32,
+        vim: u32,
     }
     let mut s = Score::default();
     // An Emacs mode line on the first line names the language outright.
@@ -454,13 +549,18 @@ fn code(t: &[u8]) -> Option<Guess> {
         s.cpp += 4;
     } else if contains(first, b"-*- Autoconf -*-") {
         s.m4 += 4;
+    } else if first.starts_with(b"\" Vim ") {
+        // Vim runtime files open with `" Vim syntax file` and the like.
+        s.vim += 4;
     } else if first.starts_with(b";;") {
         // Lisp comments (Emacs Lisp files open with `;;; name.el --- ...`).
         s.lisp += 4;
     }
-    let mut n = 0u32;
     let mut css_properties = 0u32;
+    // A make recipe line (tab, then `$(...)`) counts only after a target line.
+    let mut make_target = false;
     let mut fenced = false;
+    let mut pairs = LinePairs::default();
     // Source files often open with a long licence comment: look further than the
     // other line detectors, still bounded.
     for l in t
@@ -468,7 +568,9 @@ fn code(t: &[u8]) -> Option<Guess> {
         .take(CODE_LINES)
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
     {
-        n += 1;
+        if let Some(g) = pairs.line(l) {
+            return Some(g);
+        }
         let b = l.trim_ascii_start();
         fenced |= l.starts_with(b"```");
         let starts = |p: &[u8]| b.starts_with(p);
@@ -504,9 +606,8 @@ fn code(t: &[u8]) -> Option<Guess> {
         {
             s.python += 2;
         }
-        if (starts(b"def ") || starts(b"class ")) && b.ends_with(b":")
+        if (starts(b"def ") || starts(b"class ") || starts(b"elif ")) && b.ends_with(b":")
             || starts(b"if __name__ ==")
-            || starts(b"elif ")
         {
             s.python += 2;
         }
@@ -557,12 +658,14 @@ fn code(t: &[u8]) -> Option<Guess> {
             s.troff += 2;
         }
         if l.starts_with(b"dnl ")
-            || l.starts_with(b"AC_DEFUN")
             || l.starts_with(b"AC_")
             || l.starts_with(b"m4_")
             || l.starts_with(b"AU_DEFUN")
         {
             s.m4 += 2;
+        } else if starts(b"AC_") || starts(b"AM_") || starts(b"m4_") {
+            // Autoconf macros called inside a macro body.
+            s.m4 += 1;
         }
         // Make variables and special targets libmagic also keys on.
         const MAKE_STARTS: &[&[u8]] = &[
@@ -578,13 +681,27 @@ fn code(t: &[u8]) -> Option<Guess> {
             b"SUBDIRS",
             b"prefix=",
             b"prefix =",
+            b"@SET_MAKE@",
         ];
         if MAKE_STARTS.iter().any(|m| l.starts_with(m))
             || l.starts_with(b"include ") && !contains(l, b"\"")
-            || (l.starts_with(b"\t") && n > 1 && (contains(l, b"$(") || contains(l, b"$@")))
+            || (l.starts_with(b"\t") && make_target && (contains(l, b"$(") || contains(l, b"$@")))
         {
             s.make += 2;
         }
+        // `$$` is make's escaped dollar (automake output is full of it); asked
+        // only once the sample already looks like a makefile.
+        if s.make > 0 && contains(l, b"$$") {
+            s.make += 1;
+        }
+        make_target |= l
+            .first()
+            .is_some_and(|c| !c.is_ascii_whitespace() && *c != b'#')
+            && l.iter().position(|&c| c == b':').is_some_and(|colon| {
+                !contains(&l[..colon], b"=")
+                    && !contains(&l[..colon], b"(")
+                    && l.get(colon + 1) != Some(&b'=')
+            });
         if l.starts_with(b";;; ")
             || l.starts_with(b"(defun ")
             || l.starts_with(b"(require '")
@@ -623,7 +740,40 @@ fn code(t: &[u8]) -> Option<Guess> {
         {
             s.css += 1;
         }
-        if (starts(b"const ") || starts(b"let ")) && contains(b, b" = ") || contains(b, b") => ") {
+        // Vim script: scoped variables, syntax and highlight commands, functions.
+        const VIM_STARTS: &[&[u8]] = &[
+            b"let g:",
+            b"let s:",
+            b"let b:",
+            b"let l:",
+            b"let &cpo",
+            b"set cpo",
+            b"setlocal ",
+            b"syn ",
+            b"syntax ",
+            b"hi def ",
+            b"hi link ",
+            b"highlight ",
+            b"function!",
+            b"func!",
+            b"endfunction",
+            b"endfunc",
+            b"augroup ",
+            b"autocmd ",
+            b"if exists(",
+            b"command!",
+            b"nnoremap ",
+            b"\" Language:",
+            b"\" Maintainer:",
+        ];
+        let vim_line = VIM_STARTS.iter().any(|p| starts(p));
+        if vim_line {
+            s.vim += 2;
+        }
+        if !vim_line
+            && ((starts(b"const ") || starts(b"let ")) && contains(b, b" = ")
+                || contains(b, b") => "))
+        {
             s.js += 1;
         }
     }
@@ -635,7 +785,7 @@ fn code(t: &[u8]) -> Option<Guess> {
         // `else {` lines alone make no style sheet.
         s.css = 0;
     }
-    let candidates: [(u32, &str, &str); 12] = [
+    let candidates: [(u32, &str, &str); 13] = [
         (s.css, "css", "text/css"),
         (s.troff * 2, "troff", "text/troff"),
         (s.cpp + if s.cpp > 0 { s.c } else { 0 }, "c++", "text/x-c++"),
@@ -648,6 +798,8 @@ fn code(t: &[u8]) -> Option<Guess> {
         (s.make, "makefile", "text/x-makefile"),
         (s.lisp, "lisp", "text/x-lisp"),
         (s.shell, "shell", "text/x-shellscript"),
+        // libmagic has no name for Vim script: plain text, shown as code.
+        (s.vim, "vim", "text/plain"),
     ];
     let (best, ty, mime) =
         candidates
@@ -671,7 +823,11 @@ mod tests {
     use super::*;
 
     fn ty(t: &[u8]) -> &'static str {
-        match detect(t).name {
+        ty_of(&detect(t))
+    }
+
+    fn ty_of(g: &Guess) -> &'static str {
+        match g.name {
             super::super::Name::Own { ty, .. } => ty,
             _ => "format",
         }
@@ -780,5 +936,53 @@ mod tests {
             "text"
         );
         assert_eq!(ty(b"Just some words.\nAnd more words here.\n"), "text");
+        // Shell `elif` lines are not Python's; a recipe line needs a target.
+        assert_eq!(
+            ty(b"if [ -z x ]; then\n  a\nelif [ -n y ]; then\n  b\nfi\n"),
+            "shell"
+        );
+        assert_eq!(ty(b"f()\n{\n\tx=$(ls)\n\ty=$(pwd)\n}\n"), "text");
+        assert_eq!(ty(b"all: x\n\t$(CC) -o $@ x.c\n\t$(RM) y\n"), "makefile");
+    }
+
+    #[test]
+    fn vim_script_is_plain_text_shown_as_code() {
+        let g = detect(b"\" Vim syntax file\n\" Language: x\nif exists(\"b:current_syntax\")\n  finish\nendif\nlet s:cpo_save = &cpo\nsyn keyword xKeyword if\n");
+        assert_eq!(
+            (ty_of(&g), g.mime_static(), g.lens),
+            ("vim", Some("text/plain"), Lens::Code)
+        );
+    }
+
+    #[test]
+    fn templates_mail_news_and_po() {
+        assert_eq!(
+            ty(b"{% extends \"base.html\" %}\n{% block body %}\n<div class=\"x\">{{ y }}</div>\n"),
+            "html"
+        );
+        // A template tag without HTML is not HTML.
+        assert_eq!(ty(b"{{ name }} says hello\n"), "text");
+        assert_eq!(
+            ty(b"From: a@example.org\nTo: b@example.org\nSubject: hi\n\nbody\n"),
+            "mail"
+        );
+        assert_eq!(
+            ty(b"Article 12 of alt.sources:\nPath: a!b\nFrom: x\n"),
+            "news"
+        );
+        // "From:" then prose is not a mail header block.
+        assert_eq!(
+            ty(b"From: the start, it was clear\nthat this was prose.\n"),
+            "text"
+        );
+        assert_eq!(
+            ty(b"# comment\nmsgid \"\"\nmsgstr \"\"\n\"Content-Type: text/plain\\n\"\n"),
+            "po"
+        );
+        assert_eq!(
+            ty(b"; x.inf\n\n[Version]\nSignature=\"$Windows NT$\"\nClass=Ports\n"),
+            "inf"
+        );
+        assert_eq!(ty(b"[Version]\nname=x\n"), "text");
     }
 }
