@@ -11,6 +11,8 @@ use super::{json, Guess, Lens};
 const MAX_LINES: usize = 40;
 /// Lines the source-code detector looks at.
 const CODE_LINES: usize = 120;
+/// Longer lines are skipped by the source-code detector.
+const MAX_CODE_LINE: usize = 1024;
 
 /// Runs the text detectors in order of how verifiable their evidence is.
 pub fn detect(t: &[u8]) -> Guess {
@@ -568,6 +570,11 @@ fn code(t: &[u8]) -> Option<Guess> {
         .take(CODE_LINES)
         .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
     {
+        if l.len() > MAX_CODE_LINE {
+            // Minified code, data or prose paragraphs: the line-start rules say
+            // nothing reliable about them, and each rule would scan all of it.
+            continue;
+        }
         if let Some(g) = pairs.line(l) {
             return Some(g);
         }
