@@ -167,6 +167,15 @@ fn a_three_stage_pipeline_delivers_its_bytes_exactly() {
     }
     // Wired streams are not captured: only the last stage has a log.
     assert_eq!(s.logs("gen"), "");
+    // Oldest first, though all three started within one millisecond.
+    let items = json(&s.d.cli(&["--json", "ps", &s.ws.to_string()]));
+    let labels: Vec<&str> = items
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["gen", "map", "sum"]);
 }
 
 #[test]

@@ -319,6 +319,23 @@ impl EdgeTap {
     }
 }
 
+/// A monotonic ULID source (ulid's generator, which has no Debug).
+struct Ids(ulid::Generator);
+
+impl Ids {
+    /// The next id, later than every one before (a fresh one if the
+    /// millisecond's random part ran out).
+    fn next(&mut self) -> Ulid {
+        self.0.generate().unwrap_or_else(|_| Ulid::new())
+    }
+}
+
+impl std::fmt::Debug for Ids {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Ids")
+    }
+}
+
 /// How long PipelineRun waits for the first bytes of tapped edges.
 const DISCERN_WAIT: Duration = Duration::from_millis(100);
 
@@ -466,6 +483,9 @@ pub struct Supervisor {
     workspaces: BTreeMap<WorkspaceId, Workspace>,
     /// Running pipelines (their commands are in their workspace's).
     pipelines: BTreeMap<Ulid, PipelineRec>,
+    /// Command ids: monotonic, so ids made in the same millisecond (a
+    /// pipeline's commands) still sort in start order.
+    ids: Ids,
     /// The latest stopped workspaces, oldest first (at most [`KEPT_STOPPED`]):
     /// their commands' exit statuses and logs stay readable.
     stopped: VecDeque<Workspace>,
@@ -499,6 +519,7 @@ impl Supervisor {
             last_status_at: None,
             workspaces: BTreeMap::new(),
             pipelines: BTreeMap::new(),
+            ids: Ids(ulid::Generator::new()),
             stopped: VecDeque::new(),
             creating: BTreeMap::new(),
             sampler: Some(Box::default()),
@@ -970,7 +991,7 @@ impl Supervisor {
             .commands
             .iter()
             .map(|c| {
-                let id = Ulid::new();
+                let id = self.ids.next();
                 CommandRec {
                     id,
                     label: c.label.clone(),
@@ -1419,7 +1440,7 @@ impl Supervisor {
             let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
             return;
         }
-        let id = Ulid::new();
+        let id = self.ids.next();
         let label = run.exec.rsplit('/').next().unwrap_or(&run.exec).to_owned();
         let leaf = ws
             .created
