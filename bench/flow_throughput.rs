@@ -236,16 +236,7 @@ fn main() {
     let mut runs: BTreeMap<&'static str, Vec<Duration>> = BTreeMap::new();
     let rates = rt.block_on(async {
         let mut client = Client::connect(&daemon.socket).await.unwrap();
-        let ws = match client
-            .call(&Request::WorkspaceCreate {
-                spec: shipote_protocol::WorkspaceSpec::new("flows"),
-            })
-            .await
-            .unwrap()
-        {
-            Response::WorkspaceCreated { id, .. } => id,
-            other => panic!("{other:?}"),
-        };
+        let ws = common::create_workspace(&mut client, "flows").await;
         let mut b = Bench {
             client,
             ws,

@@ -11,7 +11,7 @@
 mod common;
 
 use shipote_protocol::client::Client;
-use shipote_protocol::{Request, Response, WorkspaceId, WorkspaceSpec};
+use shipote_protocol::{Request, Response, WorkspaceId};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -79,16 +79,7 @@ fn main() {
         .unwrap();
     let (mut ours, mut floor) = rt.block_on(async {
         let mut c = Client::connect(&daemon.socket).await.unwrap();
-        let ws = match c
-            .call(&Request::WorkspaceCreate {
-                spec: WorkspaceSpec::new("bench"),
-            })
-            .await
-            .unwrap()
-        {
-            Response::WorkspaceCreated { id, .. } => id,
-            other => panic!("{other:?}"),
-        };
+        let ws = common::create_workspace(&mut c, "bench").await;
         let (mut ours, mut floor) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             floor.push(straight_to_file(&floor_file, bytes));

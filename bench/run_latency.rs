@@ -12,7 +12,7 @@
 mod common;
 
 use shipote_protocol::client::Client;
-use shipote_protocol::{Request, Response, WorkspaceSpec};
+use shipote_protocol::{Request, Response};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -51,16 +51,7 @@ fn main() {
         .unwrap();
     let mut ours = rt.block_on(async {
         let mut c = Client::connect(&socket).await.unwrap();
-        let ws = match c
-            .call(&Request::WorkspaceCreate {
-                spec: WorkspaceSpec::new("bench"),
-            })
-            .await
-            .unwrap()
-        {
-            Response::WorkspaceCreated { id, .. } => id,
-            other => panic!("{other:?}"),
-        };
+        let ws = common::create_workspace(&mut c, "bench").await;
         let mut lat = Vec::with_capacity(RUNS);
         for _ in 0..RUNS {
             let req = Request::Run {

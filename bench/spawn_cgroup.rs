@@ -7,24 +7,15 @@
 //! `cargo bench --bench spawn_cgroup` (as root, with a writable cgroup2 mount;
 //! it says so and stops otherwise).
 
+#[path = "common/mod.rs"]
+mod common;
+
 use shipote::process::spawn::{spawn, Launch};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const RUNS: usize = 200;
-
-fn cgroup2_mount() -> Option<PathBuf> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .ok()?
-        .lines()
-        .find(|l| {
-            l.split(" - ")
-                .nth(1)
-                .is_some_and(|r| r.starts_with("cgroup2 "))
-        })
-        .map(|l| PathBuf::from(l.split_whitespace().nth(4).unwrap()))
-}
 
 fn launch(cgroup: Option<&Path>) -> Duration {
     let (_r1, w1) = nix::unistd::pipe().unwrap();
@@ -56,7 +47,7 @@ fn stats(mut v: Vec<Duration>) -> (f64, f64) {
 }
 
 fn main() {
-    let Some(mount) = cgroup2_mount() else {
+    let Some(mount) = common::cgroup2_mount() else {
         eprintln!("no cgroup2 mount here; run on a host with cgroup v2");
         std::process::exit(1);
     };

@@ -45,8 +45,19 @@ struct Setup {
 }
 
 fn setup(name: &str) -> Setup {
+    setup_with(name, &[])
+}
+
+/// A daemon on a private cgroup root, started with `args` added, and a
+/// workspace `w` in it.
+fn setup_with(name: &str, args: &[&str]) -> Setup {
     let root = CgroupRoot::new(name);
-    let d = Daemon::start_cgroup(&root.0);
+    let dir = root.0.clone();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    let d = Daemon::start_with(move |cmd| {
+        cmd.args(["--backend", "cgroup", "--cgroup-root"]).arg(&dir);
+        cmd.args(&args);
+    });
     assert!(d.cli(&["ws", "create", "w"]).status.success());
     let id = json(&d.cli(&["--json", "ws", "ls"]))[0]["id"]
         .as_str()
@@ -121,6 +132,35 @@ impl Setup {
     }
 }
 
+/// What a shell prints for `script` (the expected output of a pipeline).
+fn sh(script: &str) -> String {
+    let o = std::process::Command::new("sh")
+        .args(["-c", script])
+        .output()
+        .unwrap();
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// One producer of `seq 1 N` feeding two `cat`s, both feeding a checksum of
+/// the sorted lines.
+fn fan(n: u32) -> (Vec<CommandSpec>, Vec<FlowEdge>) {
+    let n = n.to_string();
+    (
+        vec![
+            cmd("gen", "seq", &["1", &n]),
+            cmd("left", "cat", &[]),
+            cmd("right", "cat", &[]),
+            cmd("join", "sh", &["-c", "sort -n | sha256sum"]),
+        ],
+        vec![
+            edge("gen", "stdout", "left", "stdin"),
+            edge("gen", "stdout", "right", "stdin"),
+            edge("left", "stdout", "join", "stdin"),
+            edge("right", "stdout", "join", "stdin"),
+        ],
+    )
+}
+
 fn started(r: Response) -> (Ulid, Vec<(String, i32)>) {
     match r {
         Response::PipelineStarted {
@@ -157,11 +197,8 @@ fn a_three_stage_pipeline_delivers_its_bytes_exactly() {
         ],
     ));
     assert_eq!(pids.len(), 3);
-    let expected = std::process::Command::new("sh")
-        .args(["-c", "seq 1 300000 | tr 0-9 a-j | sha256sum"])
-        .output()
-        .unwrap();
-    assert_eq!(s.logs("sum"), String::from_utf8(expected.stdout).unwrap());
+    let expected = sh("seq 1 300000 | tr 0-9 a-j | sha256sum");
+    assert_eq!(s.logs("sum"), expected);
     for label in ["gen", "map", "sum"] {
         assert_eq!(s.exited(label)["exit_status"], 0, "{label}");
     }
@@ -181,25 +218,10 @@ fn a_three_stage_pipeline_delivers_its_bytes_exactly() {
 #[test]
 fn fan_out_and_fan_in_deliver_every_line_to_every_consumer() {
     let s = setup("plfan");
-    started(s.run(
-        vec![
-            cmd("gen", "seq", &["1", "5000"]),
-            cmd("left", "cat", &[]),
-            cmd("right", "cat", &[]),
-            cmd("join", "sh", &["-c", "sort -n | sha256sum"]),
-        ],
-        vec![
-            edge("gen", "stdout", "left", "stdin"),
-            edge("gen", "stdout", "right", "stdin"),
-            edge("left", "stdout", "join", "stdin"),
-            edge("right", "stdout", "join", "stdin"),
-        ],
-    ));
-    let expected = std::process::Command::new("sh")
-        .args(["-c", "(seq 1 5000; seq 1 5000) | sort -n | sha256sum"])
-        .output()
-        .unwrap();
-    assert_eq!(s.logs("join"), String::from_utf8(expected.stdout).unwrap());
+    let (commands, edges) = fan(5000);
+    started(s.run(commands, edges));
+    let expected = sh("(seq 1 5000; seq 1 5000) | sort -n | sha256sum");
+    assert_eq!(s.logs("join"), expected);
 }
 
 #[test]
@@ -480,11 +502,8 @@ fn cli_runs_saves_and_stops_pipelines_from_toml_files() {
         out.starts_with("pipeline ") && out.contains("COMMAND") && out.contains("sum"),
         "{out}"
     );
-    let expected = std::process::Command::new("sh")
-        .args(["-c", "seq 1 1000 | tr 0-9 a-j | sha256sum"])
-        .output()
-        .unwrap();
-    assert_eq!(s.logs("sum"), String::from_utf8(expected.stdout).unwrap());
+    let expected = sh("seq 1 1000 | tr 0-9 a-j | sha256sum");
+    assert_eq!(s.logs("sum"), expected);
 
     // A file problem is exit 2 and names the file; a missing var is the
     // daemon's refusal (exit 1) naming the key.
@@ -561,11 +580,8 @@ fn a_tapped_pipeline_is_exact_and_reports_its_edges() {
     assert!(edges[0].flow_socket.is_some());
     // seq's first bytes arrive well within the wait: they are text.
     assert_eq!(edges[0].lens.as_deref(), Some("text"), "{:?}", edges[0]);
-    let expected = std::process::Command::new("sh")
-        .args(["-c", "seq 1 300000 | tr 0-9 a-j | sha256sum"])
-        .output()
-        .unwrap();
-    assert_eq!(s.logs("sum"), String::from_utf8(expected.stdout).unwrap());
+    let expected = sh("seq 1 300000 | tr 0-9 a-j | sha256sum");
+    assert_eq!(s.logs("sum"), expected);
     // Ended edges unpublish their sockets.
     assert!(eventually(Duration::from_secs(5), || edges
         .iter()
@@ -738,23 +754,7 @@ fn cli_lists_watches_and_subscribes_to_flows() {
 
 #[test]
 fn a_restarted_pipeline_command_keeps_its_edges_and_eof_comes_once_it_is_done() {
-    let root = CgroupRoot::new("plrestart");
-    let dir = root.0.clone();
-    let d = Daemon::start_with(move |cmd| {
-        cmd.args(["--backend", "cgroup", "--cgroup-root"]).arg(&dir);
-        cmd.args(["--restart-backoff-ms", "20"]);
-    });
-    assert!(d.cli(&["ws", "create", "w"]).status.success());
-    let id = json(&d.cli(&["--json", "ws", "ls"]))[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let s = Setup {
-        _root: root,
-        d,
-        ws: WorkspaceId(Ulid::from_string(&id).unwrap()),
-        rt: tokio::runtime::Runtime::new().unwrap(),
-    };
+    let s = setup_with("plrestart", &["--restart-backoff-ms", "20"]);
     let mark = s.d.dir.path().join("mark");
     let script = format!(
         "if [ -e {0} ]; then echo second; else touch {0}; echo first; exit 1; fi",
@@ -779,30 +779,14 @@ fn a_restarted_pipeline_command_keeps_its_edges_and_eof_comes_once_it_is_done() 
 #[test]
 fn tapped_fan_out_and_fan_in_deliver_every_byte_too() {
     let s = setup("pltapfan");
-    let r = tapped(
-        &s,
-        vec![
-            cmd("gen", "seq", &["1", "20000"]),
-            cmd("left", "cat", &[]),
-            cmd("right", "cat", &[]),
-            cmd("join", "sh", &["-c", "sort -n | sha256sum"]),
-        ],
-        vec![
-            edge("gen", "stdout", "left", "stdin"),
-            edge("gen", "stdout", "right", "stdin"),
-            edge("left", "stdout", "join", "stdin"),
-            edge("right", "stdout", "join", "stdin"),
-        ],
-    );
+    let (commands, edges) = fan(20000);
+    let r = tapped(&s, commands, edges);
     let Response::PipelineStarted { edges, .. } = r else {
         panic!("{r:?}")
     };
     assert_eq!(edges.len(), 4, "one tap per edge");
-    let expected = std::process::Command::new("sh")
-        .args(["-c", "(seq 1 20000; seq 1 20000) | sort -n | sha256sum"])
-        .output()
-        .unwrap();
-    assert_eq!(s.logs("join"), String::from_utf8(expected.stdout).unwrap());
+    let expected = sh("(seq 1 20000; seq 1 20000) | sort -n | sha256sum");
+    assert_eq!(s.logs("join"), expected);
 }
 
 #[test]

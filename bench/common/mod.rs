@@ -21,8 +21,9 @@ pub struct BenchDaemon {
     _dir: tempfile::TempDir,
 }
 
-fn cgroup_root() -> Option<PathBuf> {
-    let mount = std::fs::read_to_string("/proc/self/mountinfo")
+/// Where the cgroup2 hierarchy is mounted, if anywhere.
+pub fn cgroup2_mount() -> Option<PathBuf> {
+    std::fs::read_to_string("/proc/self/mountinfo")
         .ok()?
         .lines()
         .find(|l| {
@@ -30,7 +31,11 @@ fn cgroup_root() -> Option<PathBuf> {
                 .nth(1)
                 .is_some_and(|r| r.starts_with("cgroup2 "))
         })
-        .map(|l| PathBuf::from(l.split_whitespace().nth(4).unwrap()))?;
+        .map(|l| PathBuf::from(l.split_whitespace().nth(4).unwrap()))
+}
+
+fn cgroup_root() -> Option<PathBuf> {
+    let mount = cgroup2_mount()?;
     let dir = mount.join(format!("shipote-bench-{}", std::process::id()));
     std::fs::create_dir(&dir).ok().map(|_| dir)
 }
@@ -113,4 +118,20 @@ impl Drop for BenchDaemon {
 pub fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
+}
+
+/// Creates a workspace labelled `label` and returns its id.
+pub async fn create_workspace(
+    c: &mut shipote_protocol::client::Client,
+    label: &str,
+) -> shipote_protocol::WorkspaceId {
+    let spec = shipote_protocol::WorkspaceSpec::new(label);
+    match c
+        .call(&shipote_protocol::Request::WorkspaceCreate { spec })
+        .await
+        .unwrap()
+    {
+        shipote_protocol::Response::WorkspaceCreated { id, .. } => id,
+        other => panic!("{other:?}"),
+    }
 }

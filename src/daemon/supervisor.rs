@@ -1191,19 +1191,8 @@ impl Supervisor {
                 command_pids: pids,
                 edges,
             });
-            for (mut s, command) in started.into_iter().zip(ids) {
-                s.capture();
-                let (child, tx) = (s.child, tx.clone());
-                tokio::spawn(async move {
-                    let status = child.wait().await.ok();
-                    let _ = tx
-                        .send(Event::CommandExited {
-                            workspace,
-                            command,
-                            status,
-                        })
-                        .await;
-                });
+            for (s, command) in started.into_iter().zip(ids) {
+                follow(tx.clone(), workspace, command, s);
             }
         });
     }
@@ -2182,20 +2171,31 @@ fn start_in_background(
             let _ = tx.blocking_send(event);
         }
         then();
-        if let Some(mut started) = started {
-            started.capture();
-            let child = started.child;
-            tokio::spawn(async move {
-                let status = child.wait().await.ok();
-                let _ = tx
-                    .send(Event::CommandExited {
-                        workspace,
-                        command,
-                        status,
-                    })
-                    .await;
-            });
+        if let Some(started) = started {
+            follow(tx, workspace, command, started);
         }
+    });
+}
+
+/// Once a started command's client has its answer: drains its output into
+/// its log and reports its exit as an event.
+fn follow(
+    tx: mpsc::Sender<Event>,
+    workspace: WorkspaceId,
+    command: Ulid,
+    mut started: crate::workspace::command::Started,
+) {
+    started.capture();
+    let child = started.child;
+    tokio::spawn(async move {
+        let status = child.wait().await.ok();
+        let _ = tx
+            .send(Event::CommandExited {
+                workspace,
+                command,
+                status,
+            })
+            .await;
     });
 }
 
