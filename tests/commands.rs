@@ -124,6 +124,34 @@ fn command_runs_in_its_own_leaf_before_its_first_instruction() {
 }
 
 #[test]
+fn back_to_back_commands_get_their_own_leaves_and_list_in_start_order() {
+    // The daemon makes each workspace's next leaf ahead of time: whether a
+    // command got that spare or a fresh one, it is alone in `cmd-<its id>`
+    // and ids follow start order.
+    let (_root, d) = setup("spare");
+    let ids: Vec<String> = (0..6)
+        .map(|_| run(&d, "w", &["cat", "/proc/self/cgroup"]))
+        .collect();
+    let mut sorted = ids.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted, ids, "ids are unique and in start order");
+    let listed: Vec<String> = json(&d.cli(&["--json", "ps", "w"]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(listed, ids);
+    for id in &ids {
+        wait_exit(&d, "w", id);
+        let out = logs(&d, "w", id, &[]);
+        let line = out.lines().find(|l| l.starts_with("0::")).unwrap();
+        assert!(line.ends_with(&format!("/cmd-{id}")), "{id}: {line}");
+    }
+}
+
+#[test]
 fn environment_is_clean_plus_what_was_asked() {
     let (_root, d) = setup("env");
     let id = run(&d, "w", &["env"]);

@@ -98,6 +98,15 @@ pub enum Event {
         /// Its record.
         rec: Box<CommandRecPublic>,
     },
+    /// A spare command leaf was made (or could not be).
+    SpareLeaf {
+        /// Its workspace.
+        workspace: WorkspaceId,
+        /// The command id it is named for.
+        id: Ulid,
+        /// Whether mkdir succeeded.
+        made: bool,
+    },
     /// A command's process exited.
     CommandExited {
         /// Its workspace.
@@ -261,6 +270,14 @@ struct Workspace {
     report_breaches: BTreeMap<String, u64>,
     stopping: bool,
     commands: BTreeMap<Ulid, CommandRec>,
+    /// A command leaf made ahead of time (`cmd-<id>`, empty), so that Run
+    /// does not wait for the cgroup's mkdir; taken by the next command.
+    spare: Option<Ulid>,
+    /// A spare leaf's mkdir is under way.
+    spare_pending: bool,
+    /// The newest command id handed out here: a spare made earlier than it
+    /// is not used (ids list commands in start order).
+    last_command: std::cell::Cell<Ulid>,
 }
 
 /// A command of a workspace (ids are ULIDs: map order is start order).
@@ -387,6 +404,9 @@ impl Workspace {
             report_breaches: BTreeMap::new(),
             stopping: false,
             commands: BTreeMap::new(),
+            spare: None,
+            spare_pending: false,
+            last_command: std::cell::Cell::new(Ulid::nil()),
         }
     }
 
@@ -647,6 +667,11 @@ impl Supervisor {
             } => self.on_sampled(sampler, readings, at),
             Event::TtlExpired(id) => self.on_ttl(id),
             Event::CommandStarted { workspace, rec } => self.on_command_started(workspace, rec),
+            Event::SpareLeaf {
+                workspace,
+                id,
+                made,
+            } => self.on_spare_leaf(workspace, id, made),
             Event::CommandExited {
                 workspace,
                 command,
@@ -992,6 +1017,7 @@ impl Supervisor {
             .iter()
             .map(|c| {
                 let id = self.ids.next();
+                ws.last_command.set(id);
                 CommandRec {
                     id,
                     label: c.label.clone(),
@@ -1072,6 +1098,7 @@ impl Supervisor {
                     cwd: c.cwd.clone(),
                     leaf: rec.leaf.clone(),
                     logs: rec.logs.clone(),
+                    leaf_exists: false,
                     append: false,
                     io: crate::workspace::command::CommandIo {
                         stdin: ends.stdin,
@@ -1401,6 +1428,7 @@ impl Supervisor {
         self.arm_ttl(&ws);
         self.workspaces.insert(id, ws);
         self.changed();
+        self.refill_spare(id);
         if self.shutdown_reply.is_some() {
             // Created while shutting down: it follows the others' fate.
             self.stop_for_shutdown(id);
@@ -1429,7 +1457,10 @@ impl Supervisor {
             let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
             return;
         }
-        let id = self.ids.next();
+        let (id, spare) = self.command_id(workspace);
+        let Some(ws) = self.workspaces.get(&workspace) else {
+            return;
+        };
         let label = run.exec.rsplit('/').next().unwrap_or(&run.exec).to_owned();
         let leaf = ws
             .created
@@ -1464,6 +1495,7 @@ impl Supervisor {
             id,
             run,
             leaf,
+            spare,
             logs,
             false,
             None,
@@ -1492,6 +1524,68 @@ impl Supervisor {
         );
     }
 
+    /// The id of a new command of `workspace`: its spare leaf's when it has
+    /// one that is newer than every id handed out there, else a fresh one.
+    /// True with it: its leaf exists.
+    fn command_id(&mut self, workspace: WorkspaceId) -> (Ulid, bool) {
+        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+            return (self.ids.next(), false);
+        };
+        let (id, spare) = match ws.spare.take() {
+            Some(spare) if spare > ws.last_command.get() => (spare, true),
+            stale => {
+                if let (Some(old), Some(cg)) = (stale, &ws.created.cgroup) {
+                    let leaf = cg.child(&format!("cmd-{old}"));
+                    tokio::task::spawn_blocking(move || leaf.remove());
+                }
+                (self.ids.next(), false)
+            }
+        };
+        ws.last_command.set(id);
+        (id, spare)
+    }
+
+    /// Makes the next command's leaf ahead of time, off any request's path.
+    fn refill_spare(&mut self, workspace: WorkspaceId) {
+        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+            return;
+        };
+        let Some(cg) = &ws.created.cgroup else {
+            return;
+        };
+        if ws.stopping || ws.spare.is_some() || ws.spare_pending {
+            return;
+        }
+        ws.spare_pending = true;
+        let id = self.ids.next();
+        let leaf = cg.child(&format!("cmd-{id}"));
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let made = leaf.create().is_ok();
+            let _ = tx.blocking_send(Event::SpareLeaf {
+                workspace,
+                id,
+                made,
+            });
+        });
+    }
+
+    fn on_spare_leaf(&mut self, workspace: WorkspaceId, id: Ulid, made: bool) {
+        let ws = self.workspaces.get_mut(&workspace);
+        if let Some(ws) = ws {
+            ws.spare_pending = false;
+            if made && !ws.stopping && id > ws.last_command.get() {
+                ws.spare = Some(id);
+                return;
+            }
+            // Stale or unwanted: a stopping workspace's leaves go with it.
+            if let (true, false, Some(cg)) = (made, ws.stopping, &ws.created.cgroup) {
+                let leaf = cg.child(&format!("cmd-{id}"));
+                tokio::task::spawn_blocking(move || leaf.remove());
+            }
+        }
+    }
+
     fn on_restart_due(&mut self, workspace: WorkspaceId, command: Ulid) {
         let Some(ws) = self.workspaces.get(&workspace) else {
             return;
@@ -1514,6 +1608,7 @@ impl Supervisor {
             command,
             run,
             leaf,
+            false,
             logs,
             true,
             rec.ends.clone(),
@@ -1568,6 +1663,7 @@ impl Supervisor {
         match self.workspaces.get_mut(&workspace) {
             Some(ws) => {
                 ws.commands.insert(rec.id, rec);
+                self.refill_spare(workspace);
             }
             None => {
                 // The workspace was stopped while the command started: end it.
@@ -1803,6 +1899,9 @@ impl Supervisor {
             report_breaches: ws.report_breaches.clone(),
             stopping: ws.stopping,
             commands: ws.commands.clone(),
+            spare: None,
+            spare_pending: false,
+            last_command: ws.last_command.clone(),
         };
         let flow_sockets: Vec<PathBuf> = self
             .pipelines
@@ -2123,6 +2222,7 @@ fn start_in_background(
     command: Ulid,
     run: RunSpec,
     leaf: Option<Cgroup>,
+    leaf_exists: bool,
     logs: LogPaths,
     append: bool,
     ends: Option<Arc<crate::flow::Ends>>,
@@ -2159,6 +2259,7 @@ fn start_in_background(
             cwd: run.cwd,
             leaf,
             logs,
+            leaf_exists,
             append,
             io,
         };

@@ -21,6 +21,8 @@ pub struct StartRequest {
     pub cwd: Option<PathBuf>,
     /// The command's cgroup leaf (created here), when the workspace has a cgroup.
     pub leaf: Option<Cgroup>,
+    /// The leaf was made ahead of time (a workspace's spare leaf).
+    pub leaf_exists: bool,
     /// Where its logs go.
     pub logs: LogPaths,
     /// Continue existing logs (a restart) instead of starting them afresh.
@@ -84,7 +86,7 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         .or(home)
         .unwrap_or_else(|| PathBuf::from("/"));
 
-    if let Some(leaf) = &req.leaf {
+    if let (Some(leaf), false) = (&req.leaf, req.leaf_exists) {
         leaf.create().map_err(|e| e.to_string())?;
     }
     let cleanup = |msg: String| {

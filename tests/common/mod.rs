@@ -228,7 +228,36 @@ impl Drop for CgroupRoot {
                 }
             }
             let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+            wait_unpopulated(dir);
             let _ = std::fs::remove_dir(dir);
+        }
+        /// cgroup.kill is asynchronous: waits (up to 5 s) for cgroup.events
+        /// to say `populated 0`; the kernel signals each change with POLLPRI.
+        fn wait_unpopulated(dir: &Path) {
+            use std::os::fd::AsRawFd;
+            let Ok(mut f) = std::fs::File::open(dir.join("cgroup.events")) else {
+                return;
+            };
+            let deadline = Instant::now() + Duration::from_secs(5);
+            loop {
+                let mut text = String::new();
+                use std::io::Seek;
+                let _ = f.rewind();
+                if f.read_to_string(&mut text).is_err() || text.contains("populated 0") {
+                    return;
+                }
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return;
+                }
+                let mut p = libc::pollfd {
+                    fd: f.as_raw_fd(),
+                    events: libc::POLLPRI,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd.
+                unsafe { libc::poll(&mut p, 1, left.as_millis() as i32) };
+            }
         }
         clear(&self.0);
     }
