@@ -81,7 +81,9 @@ fn probe_user_ns() -> String {
     }
 }
 
-fn userns_sysctl_hint() -> String {
+/// Why unprivileged user namespaces are off, when a sysctl says so (with a
+/// leading space), else empty.
+pub fn userns_sysctl_hint() -> String {
     let read = |p: &str| std::fs::read_to_string(p).ok().map(|s| s.trim().to_owned());
     if read("/proc/sys/kernel/unprivileged_userns_clone").as_deref() == Some("0") {
         return " (kernel.unprivileged_userns_clone = 0)".into();

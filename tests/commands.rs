@@ -7,47 +7,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-/// Starts `args` in `ws` and returns its command id.
-fn run(d: &Daemon, ws: &str, args: &[&str]) -> String {
-    let mut all = vec!["--json", "run", ws, "--"];
-    all.extend_from_slice(args);
-    json(&d.cli(&all))["command_id"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
-fn command(d: &Daemon, ws: &str, id: &str) -> serde_json::Value {
-    let items = json(&d.cli(&["--json", "ps", ws]));
-    items
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["id"] == id)
-        .cloned()
-        .expect("command listed")
-}
-
-fn wait_exit(d: &Daemon, ws: &str, id: &str) -> serde_json::Value {
-    let mut last = serde_json::Value::Null;
-    assert!(
-        eventually(Duration::from_secs(10), || {
-            last = command(d, ws, id);
-            last["alive"] == false
-        }),
-        "command {id} still running: {last}"
-    );
-    last
-}
-
-fn logs(d: &Daemon, ws: &str, id: &str, extra: &[&str]) -> String {
-    let mut args = vec!["logs", ws, id];
-    args.extend_from_slice(extra);
-    let o = d.cli(&args);
-    assert!(o.status.success(), "{}", stderr(&o));
-    stdout(&o)
-}
-
 fn setup(name: &str) -> (CgroupRoot, Daemon) {
     let root = CgroupRoot::new(name);
     let d = Daemon::start_cgroup(&root.0);

@@ -5,8 +5,8 @@ use super::units::{parse_cpu_percent, parse_duration_ms, parse_size};
 use super::{Failure, Session};
 use serde_json::json;
 use shipote_protocol::{
-    ErrorCode, ExitPolicy, QuotaEnforce, QuotaReportInfo, Request, Response, Ulid, WorkspaceId,
-    WorkspaceSpec, WorkspaceStatsInfo, WorkspaceSummary,
+    ErrorCode, ExitPolicy, NetworkAccess, Permissions, QuotaEnforce, QuotaReportInfo, Request,
+    Response, Ulid, WorkspaceId, WorkspaceSpec, WorkspaceStatsInfo, WorkspaceSummary,
 };
 
 /// Workspace commands.
@@ -46,6 +46,27 @@ pub enum WsCommand {
         /// Set no limits; report when usage crosses them.
         #[arg(long)]
         report_only: bool,
+        /// What its commands reach on the network: full, loopback (its own
+        /// lo only) or none.
+        #[arg(long, value_parser = parse_network, default_value = "full", value_name = "VIEW")]
+        network: NetworkAccess,
+        /// Mount the whole filesystem read-only for its commands (except
+        /// /dev, /proc, /sys and --writable paths).
+        #[arg(long)]
+        read_only: bool,
+        /// A path that stays writable under --read-only (repeatable).
+        #[arg(long, value_name = "PATH")]
+        writable: Vec<std::path::PathBuf>,
+        /// A path its commands cannot see: an empty, inaccessible stand-in
+        /// covers it (repeatable).
+        #[arg(long, value_name = "PATH")]
+        hide: Vec<std::path::PathBuf>,
+        /// A private, empty /tmp.
+        #[arg(long)]
+        private_tmp: bool,
+        /// A private /dev with only null, zero, full, random, urandom, tty.
+        #[arg(long)]
+        private_dev: bool,
     },
     /// List the live workspaces.
     Ls,
@@ -98,8 +119,22 @@ pub async fn run(s: &mut Session, cmd: WsCommand) -> Result<String, Failure> {
             ttl,
             keep_on_exit,
             report_only,
+            network,
+            read_only,
+            writable,
+            hide,
+            private_tmp,
+            private_dev,
         } => {
             let mut spec = WorkspaceSpec::new(label);
+            spec.permissions = Permissions {
+                network,
+                read_only_root: read_only,
+                writable_paths: writable,
+                hidden_paths: hide,
+                private_tmp,
+                private_dev,
+            };
             spec.soma.mem_max_bytes = mem;
             spec.soma.mem_high_bytes = mem_high;
             spec.soma.swap_max_bytes = swap;
@@ -454,4 +489,16 @@ fn history_text(samples: &[WorkspaceStatsInfo]) -> String {
         samples.len(),
         t.render()
     )
+}
+
+/// `full`, `loopback` or `none`.
+fn parse_network(s: &str) -> Result<NetworkAccess, String> {
+    match s {
+        "full" => Ok(NetworkAccess::Full),
+        "loopback" | "lo" => Ok(NetworkAccess::Loopback),
+        "none" => Ok(NetworkAccess::None),
+        other => Err(format!(
+            "{other:?} is not a network view; use full, loopback or none"
+        )),
+    }
 }

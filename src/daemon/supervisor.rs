@@ -8,6 +8,7 @@ use super::audit;
 use crate::cgroup::Cgroup;
 use crate::host::HostCaps;
 use crate::process::logs::{CaptureState, LogPaths, Stream};
+use crate::process::sandbox::Sandbox;
 use crate::systemd::notify::Notifier;
 use crate::workspace::backend::{Backend, Created};
 use crate::workspace::restart::{Decision, RestartPolicy, RestartState};
@@ -78,6 +79,8 @@ pub enum Event {
         spec: Box<WorkspaceSpec>,
         /// What the backend made, or why it failed.
         result: Result<Created, String>,
+        /// Its permissions, planned and tried.
+        sandbox: Option<Arc<Sandbox>>,
         /// The client waiting.
         reply: oneshot::Sender<Response>,
     },
@@ -158,8 +161,13 @@ pub enum Event {
     },
     /// A workspace's TTL ran out.
     TtlExpired(WorkspaceId),
-    /// The persister wrote this generation of the state.
-    Persisted(u64),
+    /// The persister wrote this generation of the state, or failed to.
+    Persisted {
+        /// Which generation.
+        generation: u64,
+        /// Why it could not be written.
+        error: Option<String>,
+    },
     /// The daemon stops: reap what must be reaped, persist the rest.
     Shutdown {
         /// Answered when done.
@@ -278,6 +286,10 @@ struct Workspace {
     /// The newest command id handed out here: a spare made earlier than it
     /// is not used (ids list commands in start order).
     last_command: std::cell::Cell<Ulid>,
+    /// Its permissions as a plan for each command's child (`None`: nothing
+    /// asked); an error when a re-adopted workspace's cannot be planned any
+    /// more (its commands are then refused with it).
+    sandbox: Result<Option<Arc<Sandbox>>, String>,
 }
 
 /// A command of a workspace (ids are ULIDs: map order is start order).
@@ -407,6 +419,7 @@ impl Workspace {
             spare: None,
             spare_pending: false,
             last_command: std::cell::Cell::new(Ulid::nil()),
+            sandbox: Ok(None),
         }
     }
 
@@ -515,6 +528,9 @@ pub struct Supervisor {
     sampler: Option<Box<stats::Sampler>>,
     generation: u64,
     persisted: u64,
+    /// WorkspaceCreated answers held until the state that holds the new
+    /// workspace is on disk (a kill -9 right after the answer loses nothing).
+    after_persist: Vec<(u64, oneshot::Sender<Response>, Response)>,
     persist_tx: watch::Sender<(u64, Vec<u8>)>,
     shutdown_reply: Option<oneshot::Sender<()>>,
     stops_pending: usize,
@@ -545,6 +561,7 @@ impl Supervisor {
             sampler: Some(Box::default()),
             generation: 0,
             persisted: 0,
+            after_persist: Vec::new(),
             persist_tx,
             shutdown_reply: None,
             stops_pending: 0,
@@ -570,7 +587,17 @@ impl Supervisor {
             warnings: Vec::new(),
         };
         let started = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
-        let ws = Workspace::new(id, saved.unit.clone(), spec, created, created_at, started);
+        let mut ws = Workspace::new(id, saved.unit.clone(), spec, created, created_at, started);
+        // Its permissions hold for the commands it runs from now on.
+        ws.sandbox = Sandbox::plan(
+            &ws.spec.permissions,
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        )
+        .map(|s| s.map(Arc::new));
+        if let Err(e) = &ws.sandbox {
+            tracing::warn!(id = %id, error = %e, "a re-adopted workspace's permissions cannot be planned; its commands are refused");
+        }
         self.arm_ttl(&ws);
         tracing::info!(id = %id, unit = %ws.unit, "re-adopted workspace kept by the previous daemon");
         self.workspaces.insert(id, ws);
@@ -656,8 +683,9 @@ impl Supervisor {
                 unit,
                 spec,
                 result,
+                sandbox,
                 reply,
-            } => self.on_created(id, unit, *spec, result, reply),
+            } => self.on_created(id, unit, *spec, result, sandbox, reply),
             Event::Stopped { id, result, reply } => self.on_stopped(id, result, reply),
             Event::SampleTick => self.sample(),
             Event::Sampled {
@@ -690,7 +718,7 @@ impl Supervisor {
                 command,
                 result,
             } => self.on_restarted(workspace, command, result),
-            Event::Persisted(generation) => self.persisted = self.persisted.max(generation),
+            Event::Persisted { generation, error } => self.on_persisted(generation, error),
             Event::Shutdown { reply } => self.on_shutdown(reply),
         }
     }
@@ -1044,6 +1072,13 @@ impl Supervisor {
                 }
             })
             .collect();
+        let sandbox = match &ws.sandbox {
+            Ok(s) => s.clone(),
+            Err(e) => {
+                let msg = format!("workspace {workspace}'s permissions cannot be enforced: {e}");
+                return fail(reply, ErrorCode::Unsupported, msg);
+            }
+        };
         let tx = self.tx.clone();
         let flows_dir = ws
             .spec
@@ -1099,6 +1134,7 @@ impl Supervisor {
                     leaf: rec.leaf.clone(),
                     logs: rec.logs.clone(),
                     leaf_exists: false,
+                    sandbox: sandbox.clone(),
                     append: false,
                     io: crate::workspace::command::CommandIo {
                         stdin: ends.stdin,
@@ -1349,6 +1385,18 @@ impl Supervisor {
             let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
             return;
         }
+        let sandbox = match Sandbox::plan(
+            &spec.permissions,
+            nix::unistd::geteuid().as_raw(),
+            nix::unistd::getegid().as_raw(),
+        ) {
+            Ok(s) => s.map(Arc::new),
+            Err(msg) => {
+                let msg = format!("permissions: {msg}");
+                let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
+                return;
+            }
+        };
         let label_taken = self
             .workspaces
             .values()
@@ -1380,6 +1428,33 @@ impl Supervisor {
         let keeper = self.env.keeper_program.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
+            // Permissions this host cannot enforce refuse the workspace: a
+            // trial child enters them first (user namespaces may be off).
+            if let Some(s) = sandbox.clone() {
+                let trial =
+                    tokio::task::spawn_blocking(move || crate::process::spawn::try_sandbox(&s))
+                        .await
+                        .unwrap_or_else(|e| Err(e.to_string()));
+                if let Err(e) = trial {
+                    let msg = format!(
+                        "this host cannot enforce the workspace's permissions: {e}{}; \
+                         ask for fewer permissions, or allow unprivileged user namespaces \
+                         (see `shipote capabilities`)",
+                        crate::host::userns_sysctl_hint()
+                    );
+                    let _ = tx
+                        .send(Event::Created {
+                            id,
+                            unit,
+                            spec: Box::new(spec),
+                            result: Err(msg),
+                            sandbox: None,
+                            reply,
+                        })
+                        .await;
+                    return;
+                }
+            }
             let result = backend
                 .backend
                 .create(&unit, &spec, &keeper)
@@ -1390,6 +1465,7 @@ impl Supervisor {
                 unit,
                 spec: Box::new(spec),
                 result,
+                sandbox,
                 reply,
             };
             let _ = tx.send(event).await;
@@ -1402,10 +1478,11 @@ impl Supervisor {
         unit: String,
         spec: WorkspaceSpec,
         result: Result<Created, String>,
+        sandbox: Option<Arc<Sandbox>>,
         reply: oneshot::Sender<Response>,
     ) {
         self.creating.remove(&id);
-        let mut created = match result {
+        let created = match result {
             Ok(c) => c,
             Err(e) => {
                 let _ = reply.send(Response::error(
@@ -1415,9 +1492,8 @@ impl Supervisor {
                 return;
             }
         };
-        created.warnings.extend(ws::permission_warnings(&spec));
         let warnings = created.warnings.clone();
-        let ws = Workspace::new(
+        let mut ws = Workspace::new(
             id,
             unit.clone(),
             spec,
@@ -1425,6 +1501,7 @@ impl Supervisor {
             SystemTime::now(),
             Instant::now(),
         );
+        ws.sandbox = Ok(sandbox);
         self.arm_ttl(&ws);
         self.workspaces.insert(id, ws);
         self.changed();
@@ -1433,11 +1510,28 @@ impl Supervisor {
             // Created while shutting down: it follows the others' fate.
             self.stop_for_shutdown(id);
         }
-        if reply
-            .send(Response::WorkspaceCreated { id, unit, warnings })
-            .is_err()
-        {
-            tracing::info!(id = %id, "client left before its workspace was created; keeping it");
+        let response = Response::WorkspaceCreated { id, unit, warnings };
+        self.after_persist.push((self.generation, reply, response));
+    }
+
+    fn on_persisted(&mut self, generation: u64, error: Option<String>) {
+        if error.is_none() {
+            self.persisted = self.persisted.max(generation);
+        }
+        let (due, later) = std::mem::take(&mut self.after_persist)
+            .into_iter()
+            .partition(|(g, _, _)| *g <= generation);
+        self.after_persist = later;
+        for (_, reply, mut response) in due {
+            if let (Some(e), Response::WorkspaceCreated { warnings, .. }) = (&error, &mut response)
+            {
+                warnings.push(format!(
+                    "the state file could not be written ({e}); if shipoted dies before it can, this workspace is not re-adopted"
+                ));
+            }
+            if let Err(Response::WorkspaceCreated { id, .. }) = reply.send(response) {
+                tracing::info!(id = %id, "client left before its workspace was created; keeping it");
+            }
         }
     }
 
@@ -1457,6 +1551,14 @@ impl Supervisor {
             let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
             return;
         }
+        let sandbox = match &ws.sandbox {
+            Ok(s) => s.clone(),
+            Err(e) => {
+                let msg = format!("workspace {workspace}'s permissions cannot be enforced: {e}");
+                let _ = reply.send(Response::error(ErrorCode::Unsupported, msg));
+                return;
+            }
+        };
         let (id, spare) = self.command_id(workspace);
         let Some(ws) = self.workspaces.get(&workspace) else {
             return;
@@ -1496,6 +1598,7 @@ impl Supervisor {
             run,
             leaf,
             spare,
+            sandbox,
             logs,
             false,
             None,
@@ -1609,6 +1712,7 @@ impl Supervisor {
             run,
             leaf,
             false,
+            ws.sandbox.clone().ok().flatten(),
             logs,
             true,
             rec.ends.clone(),
@@ -1902,6 +2006,7 @@ impl Supervisor {
             spare: None,
             spare_pending: false,
             last_command: ws.last_command.clone(),
+            sandbox: Ok(None),
         };
         let flow_sockets: Vec<PathBuf> = self
             .pipelines
@@ -2108,9 +2213,18 @@ async fn persister(
         let p = path.clone();
         match tokio::task::spawn_blocking(move || state::write_atomic(&p, &bytes)).await {
             Ok(Ok(())) => {
-                let _ = tx.send(Event::Persisted(generation)).await;
+                let _ = tx
+                    .send(Event::Persisted {
+                        generation,
+                        error: None,
+                    })
+                    .await;
             }
-            Ok(Err(e)) => tracing::error!(error = %e, "cannot save state; it stays dirty"),
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "cannot save state; it stays dirty");
+                let error = Some(e.to_string());
+                let _ = tx.send(Event::Persisted { generation, error }).await;
+            }
             Err(e) => tracing::error!(error = %e, "state writer failed"),
         }
     }
@@ -2223,6 +2337,7 @@ fn start_in_background(
     run: RunSpec,
     leaf: Option<Cgroup>,
     leaf_exists: bool,
+    sandbox: Option<Arc<Sandbox>>,
     logs: LogPaths,
     append: bool,
     ends: Option<Arc<crate::flow::Ends>>,
@@ -2260,6 +2375,7 @@ fn start_in_background(
             leaf,
             logs,
             leaf_exists,
+            sandbox,
             append,
             io,
         };

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 pub mod logs;
+pub mod sandbox;
 pub mod spawn;
 
 /// The argument that turns `shipoted` into a workspace keeper.

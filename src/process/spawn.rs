@@ -175,6 +175,9 @@ pub struct Launch {
     pub stderr: OwnedFd,
     /// Descriptors the program gets as 3, 4, ... in this order.
     pub extra_fds: Vec<OwnedFd>,
+    /// The workspace's permissions, entered before exec; `None`: the
+    /// daemon's own namespaces.
+    pub sandbox: Option<std::sync::Arc<super::sandbox::Sandbox>>,
 }
 
 /// A started command's process, waited for through its pidfd.
@@ -235,6 +238,12 @@ struct ChildPlan {
     mask: libc::sigset_t,
     /// Set by the child when a step fails: (step, errno).
     failed: (libc::c_int, libc::c_int),
+    /// The permissions to enter (null: none) and their scratch descriptors.
+    sandbox: *const super::sandbox::Sandbox,
+    scratch: *mut libc::c_int,
+    nscratch: usize,
+    /// Which sandbox step failed.
+    sandbox_step: usize,
 }
 
 const STEP_CGROUP: libc::c_int = 1;
@@ -242,6 +251,8 @@ const STEP_SETSID: libc::c_int = 2;
 const STEP_FDS: libc::c_int = 3;
 const STEP_CWD: libc::c_int = 4;
 const STEP_EXEC: libc::c_int = 5;
+const STEP_SANDBOX: libc::c_int = 6;
+const STEP_NO_NEW_PRIVS: libc::c_int = 7;
 
 /// The child, on its own stack, sharing the parent's memory while the parent
 /// is suspended (CLONE_VM | CLONE_VFORK): it joins the leaf cgroup, becomes a
@@ -272,6 +283,20 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 );
             }
         }
+        // Its uid and gid are mapped first: until then it is nobody, even
+        // to its own cgroup.procs.
+        if !plan.sandbox.is_null() {
+            let scratch = std::slice::from_raw_parts_mut(plan.scratch, plan.nscratch);
+            if let Err((step, errno)) = (*plan.sandbox).enter(scratch) {
+                plan.sandbox_step = step;
+                *libc::__errno_location() = errno;
+                fail(plan, STEP_SANDBOX);
+            }
+        }
+        // A trial of the permissions alone (see `try_sandbox`).
+        if plan.program.is_null() {
+            libc::_exit(0);
+        }
         if plan.procs >= 0 && libc::write(plan.procs, b"0".as_ptr().cast(), 1) != 1 {
             fail(plan, STEP_CGROUP);
         }
@@ -294,6 +319,10 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         }
         if libc::chdir(plan.cwd) < 0 {
             fail(plan, STEP_CWD);
+        }
+        // Workspace commands never gain privileges (setuid, file caps).
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            fail(plan, STEP_NO_NEW_PRIVS);
         }
         libc::sigprocmask(libc::SIG_SETMASK, &plan.mask, std::ptr::null_mut());
         libc::execve(plan.program, plan.argv, plan.envp);
@@ -387,6 +416,7 @@ fn clone_child(
     plan: &mut ChildPlan,
     stack: &mut [u8],
     cgroup: Option<&File>,
+    namespaces: u64,
 ) -> std::io::Result<(i32, OwnedFd)> {
     let mut pidfd: libc::c_int = -1;
     let arg: *mut libc::c_void = (plan as *mut ChildPlan).cast();
@@ -403,7 +433,8 @@ fn clone_child(
             Some(dir) => {
                 let args = CloneArgs {
                     flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64
-                        | CLONE_INTO_CGROUP,
+                        | CLONE_INTO_CGROUP
+                        | namespaces,
                     pidfd: (&mut pidfd as *mut libc::c_int) as u64,
                     exit_signal: libc::SIGCHLD as u64,
                     stack: stack.as_mut_ptr() as u64,
@@ -426,7 +457,11 @@ fn clone_child(
                 let r = libc::clone(
                     child_main,
                     top,
-                    libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD | libc::SIGCHLD,
+                    libc::CLONE_VM
+                        | libc::CLONE_VFORK
+                        | libc::CLONE_PIDFD
+                        | libc::SIGCHLD
+                        | namespaces as libc::c_int,
                     arg,
                     &mut pidfd as *mut libc::c_int,
                 );
@@ -522,14 +557,25 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         // SAFETY: an all-zero sigset_t is valid; it is filled in before use.
         mask: unsafe { std::mem::zeroed() },
         failed: (0, 0),
+        sandbox: l
+            .sandbox
+            .as_deref()
+            .map_or(std::ptr::null(), |s| s as *const _),
+        scratch: std::ptr::null_mut(),
+        nscratch: 0,
+        sandbox_step: 0,
     };
+    let mut scratch = vec![-1; l.sandbox.as_ref().map_or(0, |s| s.slots())];
+    plan.scratch = scratch.as_mut_ptr();
+    plan.nscratch = scratch.len();
+    let namespaces = l.sandbox.as_ref().map_or(0, |s| s.clone_flags());
     // One stack per spawning thread, reused: no allocation (and no fresh
     // pages for the child to fault in) per command.
     thread_local! {
         static STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; CHILD_STACK]);
     }
     let (pid, pidfd) = STACK.with_borrow_mut(|stack| match &l.cgroup {
-        None => clone_child(&mut plan, stack, None),
+        None => clone_child(&mut plan, stack, None, namespaces),
         Some(dir) => {
             let open_err = |e: std::io::Error| {
                 let what = format!("cannot open its cgroup {}: {e}", dir.display());
@@ -539,7 +585,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             // Born in its cgroup (clone3 CLONE_INTO_CGROUP, Linux 5.7): no
             // migration at all. Where clone3 is refused (old kernel, seccomp),
             // the child moves itself there before exec.
-            match clone_child(&mut plan, stack, Some(&dir_fd)) {
+            match clone_child(&mut plan, stack, Some(&dir_fd), namespaces) {
                 Ok(started) => Ok(started),
                 Err(e) => {
                     tracing::debug!(error = %e, "clone3 into the cgroup refused; the child moves itself");
@@ -548,7 +594,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
                         .open(dir.join("cgroup.procs"))
                         .map_err(open_err)?;
                     plan.procs = procs.as_raw_fd();
-                    let r = clone_child(&mut plan, stack, None);
+                    let r = clone_child(&mut plan, stack, None, namespaces);
                     drop(procs);
                     r
                 }
@@ -563,11 +609,16 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         unsafe { libc::waitpid(pid, &mut status, 0) };
         let cause = std::io::Error::from_raw_os_error(errno);
         let what = match step {
-            STEP_CGROUP => "joining its cgroup",
-            STEP_SETSID => "starting its session",
-            STEP_FDS => "setting up its stdin/stdout/stderr",
-            STEP_CWD => "entering its working directory",
-            _ => "exec",
+            STEP_CGROUP => "joining its cgroup".to_owned(),
+            STEP_SETSID => "starting its session".to_owned(),
+            STEP_FDS => "setting up its stdin/stdout/stderr".to_owned(),
+            STEP_CWD => "entering its working directory".to_owned(),
+            STEP_NO_NEW_PRIVS => "setting no_new_privs".to_owned(),
+            STEP_SANDBOX => match &l.sandbox {
+                Some(s) => format!("workspace permissions: {}", s.describe(plan.sandbox_step)),
+                None => "workspace permissions".to_owned(),
+            },
+            _ => "exec".to_owned(),
         };
         return Err(spawn_err(
             &l.program,
@@ -575,6 +626,43 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         ));
     }
     Ok(Child { pid, pidfd })
+}
+
+/// Enters `sandbox` in a throwaway child that exits right after, without
+/// exec: proves this host can enforce the permissions (user namespaces
+/// allowed, every mount step accepted). The error names the failing step.
+pub fn try_sandbox(sandbox: &super::sandbox::Sandbox) -> Result<(), String> {
+    let mut scratch = vec![-1; sandbox.slots()];
+    let mut plan = ChildPlan {
+        program: std::ptr::null(),
+        argv: std::ptr::null(),
+        envp: std::ptr::null(),
+        cwd: c"/".as_ptr(),
+        procs: -1,
+        fds: std::ptr::null(),
+        nfds: 0,
+        // SAFETY: an all-zero sigset_t is valid; it is filled in before use.
+        mask: unsafe { std::mem::zeroed() },
+        failed: (0, 0),
+        sandbox: sandbox as *const _,
+        scratch: scratch.as_mut_ptr(),
+        nscratch: scratch.len(),
+        sandbox_step: 0,
+    };
+    let mut stack = vec![0u8; CHILD_STACK];
+    let (pid, _pidfd) = clone_child(&mut plan, &mut stack, None, sandbox.clone_flags())
+        .map_err(|e| format!("cannot create its namespaces: {e}"))?;
+    let mut status = 0;
+    // SAFETY: reaps our own child.
+    unsafe { libc::waitpid(pid, &mut status, 0) };
+    match plan.failed {
+        (0, _) => Ok(()),
+        (_, errno) => Err(format!(
+            "{}: {}",
+            sandbox.describe(plan.sandbox_step),
+            std::io::Error::from_raw_os_error(errno)
+        )),
+    }
 }
 
 #[cfg(test)]
@@ -626,6 +714,7 @@ mod tests {
             stdout: out_w,
             stderr: err_w,
             extra_fds: vec![x_r],
+            sandbox: None,
         })
         .unwrap();
         File::from(in_w).write_all(b"zero ").unwrap();

@@ -173,31 +173,6 @@ pub fn unenforceable(spec: &WorkspaceSpec, available: &[String], why: &str) -> V
         .collect()
 }
 
-/// Warnings for permissions this version cannot enforce yet (issue #8): never
-/// silently ignored.
-pub fn permission_warnings(spec: &WorkspaceSpec) -> Vec<String> {
-    let p = &spec.permissions;
-    let mut out = Vec::new();
-    let mut w = |asked: bool, what: &str| {
-        if asked {
-            out.push(format!(
-                "{what} is not enforced: workspace permissions are not implemented in shipoted {}",
-                crate::VERSION
-            ));
-        }
-    };
-    w(
-        p.network != shipote_protocol::NetworkAccess::Full,
-        "network isolation",
-    );
-    w(p.read_only_root, "read_only_root");
-    w(!p.writable_paths.is_empty(), "writable_paths");
-    w(!p.hidden_paths.is_empty(), "hidden_paths");
-    w(p.private_tmp, "private_tmp");
-    w(p.private_dev, "private_dev");
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@
 //! the directory.
 
 use serde::{Deserialize, Serialize};
-use shipote_protocol::{ExitPolicy, QuotaEnforce, Soma, WorkspaceSpec};
+use shipote_protocol::{ExitPolicy, NetworkAccess, Permissions, QuotaEnforce, Soma, WorkspaceSpec};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -61,11 +61,29 @@ pub struct SavedWorkspace {
     pub cpu_weight: Option<u32>,
     /// Limits asked for.
     pub io_weight: Option<u32>,
+    /// Permissions: `full`, `loopback` or `none` (absent in files written
+    /// before permissions existed: full).
+    #[serde(default = "full_network")]
+    pub network: String,
+    /// Permissions asked for.
+    #[serde(default)]
+    pub read_only_root: bool,
+    /// Permissions asked for.
+    #[serde(default)]
+    pub writable_paths: Vec<PathBuf>,
+    /// Permissions asked for.
+    #[serde(default)]
+    pub hidden_paths: Vec<PathBuf>,
+    /// Permissions asked for.
+    #[serde(default)]
+    pub private_tmp: bool,
+    /// Permissions asked for.
+    #[serde(default)]
+    pub private_dev: bool,
 }
 
 impl SavedWorkspace {
-    /// The spec it was created with (permissions are not persisted: they apply
-    /// when commands start, and none is enforced in this version).
+    /// The spec it was created with.
     pub fn spec(&self) -> WorkspaceSpec {
         let mut spec = WorkspaceSpec::new(self.label.clone());
         spec.soma = Soma {
@@ -78,6 +96,18 @@ impl SavedWorkspace {
             io_weight: self.io_weight,
         };
         spec.ttl_ms = self.ttl_ms;
+        spec.permissions = Permissions {
+            network: match self.network.as_str() {
+                "loopback" => NetworkAccess::Loopback,
+                "none" => NetworkAccess::None,
+                _ => NetworkAccess::Full,
+            },
+            read_only_root: self.read_only_root,
+            writable_paths: self.writable_paths.clone(),
+            hidden_paths: self.hidden_paths.clone(),
+            private_tmp: self.private_tmp,
+            private_dev: self.private_dev,
+        };
         spec.on_exit = if self.on_exit == "keep" {
             ExitPolicy::Keep
         } else {
@@ -121,8 +151,23 @@ impl SavedWorkspace {
             cpu_quota_percent: s.cpu_quota_percent,
             cpu_weight: s.cpu_weight,
             io_weight: s.io_weight,
+            network: match spec.permissions.network {
+                NetworkAccess::Full => "full",
+                NetworkAccess::Loopback => "loopback",
+                NetworkAccess::None => "none",
+            }
+            .into(),
+            read_only_root: spec.permissions.read_only_root,
+            writable_paths: spec.permissions.writable_paths.clone(),
+            hidden_paths: spec.permissions.hidden_paths.clone(),
+            private_tmp: spec.permissions.private_tmp,
+            private_dev: spec.permissions.private_dev,
         }
     }
+}
+
+fn full_network() -> String {
+    "full".into()
 }
 
 /// Where a workspace is and who made it: the part of its record not in its spec.
@@ -238,6 +283,11 @@ mod tests {
         spec.on_exit = ExitPolicy::Keep;
         spec.soma.mem_max_bytes = Some(1 << 30);
         spec.ttl_ms = Some(60_000);
+        spec.permissions.network = NetworkAccess::Loopback;
+        spec.permissions.read_only_root = true;
+        spec.permissions.writable_paths = vec!["/srv/data".into()];
+        spec.permissions.hidden_paths = vec!["/etc/ssh".into()];
+        spec.permissions.private_dev = true;
         let identity = Identity {
             id: "01J0000000000000000000000A".into(),
             unit: "shipote-web-01J0000000000000000000000A.scope".into(),
@@ -264,7 +314,35 @@ mod tests {
         assert_eq!(spec.on_exit, ExitPolicy::Keep);
         assert_eq!(spec.soma.mem_max_bytes, Some(1 << 30));
         assert_eq!(spec.ttl_ms, Some(60_000));
+        assert_eq!(spec.permissions.network, NetworkAccess::Loopback);
+        assert_eq!(
+            spec.permissions.writable_paths,
+            vec![PathBuf::from("/srv/data")]
+        );
+        assert_eq!(
+            spec.permissions.hidden_paths,
+            vec![PathBuf::from("/etc/ssh")]
+        );
+        assert!(spec.permissions.read_only_root && spec.permissions.private_dev);
+        assert!(!spec.permissions.private_tmp);
         assert!(!path.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn files_from_before_permissions_load_with_none() {
+        let mut v = serde_json::to_value(saved()).unwrap();
+        for k in [
+            "network",
+            "read_only_root",
+            "writable_paths",
+            "hidden_paths",
+            "private_tmp",
+            "private_dev",
+        ] {
+            v.as_object_mut().unwrap().remove(k);
+        }
+        let old: SavedWorkspace = serde_json::from_value(v).unwrap();
+        assert_eq!(old.spec().permissions, Permissions::default());
     }
 
     #[test]

@@ -298,3 +298,47 @@ pub fn successor(d: &Daemon, root: &CgroupRoot) -> Daemon {
             .arg(&state);
     })
 }
+
+/// Starts `args` in `ws` and returns its command id.
+pub fn run(d: &Daemon, ws: &str, args: &[&str]) -> String {
+    let mut all = vec!["--json", "run", ws, "--"];
+    all.extend_from_slice(args);
+    json(&d.cli(&all))["command_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A command's `ps --json` entry.
+pub fn command(d: &Daemon, ws: &str, id: &str) -> serde_json::Value {
+    let items = json(&d.cli(&["--json", "ps", ws]));
+    items
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .cloned()
+        .expect("command listed")
+}
+
+/// Waits (10 s at most) for a command to have ended; its `ps` entry.
+pub fn wait_exit(d: &Daemon, ws: &str, id: &str) -> serde_json::Value {
+    let mut last = serde_json::Value::Null;
+    assert!(
+        eventually(Duration::from_secs(10), || {
+            last = command(d, ws, id);
+            last["alive"] == false
+        }),
+        "command {id} still running: {last}"
+    );
+    last
+}
+
+/// A command's logs (`shipote logs`), asserting the CLI succeeded.
+pub fn logs(d: &Daemon, ws: &str, id: &str, extra: &[&str]) -> String {
+    let mut args = vec!["logs", ws, id];
+    args.extend_from_slice(extra);
+    let o = d.cli(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    stdout(&o)
+}

@@ -1,0 +1,275 @@
+//! Workspace permissions (issue #8): what a workspace's commands may see and
+//! reach, enforced by user, mount and network namespaces the command enters
+//! before exec. Real daemon, real namespaces, the cgroup fallback of these
+//! hosts (the VM tier runs the same checks as an unprivileged user).
+
+mod common;
+
+use common::*;
+use std::io::ErrorKind;
+use std::net::TcpListener;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+fn setup(name: &str, create: &[&str]) -> (CgroupRoot, Daemon) {
+    let root = CgroupRoot::new(name);
+    let d = Daemon::start_cgroup(&root.0);
+    let mut args = vec!["ws", "create", "w"];
+    args.extend_from_slice(create);
+    let o = d.cli(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (root, d)
+}
+
+/// Runs `sh -c script` in workspace `w` to its end: (exit status, output).
+fn sh(d: &Daemon, script: &str) -> (i64, String) {
+    let id = run(d, "w", &["sh", "-c", script]);
+    let status = wait_exit(d, "w", &id)["exit_status"].as_i64().unwrap_or(-1);
+    (status, logs(d, "w", &id, &[]))
+}
+
+/// A Python snippet that connects to 127.0.0.1:`port` and prints how it went.
+fn connect_py(port: u16) -> String {
+    format!(
+        "import socket\n\
+         try:\n    socket.create_connection(('127.0.0.1', {port}), 3); print('host: connected')\n\
+         except OSError as e:\n    print('host:', e.strerror)\n"
+    )
+}
+
+/// Whether the listener was ever connected to.
+fn was_reached(l: &TcpListener) -> bool {
+    l.set_nonblocking(true).unwrap();
+    match l.accept() {
+        Ok(_) => true,
+        Err(e) if e.kind() == ErrorKind::WouldBlock => false,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn network_none_cannot_reach_a_loopback_server() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let (_root, d) = setup("netnone", &["--network", "none"]);
+    let id = run(&d, "w", &["python3", "-c", &connect_py(port)]);
+    wait_exit(&d, "w", &id);
+    let out = logs(&d, "w", &id, &[]);
+    assert_eq!(out.trim(), "host: Network is unreachable", "{out}");
+    assert!(!was_reached(&server));
+}
+
+#[test]
+fn loopback_reaches_its_own_lo_but_not_the_hosts() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let (_root, d) = setup("netlo", &["--network", "loopback"]);
+    let own = "import socket\n\
+               s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
+               c = socket.create_connection(s.getsockname(), 3)\n\
+               a, _ = s.accept(); c.sendall(b'ping'); print('own:', a.recv(4).decode())\n";
+    let script = format!("{own}{}", connect_py(port));
+    let id = run(&d, "w", &["python3", "-c", &script]);
+    wait_exit(&d, "w", &id);
+    let out = logs(&d, "w", &id, &[]);
+    assert_eq!(out, "own: ping\nhost: Connection refused\n");
+    assert!(!was_reached(&server));
+}
+
+#[test]
+fn read_only_root_refuses_writes_outside_the_writable_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ro, rw) = (dir.path().join("ro"), dir.path().join("rw"));
+    std::fs::create_dir(&ro).unwrap();
+    std::fs::create_dir(&rw).unwrap();
+    std::fs::write(ro.join("f"), "before\n").unwrap();
+    let (_root, d) = setup("rofs", &["--read-only", "--writable", rw.to_str().unwrap()]);
+    let (ro_s, rw_s) = (ro.display(), rw.display());
+    let (status, out) = sh(
+        &d,
+        &format!(
+            "echo after > {ro_s}/f; echo \"write: $?\"; \
+             sh -c 'echo deep > {ro_s}/g' 2>/dev/null; echo \"grandchild: $?\"; \
+             echo kept > {rw_s}/f && echo \"writable: $?\"; \
+             echo x > /dev/null && echo \"dev: $?\""
+        ),
+    );
+    assert_eq!(status, 0, "{out}");
+    assert!(out.contains("Read-only file system"), "{out}");
+    let status_of = |what: &str| -> i32 {
+        let line = out.lines().find_map(|l| l.strip_prefix(what)).unwrap();
+        line.trim().parse().unwrap()
+    };
+    assert_ne!(status_of("write:"), 0, "{out}");
+    assert_ne!(status_of("grandchild:"), 0, "{out}");
+    assert!(out.contains("writable: 0\n"), "{out}");
+    assert!(out.contains("dev: 0\n"), "{out}");
+    assert_eq!(std::fs::read_to_string(ro.join("f")).unwrap(), "before\n");
+    assert!(!ro.join("g").exists());
+    // What it wrote is the user's, as seen from outside.
+    let meta = std::fs::metadata(rw.join("f")).unwrap();
+    assert_eq!(std::fs::read_to_string(rw.join("f")).unwrap(), "kept\n");
+    assert_eq!(meta.uid(), nix::unistd::geteuid().as_raw());
+    assert_eq!(meta.gid(), nix::unistd::getegid().as_raw());
+}
+
+#[test]
+fn hidden_paths_are_not_readable_even_by_a_daemonized_grandchild() {
+    let dir = tempfile::tempdir().unwrap();
+    let (secret_dir, secret_file) = (dir.path().join("keys"), dir.path().join("token"));
+    std::fs::create_dir(&secret_dir).unwrap();
+    std::fs::write(secret_dir.join("id"), "SECRET-IN-DIR").unwrap();
+    std::fs::write(&secret_file, "SECRET-FILE").unwrap();
+    let out_file = dir.path().join("grandchild.out");
+    let (_root, d) = setup(
+        "hide",
+        &[
+            "--hide",
+            secret_dir.to_str().unwrap(),
+            "--hide",
+            secret_file.to_str().unwrap(),
+        ],
+    );
+    let (k, t, o) = (
+        secret_dir.display(),
+        secret_file.display(),
+        out_file.display(),
+    );
+    let (_, out) = sh(
+        &d,
+        &format!(
+            "cat {k}/id; ls {k}; cat {t}; \
+             setsid sh -c 'cat {t} {k}/id > {o} 2>&1; echo done >> {o}' &"
+        ),
+    );
+    assert!(!out.contains("SECRET"), "{out}");
+    assert_eq!(out.matches("Permission denied").count(), 3, "{out}");
+    assert!(eventually(std::time::Duration::from_secs(5), || {
+        std::fs::read_to_string(&out_file).is_ok_and(|s| s.ends_with("done\n"))
+    }));
+    let grandchild = std::fs::read_to_string(&out_file).unwrap();
+    assert!(!grandchild.contains("SECRET"), "{grandchild}");
+    assert_eq!(
+        grandchild.matches("Permission denied").count(),
+        2,
+        "{grandchild}"
+    );
+    // Nothing changed outside.
+    assert_eq!(
+        std::fs::read_to_string(&secret_file).unwrap(),
+        "SECRET-FILE"
+    );
+}
+
+#[test]
+fn private_tmp_and_dev() {
+    let marker = tempfile::Builder::new()
+        .prefix("shipote-host-")
+        .tempfile_in("/tmp")
+        .unwrap();
+    let name = marker.path().file_name().unwrap().to_str().unwrap();
+    let (_root, d) = setup("privtmp", &["--private-tmp", "--private-dev"]);
+    let (status, out) = sh(
+        &d,
+        &format!(
+            "ls -A /tmp | grep -c {name}; echo mine > /tmp/own && cat /tmp/own; \
+             ls /dev | tr '\\n' ' '; echo; echo x > /dev/null && head -c 4 /dev/zero | wc -c"
+        ),
+    );
+    assert_eq!(status, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0", "the host's /tmp is not visible: {out}");
+    assert_eq!(lines[1], "mine");
+    assert_eq!(
+        lines[2].trim(),
+        "fd full null random shm stderr stdin stdout tty urandom zero"
+    );
+    assert_eq!(lines[3].trim(), "4");
+    assert!(!Path::new("/tmp/own").exists(), "its /tmp is its own");
+}
+
+#[test]
+fn a_workspace_that_asks_for_nothing_shares_the_hosts_view() {
+    let (_root, d) = setup("defaults", &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let f = dir.path().join("f");
+    let (status, out) = sh(
+        &d,
+        &format!(
+            "readlink /proc/self/ns/net /proc/self/ns/mnt /proc/self/ns/user; \
+             echo ok > {}; grep NoNewPrivs /proc/self/status",
+            f.display()
+        ),
+    );
+    assert_eq!(status, 0, "{out}");
+    let ns = |kind: &str| std::fs::read_link(format!("/proc/self/ns/{kind}")).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], ns("net").to_str().unwrap());
+    assert_eq!(lines[1], ns("mnt").to_str().unwrap());
+    assert_eq!(lines[2], ns("user").to_str().unwrap());
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "ok\n");
+    // no_new_privs is on for every workspace command.
+    assert_eq!(
+        lines[3].split_whitespace().collect::<Vec<_>>(),
+        ["NoNewPrivs:", "1"]
+    );
+}
+
+#[test]
+fn a_sandboxed_command_keeps_the_users_ids_and_has_no_capabilities() {
+    let (_root, d) = setup("ids", &["--network", "none", "--private-tmp"]);
+    let (status, out) = sh(
+        &d,
+        "id -u; id -g; grep -E '^Cap(Eff|Prm|Bnd)' /proc/self/status",
+    );
+    assert_eq!(status, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], nix::unistd::geteuid().as_raw().to_string());
+    assert_eq!(lines[1], nix::unistd::getegid().as_raw().to_string());
+    for l in &lines[2..] {
+        assert!(l.ends_with("0000000000000000"), "{out}");
+    }
+}
+
+#[test]
+fn bad_permission_paths_refuse_the_workspace_and_name_the_path() {
+    let root = CgroupRoot::new("badperm");
+    let d = Daemon::start_cgroup(&root.0);
+    let o = d.cli(&["ws", "create", "w", "--hide", "/no/such/secret"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("/no/such/secret") && err.contains("must exist"),
+        "{err}"
+    );
+    let o = d.cli(&["ws", "create", "w", "--read-only", "--writable", "rel/dir"]);
+    assert!(stderr(&o).contains("not absolute"), "{}", stderr(&o));
+    let o = d.cli(&["ws", "create", "w", "--network", "wifi"]);
+    assert!(
+        stderr(&o).contains("use full, loopback or none"),
+        "{}",
+        stderr(&o)
+    );
+    // Nothing was created; the daemon serves on.
+    assert_eq!(json(&d.cli(&["--json", "ws", "ls"])), serde_json::json!([]));
+    assert!(d.cli(&["ws", "create", "w"]).status.success());
+}
+
+#[test]
+fn a_readopted_workspace_keeps_its_permissions() {
+    let server = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = server.local_addr().unwrap().port();
+    let (root, mut d) = setup("readopt", &["--network", "none", "--keep-on-exit"]);
+    // kill -9: the next daemon learns the permissions from the state file.
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    let d2 = successor(&d, &root);
+    let id = run(&d2, "w", &["python3", "-c", &connect_py(port)]);
+    wait_exit(&d2, "w", &id);
+    assert_eq!(
+        logs(&d2, "w", &id, &[]).trim(),
+        "host: Network is unreachable"
+    );
+    assert!(!was_reached(&server));
+    assert!(d2.cli(&["ws", "stop", "w"]).status.success());
+}
