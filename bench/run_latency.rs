@@ -7,6 +7,8 @@
 //!    request is sent. Floor: this program spawning the same stamp with std's
 //!    spawn (fork+exec), stamp - the clock just before the spawn. The bench
 //!    checks that every stamp was taken inside the command's own cgroup leaf.
+//!    The same again in a workspace with every kind of permission (user,
+//!    mount and network namespaces entered before exec): the sandbox overhead.
 //! 2. **Request to RunStarted** for /bin/true: the whole round trip a client
 //!    sees (the daemon answers once exec succeeded), beside std's spawn of
 //!    /bin/true, which also returns once exec succeeded.
@@ -129,6 +131,36 @@ async fn output(c: &mut Client, workspace: WorkspaceId, command: ulid::Ulid) -> 
     }
 }
 
+/// Request-to-first-instruction latencies (µs) of RUNS stamps in `ws`,
+/// checking each ran in its own cgroup leaf when there are cgroups.
+async fn first_instructions(
+    c: &mut Client,
+    ws: WorkspaceId,
+    stamp: &Path,
+    cgroup_backend: bool,
+) -> Vec<f64> {
+    let mut first = Vec::with_capacity(RUNS);
+    for _ in 0..RUNS {
+        let t0 = mono_ns();
+        let (command, pid) = match c.call(&run_req(ws, stamp)).await.unwrap() {
+            Response::RunStarted {
+                command_id, pid, ..
+            } => (command_id, pid),
+            other => panic!("{other:?}"),
+        };
+        wait_gone(pid);
+        let (ns, cgroup) = parse_stamp(&output(c, ws, command).await);
+        if cgroup_backend {
+            assert!(
+                cgroup.ends_with(&format!("/cmd-{command}")),
+                "the stamp ran in {cgroup:?}, not its command's leaf"
+            );
+        }
+        first.push((ns - t0) as f64 / 1e3);
+    }
+    first
+}
+
 fn run_req(ws: WorkspaceId, exec: &Path) -> Request {
     Request::Run {
         workspace: ws,
@@ -179,7 +211,8 @@ fn floor_started() -> f64 {
 }
 
 fn main() {
-    let tmp = tempfile::tempdir().unwrap();
+    // Not under /tmp: the sandboxed workspace has a private one.
+    let tmp = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let stamp = build_stamp(tmp.path());
     let daemon = common::BenchDaemon::start();
     let socket = daemon.socket.clone();
@@ -192,28 +225,35 @@ fn main() {
     // The floors run in their own loops once the daemon is idle: run
     // alternately, the floor measured while the daemon still tidies up after
     // our previous command (log, leaf) came out ~2x slower, flattering us.
-    let (mut first, mut started) = rt.block_on(async {
+    let (mut first, mut boxed, mut started) = rt.block_on(async {
         let mut c = Client::connect(&socket).await.unwrap();
         let ws = common::create_workspace(&mut c, "bench").await;
-        let mut first = Vec::with_capacity(RUNS);
-        for _ in 0..RUNS {
-            let t0 = mono_ns();
-            let (command, pid) = match c.call(&run_req(ws, &stamp)).await.unwrap() {
-                Response::RunStarted {
-                    command_id, pid, ..
-                } => (command_id, pid),
-                other => panic!("{other:?}"),
-            };
-            wait_gone(pid);
-            let (ns, cgroup) = parse_stamp(&output(&mut c, ws, command).await);
-            if cgroup_backend {
-                assert!(
-                    cgroup.ends_with(&format!("/cmd-{command}")),
-                    "the stamp ran in {cgroup:?}, not its command's leaf"
-                );
-            }
-            first.push((ns - t0) as f64 / 1e3);
-        }
+        let first = first_instructions(&mut c, ws, &stamp, cgroup_backend).await;
+        // The same with permissions: a sandbox of every kind.
+        let mut spec = shipote_protocol::WorkspaceSpec::new("boxed");
+        spec.permissions = shipote_protocol::Permissions {
+            network: shipote_protocol::NetworkAccess::None,
+            read_only_root: true,
+            writable_paths: vec![],
+            hidden_paths: ["/etc/os-release"]
+                .iter()
+                .map(PathBuf::from)
+                .filter(|p| p.exists())
+                .collect(),
+            private_tmp: true,
+            private_dev: true,
+        };
+        let boxed_ws = match c.call(&Request::WorkspaceCreate { spec }).await.unwrap() {
+            Response::WorkspaceCreated { id, .. } => id,
+            other => panic!("{other:?}"),
+        };
+        let boxed = first_instructions(&mut c, boxed_ws, &stamp, cgroup_backend).await;
+        let _ = c
+            .call(&Request::WorkspaceStop {
+                id: boxed_ws,
+                grace_ms: 0,
+            })
+            .await;
         let mut started = Vec::with_capacity(RUNS);
         for _ in 0..RUNS {
             let t = Instant::now();
@@ -234,7 +274,7 @@ fn main() {
                 grace_ms: 0,
             })
             .await;
-        (first, started)
+        (first, boxed, started)
     });
     drop(daemon);
     let mut first_floor: Vec<f64> = (0..RUNS).map(|_| floor_first_instruction(&stamp)).collect();
@@ -246,6 +286,13 @@ fn main() {
         &mut first_floor,
         "shipote Run -> first instruction",
         &mut first,
+    );
+    report(
+        "with permissions (network none, read-only root, private /tmp and /dev, a hidden path)",
+        "shipote Run, no permissions",
+        &mut first.clone(),
+        "shipote Run, with permissions",
+        &mut boxed,
     );
     report(
         "request to RunStarted, /bin/true (the client's round trip)",

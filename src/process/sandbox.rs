@@ -143,6 +143,23 @@ impl Sandbox {
             let dir = real.is_dir();
             hidden.push((real, dir));
         }
+        // A private /tmp or /dev is empty: nothing under it can be kept
+        // writable or hidden.
+        for (private, dir, name) in [
+            (perms.private_tmp, "/tmp", "private_tmp"),
+            (perms.private_dev, "/dev", "private_dev"),
+        ] {
+            let under = writable
+                .iter()
+                .chain(hidden.iter().map(|(p, _)| p))
+                .find(|p| p.starts_with(dir));
+            if let (true, Some(p)) = (private, under) {
+                return Err(format!(
+                    "{} is under {dir}, which {name} replaces with an empty one; drop one of the two",
+                    p.display()
+                ));
+            }
+        }
         let mut ops = Vec::new();
         let mut what = Vec::new();
         let mut slots = 0;
@@ -601,6 +618,13 @@ mod tests {
         assert!(bad("/tmp/../etc", true).contains("'..'"));
         assert!(bad("/no/such/path", true).contains("must exist"));
         assert!(bad("/", true).contains("hide everything"));
+        let perms = Permissions {
+            private_tmp: true,
+            hidden_paths: vec!["/tmp".into()],
+            ..Permissions::default()
+        };
+        let e = Sandbox::plan(&perms, 0, 0).unwrap_err();
+        assert!(e.contains("which private_tmp replaces"), "{e}");
     }
 
     #[test]

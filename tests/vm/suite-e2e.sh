@@ -167,6 +167,62 @@ check "no shipote unit left" bash -c '[ -z "$(as_tester systemctl --user list-un
 check "no workspace process left (daemonized grandchild included)" bash -c '! pgrep -u tester -f "sleep (300|120|310|311)"'
 check "stops audited" bash -c 'as_tester journalctl --user SHIPOTE_ACTION=workspace.stop -o cat | grep -c "workspace.stop" | grep -q 4'
 
+# -- permissions (issue 8): namespaces entered by each command, unprivileged ------
+check "caps: unprivileged user namespaces allowed" bash -c 'as_tester shipote caps | tee /dev/stderr | grep -E "^user namespaces +allowed"'
+# A loopback server outside every workspace, ready once it says it listens.
+coproc HOSTSRV { exec systemd-socket-activate -l 127.0.0.1:4343 --accept --inetd /bin/echo host-ok 2>&1; }
+read -r -t 20 srv_line <&"${HOSTSRV[0]}"
+check "loopback server outside the workspaces listens" bash -c "echo '$srv_line' | grep -q Listening"
+# Runs bash snippet $2 in workspace $1; prints its output once it ended.
+ws_out() {
+    local id
+    id=$(cmd_id "$1" -- bash -c "$2") || return 1
+    wait_for bash -c "as_tester shipote ps $1 | grep $id | grep -q exited" 20 || return 1
+    as_tester shipote logs "$1" "$id"
+}
+export -f ws_out
+as_tester bash -c 'mkdir -p ~/ro ~/rw ~/secret && echo before > ~/ro/f && echo S3CRET > ~/secret/key && rm -f ~/rw/*'
+check "ws create with no permissions asked" as_tester shipote ws create p-open
+check "ws create --network none" as_tester shipote ws create p-none --network none
+check "ws create --network loopback" as_tester shipote ws create p-lo --network loopback
+check "ws create --read-only --writable --hide --private-tmp" \
+    as_tester shipote ws create p-fs --read-only --writable /home/tester/rw --hide /home/tester/secret --private-tmp --private-dev
+check_fails "ws create refuses a hidden path that does not exist" as_tester shipote ws create p-bad --hide /home/tester/nope
+check "a workspace that asks for nothing reaches the host's loopback" \
+    bash -c 'out=$(ws_out p-open "exec 3<>/dev/tcp/127.0.0.1/4343 && cat <&3; grep NoNewPrivs /proc/self/status"); echo "$out"; echo "$out" | grep -qx host-ok && echo "$out" | grep -qE "^NoNewPrivs:\s+1$"'
+check "network none cannot connect to the loopback server" \
+    bash -c 'out=$(ws_out p-none "exec 3<>/dev/tcp/127.0.0.1/4343 && cat <&3"); echo "$out"; echo "$out" | grep -q "Network is unreachable" && ! echo "$out" | grep -q host-ok'
+# Inside: its own server on its own lo, ready when it says so; then the host's port.
+lo_script='coproc S { exec systemd-socket-activate -l 127.0.0.1:4242 --accept --inetd /bin/echo own-ok 2>&1; }
+read -r l <&"${S[0]}"; echo "server: $l"; exec 3<>/dev/tcp/127.0.0.1/4242 && cat <&3
+exec 4<>/dev/tcp/127.0.0.1/4343 && cat <&4; kill $S_PID'
+export lo_script
+check "loopback-only reaches its own lo, not the host's" \
+    bash -c 'out=$(ws_out p-lo "$lo_script"); echo "$out"; echo "$out" | grep -qx own-ok && echo "$out" | grep -q "Connection refused" && ! echo "$out" | grep -q host-ok'
+check "a write outside the writable paths fails with EROFS, the file unchanged" \
+    bash -c 'out=$(ws_out p-fs "echo after > ~/ro/f; echo w=\$?; echo ok > ~/rw/f; echo rw=\$?"); echo "$out";
+             echo "$out" | grep -q "Read-only file system" && echo "$out" | grep -qx "w=1" && echo "$out" | grep -qx "rw=0" &&
+             [ "$(cat /home/tester/ro/f)" = before ] && [ "$(stat -c %U:%G /home/tester/rw/f)" = tester:tester ]'
+check "a hidden path is not readable" \
+    bash -c 'out=$(ws_out p-fs "cat ~/secret/key; ls ~/secret"); echo "$out"; echo "$out" | grep -q "Permission denied" && ! echo "$out" | grep -q S3CRET'
+check "permissions hold for a daemonized grandchild" \
+    bash -c 'ws_out p-fs "(setsid bash -c \"echo x > ~/ro/g; cat ~/secret/key; echo done\" > ~/rw/g.out 2>&1 &)" &&
+             wait_for grep -q done /home/tester/rw/g.out 20 && cat /home/tester/rw/g.out &&
+             grep -q "Read-only file system" /home/tester/rw/g.out && grep -q "Permission denied" /home/tester/rw/g.out &&
+             ! grep -q S3CRET /home/tester/rw/g.out && [ ! -e /home/tester/ro/g ]'
+check "private /tmp and /dev; no capabilities" \
+    bash -c 'as_tester touch /tmp/host-marker; out=$(ws_out p-fs "ls -A /tmp | wc -l; ls /dev | tr \"\n\" \" \"; echo; grep CapBnd /proc/self/status"); echo "$out";
+             echo "$out" | head -1 | grep -qx 0 && echo "$out" | grep -qx "fd full null random shm stderr stdin stdout tty urandom zero " &&
+             echo "$out" | grep -qE "^CapBnd:\s+0+$"'
+check "commands of a sandboxed workspace still land in its scope" \
+    bash -c 'id=$(cmd_id p-fs -- cat /proc/self/cgroup); cg=$(as_tester systemctl --user show -p ControlGroup --value "$(ws_unit p-fs)");
+             wait_for bash -c "as_tester shipote logs p-fs $id | grep -qx \"0::$cg/cmd-$id\"" 20'
+kill "$HOSTSRV_PID" 2>/dev/null
+stop_perm() { for l in p-open p-none p-lo p-fs; do as_tester shipote ws stop "$l" --grace 0 || return 1; done; }
+check "ws stop the permission workspaces" stop_perm
+as_tester bash -c 'rm -rf ~/ro ~/rw ~/secret' ; rm -f /tmp/host-marker
+
+
 # TTL via RuntimeMaxSec and the daemon's timer.
 check "ws create brief --ttl 3s" as_tester shipote ws create brief --ttl 3s
 check "RuntimeMaxUSec set" bash -c '[ "$(as_tester systemctl --user show -p RuntimeMaxUSec --value "$(ws_unit brief)")" = 3s ]'
