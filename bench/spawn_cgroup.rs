@@ -32,7 +32,7 @@ fn launch(cgroup: Option<&Path>) -> Duration {
         stdout: w1,
         stderr: w2,
         extra_fds: vec![],
-        sandbox: None,
+        namespaces: None,
     })
     .unwrap();
     let d = t.elapsed();

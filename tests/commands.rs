@@ -406,3 +406,23 @@ fn a_command_starts_with_no_signal_ignored_or_blocked() {
         "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
     );
 }
+
+#[test]
+fn no_descriptor_of_the_daemon_reaches_a_command() {
+    use std::os::unix::process::CommandExt;
+    // The daemon inherits a descriptor without close-on-exec, as a careless
+    // parent would leave it: its commands must still see only 0, 1, 2.
+    let d = Daemon::start_with(|cmd| {
+        // SAFETY: dup2 is async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::dup2(2, 77);
+                Ok(())
+            });
+        }
+    });
+    assert!(d.cli(&["ws", "create", "w"]).status.success());
+    let id = run(&d, "w", &["sh", "-c", "ls /proc/self/fd | tr '\\n' ' '"]);
+    wait_exit(&d, "w", &id);
+    assert_eq!(logs(&d, "w", &id, &[]), "0 1 2 3 ");
+}

@@ -273,3 +273,36 @@ fn a_readopted_workspace_keeps_its_permissions() {
     assert!(!was_reached(&server));
     assert!(d2.cli(&["ws", "stop", "w"]).status.success());
 }
+
+#[test]
+fn a_workspaces_commands_share_its_loopback_and_private_tmp() {
+    let (_root, d) = setup("shared", &["--network", "loopback", "--private-tmp"]);
+    // A server command: ready once its log says where it listens.
+    let server = "import socket\n\
+                  s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen()\n\
+                  print('listening', s.getsockname()[1], flush=True)\n\
+                  a, _ = s.accept(); a.sendall(open('/tmp/shared').read().encode())\n";
+    let (_, out) = sh(&d, "echo from-the-workspace-tmp > /tmp/shared");
+    assert_eq!(out, "");
+    let srv = run(&d, "w", &["python3", "-c", server]);
+    let mut port = String::new();
+    assert!(eventually(std::time::Duration::from_secs(10), || {
+        let out = logs(&d, "w", &srv, &[]);
+        port = out
+            .strip_prefix("listening ")
+            .unwrap_or("")
+            .trim()
+            .to_owned();
+        !port.is_empty()
+    }));
+    let client = format!(
+        "import socket\nprint(socket.create_connection(('127.0.0.1', {port}), 3).recv(100).decode(), end='')"
+    );
+    let id = run(&d, "w", &["python3", "-c", &client]);
+    wait_exit(&d, "w", &id);
+    assert_eq!(logs(&d, "w", &id, &[]), "from-the-workspace-tmp\n");
+    wait_exit(&d, "w", &srv);
+    // The daemon's descriptors of the namespaces do not leak into commands.
+    let (_, fds) = sh(&d, "ls /proc/self/fd | tr '\\n' ' '");
+    assert_eq!(fds, "0 1 2 3 ");
+}

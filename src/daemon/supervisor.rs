@@ -8,7 +8,7 @@ use super::audit;
 use crate::cgroup::Cgroup;
 use crate::host::HostCaps;
 use crate::process::logs::{CaptureState, LogPaths, Stream};
-use crate::process::sandbox::Sandbox;
+use crate::process::sandbox::{Namespaces, Sandbox};
 use crate::systemd::notify::Notifier;
 use crate::workspace::backend::{Backend, Created};
 use crate::workspace::restart::{Decision, RestartPolicy, RestartState};
@@ -79,8 +79,8 @@ pub enum Event {
         spec: Box<WorkspaceSpec>,
         /// What the backend made, or why it failed.
         result: Result<Created, String>,
-        /// Its permissions, planned and tried.
-        sandbox: Option<Arc<Sandbox>>,
+        /// Its permissions' namespaces.
+        sandbox: Option<Arc<Namespaces>>,
         /// The client waiting.
         reply: oneshot::Sender<Response>,
     },
@@ -286,10 +286,10 @@ struct Workspace {
     /// The newest command id handed out here: a spare made earlier than it
     /// is not used (ids list commands in start order).
     last_command: std::cell::Cell<Ulid>,
-    /// Its permissions as a plan for each command's child (`None`: nothing
-    /// asked); an error when a re-adopted workspace's cannot be planned any
-    /// more (its commands are then refused with it).
-    sandbox: Result<Option<Arc<Sandbox>>, String>,
+    /// Its permissions: the namespaces each command joins (`None`: nothing
+    /// asked); an error when a re-adopted workspace's cannot be made any more
+    /// (its commands are then refused with it).
+    sandbox: Result<Option<Arc<Namespaces>>, String>,
 }
 
 /// A command of a workspace (ids are ULIDs: map order is start order).
@@ -588,15 +588,20 @@ impl Supervisor {
         };
         let started = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
         let mut ws = Workspace::new(id, saved.unit.clone(), spec, created, created_at, started);
-        // Its permissions hold for the commands it runs from now on.
+        // Its permissions hold for the commands it runs from now on (in new
+        // namespaces: the previous daemon's went with it).
         ws.sandbox = Sandbox::plan(
             &ws.spec.permissions,
             nix::unistd::geteuid().as_raw(),
             nix::unistd::getegid().as_raw(),
         )
-        .map(|s| s.map(Arc::new));
+        .and_then(|s| {
+            s.map(|s| crate::process::spawn::make_namespaces(&s))
+                .transpose()
+        })
+        .map(|n| n.map(Arc::new));
         if let Err(e) = &ws.sandbox {
-            tracing::warn!(id = %id, error = %e, "a re-adopted workspace's permissions cannot be planned; its commands are refused");
+            tracing::warn!(id = %id, error = %e, "a re-adopted workspace's permissions cannot be enforced; its commands are refused");
         }
         self.arm_ttl(&ws);
         tracing::info!(id = %id, unit = %ws.unit, "re-adopted workspace kept by the previous daemon");
@@ -1134,7 +1139,7 @@ impl Supervisor {
                     leaf: rec.leaf.clone(),
                     logs: rec.logs.clone(),
                     leaf_exists: false,
-                    sandbox: sandbox.clone(),
+                    namespaces: sandbox.clone(),
                     append: false,
                     io: crate::workspace::command::CommandIo {
                         stdin: ends.stdin,
@@ -1428,14 +1433,15 @@ impl Supervisor {
         let keeper = self.env.keeper_program.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            // Permissions this host cannot enforce refuse the workspace: a
-            // trial child enters them first (user namespaces may be off).
-            if let Some(s) = sandbox.clone() {
-                let trial =
-                    tokio::task::spawn_blocking(move || crate::process::spawn::try_sandbox(&s))
+            // Its namespaces are made first: permissions this host cannot
+            // enforce (user namespaces may be off) refuse the workspace.
+            let mut namespaces = None;
+            if let Some(s) = sandbox {
+                let made =
+                    tokio::task::spawn_blocking(move || crate::process::spawn::make_namespaces(&s))
                         .await
                         .unwrap_or_else(|e| Err(e.to_string()));
-                if let Err(e) = trial {
+                if let Err(e) = &made {
                     let msg = format!(
                         "this host cannot enforce the workspace's permissions: {e}{}; \
                          ask for fewer permissions, or allow unprivileged user namespaces \
@@ -1454,6 +1460,7 @@ impl Supervisor {
                         .await;
                     return;
                 }
+                namespaces = made.ok().map(Arc::new);
             }
             let result = backend
                 .backend
@@ -1465,7 +1472,7 @@ impl Supervisor {
                 unit,
                 spec: Box::new(spec),
                 result,
-                sandbox,
+                sandbox: namespaces,
                 reply,
             };
             let _ = tx.send(event).await;
@@ -1478,7 +1485,7 @@ impl Supervisor {
         unit: String,
         spec: WorkspaceSpec,
         result: Result<Created, String>,
-        sandbox: Option<Arc<Sandbox>>,
+        sandbox: Option<Arc<Namespaces>>,
         reply: oneshot::Sender<Response>,
     ) {
         self.creating.remove(&id);
@@ -2337,7 +2344,7 @@ fn start_in_background(
     run: RunSpec,
     leaf: Option<Cgroup>,
     leaf_exists: bool,
-    sandbox: Option<Arc<Sandbox>>,
+    sandbox: Option<Arc<Namespaces>>,
     logs: LogPaths,
     append: bool,
     ends: Option<Arc<crate::flow::Ends>>,
@@ -2375,7 +2382,7 @@ fn start_in_background(
             leaf,
             logs,
             leaf_exists,
-            sandbox,
+            namespaces: sandbox,
             append,
             io,
         };

@@ -1,14 +1,17 @@
-//! Workspace permissions, enforced by the command itself between clone and
-//! exec: it is born in a new user namespace (mapping only the user's own uid
-//! and gid, so it stays the user outside and what it writes is the user's),
-//! with a new mount namespace when the filesystem view changes and a new
-//! network namespace unless the network is full. There it rearranges its
-//! mounts, brings `lo` up for loopback-only, drops every capability from its
-//! bounding set (so even uid 0 inside execs with none) and execs.
+//! Workspace permissions as namespaces. Once per workspace, a throwaway child
+//! is born in a new user namespace (mapping only the user's own uid and gid,
+//! so commands stay the user outside and what they write is the user's), with
+//! a new mount namespace when the filesystem view changes and a new network
+//! namespace unless the network is full; it rearranges its mounts, brings
+//! `lo` up for loopback-only, and leaves the daemon a descriptor of each
+//! namespace ([`Namespaces`]). Every command of the workspace then joins them
+//! between clone and exec (setns) and drops every capability from its
+//! bounding set, so even uid 0 inside execs with none. A workspace's commands
+//! thus share one view: one private /tmp, one `lo` to talk over.
 //!
 //! The plan is computed once per workspace ([`Sandbox::plan`]); the child only
-//! walks it with raw system calls (it shares the daemon's memory until exec,
-//! so nothing there allocates or locks).
+//! walks it with raw system calls (it shares the daemon's memory, so nothing
+//! there allocates or locks).
 //!
 //! The mount steps, in order:
 //! 1. `/` becomes a slave tree: nothing done here propagates to the host.
@@ -377,7 +380,6 @@ impl Sandbox {
         match index {
             STEP_MAPS => "mapping its uid and gid in its user namespace".into(),
             STEP_LOOPBACK => "bringing up lo in its network namespace".into(),
-            STEP_CAPS => "dropping its capabilities".into(),
             i => self
                 .what
                 .get(i)
@@ -386,15 +388,15 @@ impl Sandbox {
         }
     }
 
-    /// Runs in the child, before exec: maps its ids, rearranges its mounts,
-    /// brings up lo and drops its capabilities. On failure: the step index
-    /// (see [`Sandbox::describe`]) and errno.
+    /// Runs in the child that makes the workspace's namespaces: maps its
+    /// ids, rearranges its mounts and brings up lo. On failure: the step
+    /// index (see [`Sandbox::describe`]) and errno.
     ///
     /// # Safety
     /// Only in a child made with [`Sandbox::clone_flags`], which shares the
     /// parent's memory: only system calls happen here. `scratch` holds at
     /// least [`Sandbox::slots`] entries.
-    pub unsafe fn enter(&self, scratch: &mut [libc::c_int]) -> Result<(), (usize, libc::c_int)> {
+    pub unsafe fn prepare(&self, scratch: &mut [libc::c_int]) -> Result<(), (usize, libc::c_int)> {
         let errno = || unsafe { *libc::__errno_location() };
         // SAFETY: system calls on valid C strings and buffers.
         unsafe {
@@ -412,18 +414,63 @@ impl Sandbox {
             if self.network == NetworkAccess::Loopback && !loopback_up() {
                 return Err((STEP_LOOPBACK, errno()));
             }
-            if !drop_caps() {
-                return Err((STEP_CAPS, errno()));
-            }
         }
         Ok(())
     }
 }
 
 /// Step indices outside the mount plan.
-const STEP_MAPS: usize = usize::MAX - 2;
-const STEP_LOOPBACK: usize = usize::MAX - 1;
-const STEP_CAPS: usize = usize::MAX;
+const STEP_MAPS: usize = usize::MAX - 1;
+const STEP_LOOPBACK: usize = usize::MAX;
+
+/// A workspace's namespaces, made once ([`crate::process::spawn::make_namespaces`])
+/// and held open here; every command of the workspace joins them before
+/// exec, so its commands share one private /tmp, one `lo`, one view.
+#[derive(Debug)]
+pub struct Namespaces {
+    /// user, then mount and network when made: the setns order.
+    fds: Vec<(std::os::fd::OwnedFd, libc::c_int)>,
+}
+
+impl Namespaces {
+    /// From descriptors of /proc/PID/ns files and their CLONE_NEW* kinds.
+    pub fn new(fds: Vec<(std::os::fd::OwnedFd, libc::c_int)>) -> Self {
+        Namespaces { fds }
+    }
+
+    /// Runs in a command's child before exec: joins each namespace, then
+    /// empties the bounding and ambient capability sets so the exec grants
+    /// none. On failure: which namespace kind (0: the capabilities) and errno.
+    ///
+    /// # Safety
+    /// Only in a child that shares neither its files' table with threads it
+    /// waits for nor its fs struct (no CLONE_FS); only system calls happen.
+    pub unsafe fn join(&self) -> Result<(), (libc::c_int, libc::c_int)> {
+        use std::os::fd::AsRawFd;
+        // SAFETY: setns on descriptors we own; prctl with integers.
+        unsafe {
+            for (fd, kind) in &self.fds {
+                if libc::setns(fd.as_raw_fd(), *kind) != 0 {
+                    return Err((*kind, *libc::__errno_location()));
+                }
+            }
+            if !drop_caps() {
+                return Err((0, *libc::__errno_location()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Names a [`Namespaces::join`] failure.
+    pub fn describe(kind: libc::c_int) -> &'static str {
+        match kind {
+            libc::CLONE_NEWUSER => "joining the workspace's user namespace",
+            libc::CLONE_NEWNS => "joining the workspace's mount namespace",
+            libc::CLONE_NEWNET => "joining the workspace's network namespace",
+            _ => "dropping its capabilities",
+        }
+    }
+}
 
 /// open + one write + close.
 unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> bool {

@@ -175,9 +175,9 @@ pub struct Launch {
     pub stderr: OwnedFd,
     /// Descriptors the program gets as 3, 4, ... in this order.
     pub extra_fds: Vec<OwnedFd>,
-    /// The workspace's permissions, entered before exec; `None`: the
-    /// daemon's own namespaces.
-    pub sandbox: Option<std::sync::Arc<super::sandbox::Sandbox>>,
+    /// The workspace's namespaces, joined before exec; `None`: the daemon's
+    /// own.
+    pub namespaces: Option<std::sync::Arc<super::sandbox::Namespaces>>,
 }
 
 /// A started command's process, waited for through its pidfd.
@@ -238,11 +238,16 @@ struct ChildPlan {
     mask: libc::sigset_t,
     /// Set by the child when a step fails: (step, errno).
     failed: (libc::c_int, libc::c_int),
-    /// The permissions to enter (null: none) and their scratch descriptors.
-    sandbox: *const super::sandbox::Sandbox,
+    /// The workspace namespaces to join (null: none).
+    namespaces: *const super::sandbox::Namespaces,
+    /// Making a workspace's namespaces instead of starting a command (see
+    /// `make_namespaces`): the plan, its scratch descriptors, and where the
+    /// child leaves descriptors of its user, mount and network namespaces.
+    prepare: *const super::sandbox::Sandbox,
     scratch: *mut libc::c_int,
     nscratch: usize,
-    /// Which sandbox step failed.
+    ns_out: [libc::c_int; 3],
+    /// Which sandbox step (or namespace kind to join) failed.
     sandbox_step: usize,
 }
 
@@ -252,6 +257,7 @@ const STEP_FDS: libc::c_int = 3;
 const STEP_CWD: libc::c_int = 4;
 const STEP_EXEC: libc::c_int = 5;
 const STEP_SANDBOX: libc::c_int = 6;
+const STEP_JOIN: libc::c_int = 8;
 const STEP_NO_NEW_PRIVS: libc::c_int = 7;
 
 /// The child, on its own stack, sharing the parent's memory while the parent
@@ -283,22 +289,45 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
                 );
             }
         }
-        // Its uid and gid are mapped first: until then it is nobody, even
-        // to its own cgroup.procs.
-        if !plan.sandbox.is_null() {
+        // Making a workspace's namespaces: enter the plan, leave the daemon
+        // (which shares this files table, CLONE_FILES) a descriptor of each
+        // namespace, and end.
+        if !plan.prepare.is_null() {
+            let sandbox = &*plan.prepare;
             let scratch = std::slice::from_raw_parts_mut(plan.scratch, plan.nscratch);
-            if let Err((step, errno)) = (*plan.sandbox).enter(scratch) {
+            if let Err((step, errno)) = sandbox.prepare(scratch) {
+                // Clones not attached would stay open in the daemon.
+                for fd in scratch.iter_mut().filter(|fd| **fd >= 0) {
+                    libc::close(*fd);
+                }
                 plan.sandbox_step = step;
                 *libc::__errno_location() = errno;
                 fail(plan, STEP_SANDBOX);
             }
-        }
-        // A trial of the permissions alone (see `try_sandbox`).
-        if plan.program.is_null() {
+            let flags = sandbox.clone_flags();
+            let files = [
+                (c"/proc/self/ns/user", libc::CLONE_NEWUSER),
+                (c"/proc/self/ns/mnt", libc::CLONE_NEWNS),
+                (c"/proc/self/ns/net", libc::CLONE_NEWNET),
+            ];
+            for (i, (file, kind)) in files.iter().enumerate() {
+                if flags & *kind as u64 != 0 {
+                    plan.ns_out[i] = libc::open(file.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                }
+            }
             libc::_exit(0);
         }
         if plan.procs >= 0 && libc::write(plan.procs, b"0".as_ptr().cast(), 1) != 1 {
             fail(plan, STEP_CGROUP);
+        }
+        // Into the workspace's namespaces, after its cgroup (joined as the
+        // daemon's user) and before anything of the command's own.
+        if !plan.namespaces.is_null() {
+            if let Err((kind, errno)) = (*plan.namespaces).join() {
+                plan.sandbox_step = kind as usize;
+                *libc::__errno_location() = errno;
+                fail(plan, STEP_JOIN);
+            }
         }
         if libc::setsid() < 0 {
             fail(plan, STEP_SETSID);
@@ -320,6 +349,15 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::chdir(plan.cwd) < 0 {
             fail(plan, STEP_CWD);
         }
+        // Nothing else of the daemon's reaches the program: not even
+        // descriptors it inherited without close-on-exec (close_range,
+        // Linux 5.9; where it is missing, ours are all close-on-exec).
+        libc::syscall(
+            libc::SYS_close_range,
+            plan.nfds as libc::c_uint,
+            libc::c_uint::MAX,
+            0,
+        );
         // Workspace commands never gain privileges (setuid, file caps).
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             fail(plan, STEP_NO_NEW_PRIVS);
@@ -557,18 +595,17 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         // SAFETY: an all-zero sigset_t is valid; it is filled in before use.
         mask: unsafe { std::mem::zeroed() },
         failed: (0, 0),
-        sandbox: l
-            .sandbox
+        namespaces: l
+            .namespaces
             .as_deref()
             .map_or(std::ptr::null(), |s| s as *const _),
+        prepare: std::ptr::null(),
         scratch: std::ptr::null_mut(),
         nscratch: 0,
+        ns_out: [-1; 3],
         sandbox_step: 0,
     };
-    let mut scratch = vec![-1; l.sandbox.as_ref().map_or(0, |s| s.slots())];
-    plan.scratch = scratch.as_mut_ptr();
-    plan.nscratch = scratch.len();
-    let namespaces = l.sandbox.as_ref().map_or(0, |s| s.clone_flags());
+    let namespaces = 0;
     // One stack per spawning thread, reused: no allocation (and no fresh
     // pages for the child to fault in) per command.
     thread_local! {
@@ -614,10 +651,9 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             STEP_FDS => "setting up its stdin/stdout/stderr".to_owned(),
             STEP_CWD => "entering its working directory".to_owned(),
             STEP_NO_NEW_PRIVS => "setting no_new_privs".to_owned(),
-            STEP_SANDBOX => match &l.sandbox {
-                Some(s) => format!("workspace permissions: {}", s.describe(plan.sandbox_step)),
-                None => "workspace permissions".to_owned(),
-            },
+            STEP_JOIN => {
+                super::sandbox::Namespaces::describe(plan.sandbox_step as libc::c_int).to_owned()
+            }
             _ => "exec".to_owned(),
         };
         return Err(spawn_err(
@@ -628,10 +664,15 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
     Ok(Child { pid, pidfd })
 }
 
-/// Enters `sandbox` in a throwaway child that exits right after, without
-/// exec: proves this host can enforce the permissions (user namespaces
-/// allowed, every mount step accepted). The error names the failing step.
-pub fn try_sandbox(sandbox: &super::sandbox::Sandbox) -> Result<(), String> {
+/// Makes a workspace's namespaces: a throwaway child, sharing the daemon's
+/// files table (CLONE_FILES), is born in them, enters `sandbox`'s plan
+/// (ids, mounts, lo) and leaves a descriptor of each namespace behind before
+/// it ends. This is also the proof that this host can enforce the
+/// permissions (user namespaces allowed, every mount step accepted); the
+/// error names the failing step.
+pub fn make_namespaces(
+    sandbox: &super::sandbox::Sandbox,
+) -> Result<super::sandbox::Namespaces, String> {
     let mut scratch = vec![-1; sandbox.slots()];
     let mut plan = ChildPlan {
         program: std::ptr::null(),
@@ -644,25 +685,52 @@ pub fn try_sandbox(sandbox: &super::sandbox::Sandbox) -> Result<(), String> {
         // SAFETY: an all-zero sigset_t is valid; it is filled in before use.
         mask: unsafe { std::mem::zeroed() },
         failed: (0, 0),
-        sandbox: sandbox as *const _,
+        namespaces: std::ptr::null(),
+        prepare: sandbox as *const _,
         scratch: scratch.as_mut_ptr(),
         nscratch: scratch.len(),
+        ns_out: [-1; 3],
         sandbox_step: 0,
     };
     let mut stack = vec![0u8; CHILD_STACK];
-    let (pid, _pidfd) = clone_child(&mut plan, &mut stack, None, sandbox.clone_flags())
+    let flags = sandbox.clone_flags() | libc::CLONE_FILES as u64;
+    let (pid, _pidfd) = clone_child(&mut plan, &mut stack, None, flags)
         .map_err(|e| format!("cannot create its namespaces: {e}"))?;
     let mut status = 0;
     // SAFETY: reaps our own child.
     unsafe { libc::waitpid(pid, &mut status, 0) };
+    // SAFETY: the child opened these in our files table and nobody else
+    // knows them.
+    let fds: Vec<(OwnedFd, libc::c_int)> = plan
+        .ns_out
+        .iter()
+        .zip([libc::CLONE_NEWUSER, libc::CLONE_NEWNS, libc::CLONE_NEWNET])
+        .filter(|(fd, _)| **fd >= 0)
+        .map(|(fd, kind)| {
+            (
+                unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd) },
+                kind,
+            )
+        })
+        .collect();
     match plan.failed {
-        (0, _) => Ok(()),
-        (_, errno) => Err(format!(
-            "{}: {}",
-            sandbox.describe(plan.sandbox_step),
-            std::io::Error::from_raw_os_error(errno)
-        )),
+        (0, _) => {}
+        (_, errno) => {
+            return Err(format!(
+                "{}: {}",
+                sandbox.describe(plan.sandbox_step),
+                std::io::Error::from_raw_os_error(errno)
+            ))
+        }
     }
+    let wanted = (sandbox.clone_flags() as libc::c_int).count_ones() as usize;
+    if fds.len() != wanted {
+        return Err(format!(
+            "could not open its namespaces in /proc/{pid}/ns (got {} of {wanted})",
+            fds.len()
+        ));
+    }
+    Ok(super::sandbox::Namespaces::new(fds))
 }
 
 #[cfg(test)]
@@ -714,7 +782,7 @@ mod tests {
             stdout: out_w,
             stderr: err_w,
             extra_fds: vec![x_r],
-            sandbox: None,
+            namespaces: None,
         })
         .unwrap();
         File::from(in_w).write_all(b"zero ").unwrap();

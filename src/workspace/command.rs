@@ -23,8 +23,8 @@ pub struct StartRequest {
     pub leaf: Option<Cgroup>,
     /// The leaf was made ahead of time (a workspace's spare leaf).
     pub leaf_exists: bool,
-    /// The workspace's permissions (`None`: nothing asked).
-    pub sandbox: Option<std::sync::Arc<crate::process::sandbox::Sandbox>>,
+    /// The workspace's namespaces, joined before exec (`None`: no permissions asked).
+    pub namespaces: Option<std::sync::Arc<crate::process::sandbox::Namespaces>>,
     /// Where its logs go.
     pub logs: LogPaths,
     /// Continue existing logs (a restart) instead of starting them afresh.
@@ -130,7 +130,7 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         stdout: out_w,
         stderr: err_w,
         extra_fds: req.io.extra,
-        sandbox: req.sandbox,
+        namespaces: req.namespaces,
     })
     .map_err(|e| cleanup(e.to_string()))?;
     let pid = child.pid();

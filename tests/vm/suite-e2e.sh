@@ -214,6 +214,8 @@ check "private /tmp and /dev; no capabilities" \
     bash -c 'as_tester touch /tmp/host-marker; out=$(ws_out p-fs "ls -A /tmp | wc -l; ls /dev | tr \"\n\" \" \"; echo; grep CapBnd /proc/self/status"); echo "$out";
              echo "$out" | head -1 | grep -qx 0 && echo "$out" | grep -qx "fd full null random shm stderr stdin stdout tty urandom zero " &&
              echo "$out" | grep -qE "^CapBnd:\s+0+$"'
+check "a workspace's commands share its private /tmp" \
+    bash -c 'ws_out p-fs "echo shared-note > /tmp/note" && out=$(ws_out p-fs "cat /tmp/note"); echo "$out"; [ "$out" = shared-note ] && [ ! -e /tmp/note ]'
 check "commands of a sandboxed workspace still land in its scope" \
     bash -c 'id=$(cmd_id p-fs -- cat /proc/self/cgroup); cg=$(as_tester systemctl --user show -p ControlGroup --value "$(ws_unit p-fs)");
              wait_for bash -c "as_tester shipote logs p-fs $id | grep -qx \"0::$cg/cmd-$id\"" 20'
