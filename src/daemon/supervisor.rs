@@ -77,8 +77,8 @@ pub enum Event {
         unit: String,
         /// What was asked for.
         spec: Box<WorkspaceSpec>,
-        /// What the backend made, or why it failed.
-        result: Result<Created, String>,
+        /// What the backend made, or why it failed (and how to classify it).
+        result: Result<Created, (ErrorCode, String)>,
         /// Its permissions' namespaces.
         sandbox: Option<Arc<Namespaces>>,
         /// The client waiting.
@@ -1453,7 +1453,7 @@ impl Supervisor {
                             id,
                             unit,
                             spec: Box::new(spec),
-                            result: Err(msg),
+                            result: Err((ErrorCode::Unsupported, msg)),
                             sandbox: None,
                             reply,
                         })
@@ -1466,7 +1466,7 @@ impl Supervisor {
                 .backend
                 .create(&unit, &spec, &keeper)
                 .await
-                .map_err(|e| e.to_string());
+                .map_err(|e| (ErrorCode::Internal, e.to_string()));
             let event = Event::Created {
                 id,
                 unit,
@@ -1484,16 +1484,16 @@ impl Supervisor {
         id: WorkspaceId,
         unit: String,
         spec: WorkspaceSpec,
-        result: Result<Created, String>,
+        result: Result<Created, (ErrorCode, String)>,
         sandbox: Option<Arc<Namespaces>>,
         reply: oneshot::Sender<Response>,
     ) {
         self.creating.remove(&id);
         let created = match result {
             Ok(c) => c,
-            Err(e) => {
+            Err((code, e)) => {
                 let _ = reply.send(Response::error(
-                    ErrorCode::Internal,
+                    code,
                     format!("cannot create workspace {:?}: {e}", spec.label),
                 ));
                 return;
