@@ -306,3 +306,48 @@ fn a_workspaces_commands_share_its_loopback_and_private_tmp() {
     let (_, fds) = sh(&d, "ls /proc/self/fd | tr '\\n' ' '");
     assert_eq!(fds, "0 1 2 3 ");
 }
+
+#[test]
+fn a_pipelines_commands_run_inside_the_workspaces_permissions() {
+    let (_root, d) = setup("pipeline", &["--network", "none", "--private-tmp"]);
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let spec = dir.path().join("p.toml");
+    std::fs::write(
+        &spec,
+        r#"workspace = "w"
+label = "boxed"
+
+[[command]]
+label = "gen"
+exec = "sh"
+argv = ["-c", "echo from-private-tmp > /tmp/x; cat /tmp/x; bash -c 'exec 3<>/dev/tcp/127.0.0.1/9' 2>&1 | sed 's/.*: //'"]
+
+[[command]]
+label = "up"
+exec = "tr"
+argv = ["a-z", "A-Z"]
+
+[[edge]]
+from = "gen"
+to = "up"
+"#,
+    )
+    .unwrap();
+    let o = d.cli(&["pipeline", "run", spec.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let up = json(&d.cli(&["--json", "ps", "w"]))
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "up")
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_exit(&d, "w", &up);
+    assert_eq!(
+        logs(&d, "w", &up, &[]),
+        // bash says it twice: connect, then the redirection.
+        "FROM-PRIVATE-TMP\nNETWORK IS UNREACHABLE\nNETWORK IS UNREACHABLE\n"
+    );
+}
