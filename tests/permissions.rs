@@ -208,6 +208,8 @@ fn a_workspace_that_asks_for_nothing_shares_the_hosts_view() {
     assert_eq!(lines[1], ns("mnt").to_str().unwrap());
     assert_eq!(lines[2], ns("user").to_str().unwrap());
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "ok\n");
+    let show = stdout(&d.cli(&["ws", "show", "w"]));
+    assert!(show.contains("none asked (the host's view)"), "{show}");
     // no_new_privs is on for every workspace command.
     assert_eq!(
         lines[3].split_whitespace().collect::<Vec<_>>(),
@@ -229,6 +231,13 @@ fn a_sandboxed_command_keeps_the_users_ids_and_has_no_capabilities() {
     for l in &lines[2..] {
         assert!(l.ends_with("0000000000000000"), "{out}");
     }
+    // What was asked is on show, for people and for scripts.
+    let show = stdout(&d.cli(&["ws", "show", "w"]));
+    let line = show.lines().find(|l| l.starts_with("permissions")).unwrap();
+    assert!(line.ends_with("network none, private /tmp"), "{show}");
+    let v = json(&d.cli(&["--json", "ws", "show", "w"]));
+    assert_eq!(v["permissions"]["network"], "None");
+    assert_eq!(v["permissions"]["private_tmp"], true);
 }
 
 #[test]

@@ -635,6 +635,7 @@ REQUEST = MessageEnum(
                 ("max_bytes", U64),
             ],
         ),
+        ("WorkspaceDescribe", [("id", WORKSPACE_ID)]),  # 24
     ],
 )
 
@@ -717,6 +718,7 @@ RESPONSE = MessageEnum(
             "CommandLogsFrom",  # 23
             [("bytes", BYTES), ("next", U64), ("skipped", U64), ("running", BOOL)],
         ),
+        ("WorkspaceDescription", [("id", WORKSPACE_ID), ("spec", WORKSPACE_SPEC)]),  # 24
     ],
 )
 
@@ -1021,6 +1023,11 @@ EXPECTED = {
                                    "existed": False},
     ("responses", "CommandLogsFrom"): {"type": "CommandLogsFrom", "bytes": b"hi\n",
                                        "next": 4099, "skipped": 0, "running": True},
+    ("requests", "WorkspaceDescribe"): {"type": "WorkspaceDescribe", "id": WS},
+}
+EXPECTED[("responses", "WorkspaceDescription")] = {
+    "type": "WorkspaceDescription", "id": WS,
+    "spec": EXPECTED[("requests", "WorkspaceCreate")]["spec"],
 }
 
 

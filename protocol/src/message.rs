@@ -153,6 +153,12 @@ pub enum Request {
         /// Most bytes to return (the daemon caps it below the frame limit).
         max_bytes: u64,
     },
+    /// What a workspace was created with: its whole spec (limits,
+    /// permissions, TTL, exit policy).
+    WorkspaceDescribe {
+        /// Which workspace.
+        id: WorkspaceId,
+    },
 }
 
 /// Which captured stream of a command.
@@ -360,6 +366,13 @@ pub enum Response {
         /// Whether more may come: the command is running (or waiting to
         /// restart) or a process still holds its output open.
         running: bool,
+    },
+    /// Answer to [`Request::WorkspaceDescribe`].
+    WorkspaceDescription {
+        /// Which workspace.
+        id: WorkspaceId,
+        /// The spec it was created with (a re-adopted workspace's as persisted).
+        spec: WorkspaceSpec,
     },
 }
 

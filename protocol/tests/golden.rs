@@ -45,8 +45,8 @@ fn vars() -> BTreeMap<String, String> {
     BTreeMap::from([("K".to_owned(), "v".to_owned())])
 }
 
-fn requests() -> Vec<(&'static str, Request)> {
-    let full_spec = WorkspaceSpec {
+fn full_spec() -> WorkspaceSpec {
+    WorkspaceSpec {
         label: "web".into(),
         soma: Soma {
             mem_max_bytes: Some(512 << 20),
@@ -69,7 +69,11 @@ fn requests() -> Vec<(&'static str, Request)> {
         flow_dirs: vec!["/f".into()],
         on_exit: ExitPolicy::Keep,
         quota_enforce: QuotaEnforce::ReportOnly,
-    };
+    }
+}
+
+fn requests() -> Vec<(&'static str, Request)> {
+    let full_spec = full_spec();
     vec![
         ("Ping", Request::Ping),
         ("Health", Request::Health),
@@ -185,6 +189,7 @@ fn requests() -> Vec<(&'static str, Request)> {
                 max_bytes: 65536,
             },
         ),
+        ("WorkspaceDescribe", Request::WorkspaceDescribe { id: ws() }),
     ]
 }
 
@@ -419,6 +424,13 @@ fn responses() -> Vec<(&'static str, Response)> {
                 running: true,
             },
         ),
+        (
+            "WorkspaceDescription",
+            Response::WorkspaceDescription {
+                id: ws(),
+                spec: full_spec(),
+            },
+        ),
     ]
 }
 
@@ -480,12 +492,12 @@ fn every_variant_has_a_golden_case() {
         .map(|(_, r)| idx(frame::encode(&r).unwrap()))
         .collect();
     req.dedup();
-    assert_eq!(req, (0..=23).collect::<Vec<u8>>());
+    assert_eq!(req, (0..=24).collect::<Vec<u8>>());
     let resp: Vec<u8> = responses()
         .into_iter()
         .map(|(_, r)| idx(frame::encode(&r).unwrap()))
         .collect();
-    assert_eq!(resp, (0..=23).collect::<Vec<u8>>());
+    assert_eq!(resp, (0..=24).collect::<Vec<u8>>());
     // One past the last variant is refused.
     assert!(frame::decode::<Request>(&[24]).is_err());
     assert!(frame::decode::<Response>(&[24]).is_err());

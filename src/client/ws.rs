@@ -291,6 +291,10 @@ pub async fn run(s: &mut Session, cmd: WsCommand) -> Result<String, Failure> {
         WsCommand::Show { workspace } => {
             let id = resolve(s, &workspace).await?;
             let summary = list(s).await?.into_iter().find(|w| w.id == id);
+            let spec = match s.call(&Request::WorkspaceDescribe { id }).await? {
+                Response::WorkspaceDescription { spec, .. } => Some(spec),
+                _ => None,
+            };
             match s
                 .call(&Request::WorkspaceFullSummary { workspace: id })
                 .await?
@@ -307,6 +311,7 @@ pub async fn run(s: &mut Session, cmd: WsCommand) -> Result<String, Failure> {
                             json!({
                                 "workspace": summary, "stats": stats_json(&stats), "quota": quota,
                                 "commands": commands, "flow_sockets": flow_sockets,
+                                "permissions": spec.as_ref().map(|s| &s.permissions),
                             })
                         ));
                     }
@@ -323,6 +328,9 @@ pub async fn run(s: &mut Session, cmd: WsCommand) -> Result<String, Failure> {
                                 .unwrap_or_else(|| "-".into()),
                         ]);
                         t.row(["on exit", on_exit(w.on_exit)]);
+                    }
+                    if let Some(spec) = &spec {
+                        t.row(["permissions", &permissions_text(&spec.permissions)]);
                     }
                     t.row(["rss", &opt_bytes(stats.rss_bytes)]);
                     t.row(["rss peak", &opt_bytes(stats.rss_peak_bytes)]);
@@ -500,5 +508,41 @@ fn parse_network(s: &str) -> Result<NetworkAccess, String> {
         other => Err(format!(
             "{other:?} is not a network view; use full, loopback or none"
         )),
+    }
+}
+
+/// One line for a person: what a workspace's commands may see and reach.
+fn permissions_text(p: &Permissions) -> String {
+    let list = |v: &[std::path::PathBuf]| {
+        v.iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let mut parts = Vec::new();
+    match p.network {
+        NetworkAccess::Full => {}
+        NetworkAccess::Loopback => parts.push("network loopback".to_owned()),
+        NetworkAccess::None => parts.push("network none".to_owned()),
+    }
+    if p.read_only_root {
+        parts.push(match p.writable_paths.as_slice() {
+            [] => "read-only".to_owned(),
+            w => format!("read-only but {}", list(w)),
+        });
+    }
+    if !p.hidden_paths.is_empty() {
+        parts.push(format!("hidden {}", list(&p.hidden_paths)));
+    }
+    if p.private_tmp {
+        parts.push("private /tmp".to_owned());
+    }
+    if p.private_dev {
+        parts.push("private /dev".to_owned());
+    }
+    if parts.is_empty() {
+        "none asked (the host's view)".to_owned()
+    } else {
+        parts.join(", ")
     }
 }

@@ -805,6 +805,13 @@ impl Supervisor {
                 }
                 Err(response) => *response,
             },
+            Request::WorkspaceDescribe { id } => match self.find(id) {
+                Some(ws) => Response::WorkspaceDescription {
+                    id,
+                    spec: ws.spec.clone(),
+                },
+                None => not_found(id),
+            },
             Request::CommandLogsFrom {
                 workspace,
                 command,
@@ -2327,6 +2334,7 @@ pub fn request_name(request: &Request) -> &'static str {
         Request::FlowThroughput => "FlowThroughput",
         Request::FlowDrop { .. } => "FlowDrop",
         Request::CommandLogsFrom { .. } => "CommandLogsFrom",
+        Request::WorkspaceDescribe { .. } => "WorkspaceDescribe",
     }
 }
 

@@ -214,6 +214,8 @@ check "private /tmp and /dev; no capabilities" \
     bash -c 'as_tester touch /tmp/host-marker; out=$(ws_out p-fs "ls -A /tmp | wc -l; ls /dev | tr \"\n\" \" \"; echo; grep CapBnd /proc/self/status"); echo "$out";
              echo "$out" | head -1 | grep -qx 0 && echo "$out" | grep -qx "fd full null random shm stderr stdin stdout tty urandom zero " &&
              echo "$out" | grep -qE "^CapBnd:\s+0+$"'
+check "ws show prints the permissions" \
+    bash -c 'as_tester shipote ws show p-fs | tee /dev/stderr | grep -E "^permissions +read-only but /home/tester/rw, hidden /home/tester/secret, private /tmp, private /dev$"'
 check "a workspace's commands share its private /tmp" \
     bash -c 'ws_out p-fs "echo shared-note > /tmp/note" && out=$(ws_out p-fs "cat /tmp/note"); echo "$out"; [ "$out" = shared-note ] && [ ! -e /tmp/note ]'
 check "commands of a sandboxed workspace still land in its scope" \
