@@ -238,6 +238,21 @@ fn a_sandboxed_command_keeps_the_users_ids_and_has_no_capabilities() {
     let v = json(&d.cli(&["--json", "ws", "show", "w"]));
     assert_eq!(v["permissions"]["network"], "None");
     assert_eq!(v["permissions"]["private_tmp"], true);
+    // The daemon holds the workspace's namespaces while it lives, not after.
+    let ns_fds = || {
+        std::fs::read_dir(format!("/proc/{}/fd", d.child.id()))
+            .unwrap()
+            .flatten()
+            .filter_map(|e| std::fs::read_link(e.path()).ok())
+            .filter(|l| {
+                let l = l.to_string_lossy();
+                l.starts_with("user:[") || l.starts_with("mnt:[") || l.starts_with("net:[")
+            })
+            .count()
+    };
+    assert_eq!(ns_fds(), 3);
+    assert!(d.cli(&["ws", "stop", "w"]).status.success());
+    assert_eq!(ns_fds(), 0);
 }
 
 #[test]

@@ -1923,6 +1923,9 @@ impl Supervisor {
                             rec.alive = false;
                         }
                     }
+                    // Its namespaces (and a private /tmp's contents) go now,
+                    // not when the record ages out.
+                    ws.sandbox = Ok(None);
                     self.keep_stopped(ws);
                 }
                 // Its pipelines go with it (their taps ended with their edges).
