@@ -412,7 +412,11 @@ fn no_descriptor_of_the_daemon_reaches_a_command() {
     use std::os::unix::process::CommandExt;
     // The daemon inherits a descriptor without close-on-exec, as a careless
     // parent would leave it: its commands must still see only 0, 1, 2.
-    let d = Daemon::start_with(|cmd| {
+    let root = CgroupRoot::new("fds");
+    let root_dir = root.0.clone();
+    let d = Daemon::start_with(move |cmd| {
+        cmd.args(["--backend", "cgroup", "--cgroup-root"])
+            .arg(&root_dir);
         // SAFETY: dup2 is async-signal-safe.
         unsafe {
             cmd.pre_exec(|| {
