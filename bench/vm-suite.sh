@@ -26,6 +26,14 @@ check "workspace for runs" as_tester shipote ws create runs
 rn=$(loop_ms 'shipote run runs -- true')
 check "shipote run timed" test -n "$rn"
 echo "figure: shipote run WS -- true (whole process, returns once true has exec'd in its cgroup): $rn"
+check "workspace with permissions for runs" \
+    as_tester shipote ws create boxed --network none --read-only --private-tmp --private-dev --hide /etc/os-release
+bx=$(loop_ms 'shipote run boxed -- true')
+check "shipote run with permissions timed" test -n "$bx"
+echo "figure: shipote run WS -- true in a workspace with permissions (network none, read-only, private /tmp and /dev, a hidden path): $bx"
+bc=$(loop_ms 'shipote ws create "p$i" --network none --read-only --private-tmp --private-dev --hide /etc/os-release')
+check "shipote ws create with permissions timed" test -n "$bc"
+echo "figure: shipote ws create with those permissions (whole process): $bc"
 pid=$(as_tester systemctl --user show -p MainPID --value shipote)
 lat=$(as_tester "$SHIPOTE_VM_IN/ws-latency" --runs 50 --many 100 --daemon-pid "$pid" 2>&1)
 echo "$lat"
