@@ -375,3 +375,32 @@ to = "up"
         "FROM-PRIVATE-TMP\nNETWORK IS UNREACHABLE\nNETWORK IS UNREACHABLE\n"
     );
 }
+
+#[test]
+fn a_sandboxed_command_reaches_neither_the_daemon_nor_its_view() {
+    // Through the daemon's socket it could ask for an unconfined workspace;
+    // through /proc/<daemon>/root it could read and write the host's files.
+    let (_root, d) = setup("escape", &["--network", "none"]);
+    assert!(d.cli(&["ws", "create", "open"]).status.success());
+    let sock = d.socket.display().to_string();
+    let probe = format!(
+        "import os, socket\n\
+         s = socket.socket(socket.AF_UNIX)\n\
+         try:\n    s.connect('{sock}'); print('socket: connected')\n\
+         except OSError as e:\n    print('socket:', e.strerror)\n\
+         try:\n    os.listdir('/proc/%d/root/' % os.getppid()); print('root: listed')\n\
+         except OSError as e:\n    print('root:', e.strerror)\n"
+    );
+    let out = |ws: &str| {
+        let id = run(&d, ws, &["python3", "-c", &probe]);
+        wait_exit(&d, ws, &id);
+        logs(&d, ws, &id, &[])
+    };
+    let boxed = out("w");
+    assert!(boxed.starts_with("socket: Permission denied\n"), "{boxed}");
+    assert!(boxed.ends_with("root: Permission denied\n"), "{boxed}");
+    // Without permissions, the same user's command reaches both (that is
+    // what asking for nothing means).
+    let open = out("open");
+    assert!(open.starts_with("socket: connected\n"), "{open}");
+}

@@ -275,22 +275,33 @@ impl Cgroup {
 
     /// Removes it and its (empty) descendants, deepest first.
     pub fn remove(&self) -> Result<(), CgroupError> {
-        let mut dirs = Vec::new();
-        self.walk(&mut |cg| dirs.push(cg.dir.clone()));
-        for d in dirs.iter().rev() {
-            match std::fs::remove_dir(d) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(source) => {
-                    return Err(CgroupError {
-                        what: "remove cgroup",
-                        path: d.clone(),
-                        source,
-                    })
+        // A child made while we walk (a workspace's spare leaf, say) makes
+        // its parent busy: walk again, a few times.
+        let mut tries = 3;
+        loop {
+            let mut dirs = Vec::new();
+            self.walk(&mut |cg| dirs.push(cg.dir.clone()));
+            let mut failed = None;
+            for d in dirs.iter().rev() {
+                match std::fs::remove_dir(d) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(source) => {
+                        failed = Some(CgroupError {
+                            what: "remove cgroup",
+                            path: d.clone(),
+                            source,
+                        });
+                        break;
+                    }
                 }
             }
+            match failed {
+                None => return Ok(()),
+                Some(e) if tries > 1 && e.source.raw_os_error() == Some(libc::EBUSY) => tries -= 1,
+                Some(e) => return Err(e),
+            }
         }
-        Ok(())
     }
 
     /// The sum of one key of a flat-keyed file over this cgroup and every

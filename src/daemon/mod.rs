@@ -252,6 +252,11 @@ async fn serve(
             .unwrap_or_else(|| config.state_dir.join("flows")),
         restart_policy: config.restart_policy,
         own_uid,
+        shielded: std::env::var_os("XDG_RUNTIME_DIR")
+            .map(PathBuf::from)
+            .into_iter()
+            .chain([bound.path.clone()])
+            .collect(),
     };
     let notifier = Notifier::from_env();
     let (mut sup, handle, rx) = Supervisor::new(env.clone(), notifier.clone());

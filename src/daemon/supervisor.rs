@@ -261,6 +261,9 @@ pub struct Environment {
     pub restart_policy: RestartPolicy,
     /// The daemon's uid (audit records of its own actions).
     pub own_uid: u32,
+    /// Paths hidden from every workspace with permissions: the daemon's
+    /// socket and the user's runtime directory.
+    pub shielded: Vec<PathBuf>,
 }
 
 /// A live workspace.
@@ -594,6 +597,7 @@ impl Supervisor {
             &ws.spec.permissions,
             nix::unistd::geteuid().as_raw(),
             nix::unistd::getegid().as_raw(),
+            &self.env.shielded,
         )
         .and_then(|s| {
             s.map(|s| crate::process::spawn::make_namespaces(&s))
@@ -1397,18 +1401,8 @@ impl Supervisor {
             let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
             return;
         }
-        let sandbox = match Sandbox::plan(
-            &spec.permissions,
-            nix::unistd::geteuid().as_raw(),
-            nix::unistd::getegid().as_raw(),
-        ) {
-            Ok(s) => s.map(Arc::new),
-            Err(msg) => {
-                let msg = format!("permissions: {msg}");
-                let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
-                return;
-            }
-        };
+        let perms = spec.permissions.clone();
+        let shielded = self.env.shielded.clone();
         let label_taken = self
             .workspaces
             .values()
@@ -1440,35 +1434,45 @@ impl Supervisor {
         let keeper = self.env.keeper_program.clone();
         let tx = self.tx.clone();
         tokio::spawn(async move {
-            // Its namespaces are made first: permissions this host cannot
-            // enforce (user namespaces may be off) refuse the workspace.
-            let mut namespaces = None;
-            if let Some(s) = sandbox {
-                let made =
-                    tokio::task::spawn_blocking(move || crate::process::spawn::make_namespaces(&s))
-                        .await
-                        .unwrap_or_else(|e| Err(e.to_string()));
-                if let Err(e) = &made {
-                    let msg = format!(
-                        "this host cannot enforce the workspace's permissions: {e}{}; \
-                         ask for fewer permissions, or allow unprivileged user namespaces \
-                         (see `shipote capabilities`)",
-                        crate::host::userns_sysctl_hint()
-                    );
+            // Its namespaces are made first, off the supervisor (the paths
+            // are the client's: one may sit on a hung mount): bad paths and
+            // permissions this host cannot enforce (user namespaces may be
+            // off) refuse the workspace.
+            let made = tokio::task::spawn_blocking(move || {
+                let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+                let plan = Sandbox::plan(&perms, uid.as_raw(), gid.as_raw(), &shielded)
+                    .map_err(|m| (ErrorCode::Invalid, format!("permissions: {m}")))?;
+                let Some(plan) = plan else { return Ok(None) };
+                crate::process::spawn::make_namespaces(&plan)
+                    .map(|n| Some(Arc::new(n)))
+                    .map_err(|e| {
+                        let msg = format!(
+                            "this host cannot enforce the workspace's permissions: {e}{}; \
+                             ask for fewer permissions, or allow unprivileged user namespaces \
+                             (see `shipote capabilities`)",
+                            crate::host::userns_sysctl_hint()
+                        );
+                        (ErrorCode::Unsupported, msg)
+                    })
+            })
+            .await
+            .unwrap_or_else(|e| Err((ErrorCode::Internal, e.to_string())));
+            let namespaces = match made {
+                Ok(n) => n,
+                Err(refusal) => {
                     let _ = tx
                         .send(Event::Created {
                             id,
                             unit,
                             spec: Box::new(spec),
-                            result: Err((ErrorCode::Unsupported, msg)),
+                            result: Err(refusal),
                             sandbox: None,
                             reply,
                         })
                         .await;
                     return;
                 }
-                namespaces = made.ok().map(Arc::new);
-            }
+            };
             let result = backend
                 .backend
                 .create(&unit, &spec, &keeper)
@@ -1718,6 +1722,24 @@ impl Supervisor {
             return;
         }
         let Some(run) = rec.run.clone() else { return };
+        // Never restarted less confined than asked.
+        let sandbox = match &ws.sandbox {
+            Ok(s) => s.clone(),
+            Err(e) => {
+                let why =
+                    format!("not restarted: its workspace's permissions cannot be enforced: {e}");
+                if let Some(rec) = self
+                    .workspaces
+                    .get_mut(&workspace)
+                    .and_then(|w| w.commands.get_mut(&command))
+                {
+                    rec.backoff = false;
+                    rec.alive = false;
+                    rec.failure = Some(why);
+                }
+                return;
+            }
+        };
         let (leaf, logs) = (rec.leaf.clone(), rec.logs.clone());
         start_in_background(
             self.tx.clone(),
@@ -1726,7 +1748,7 @@ impl Supervisor {
             run,
             leaf,
             false,
-            ws.sandbox.clone().ok().flatten(),
+            sandbox,
             logs,
             true,
             rec.ends.clone(),
@@ -2212,9 +2234,12 @@ impl Supervisor {
         let backend = self.env.backend.backend.name();
         let saved: Vec<SavedWorkspace> =
             self.workspaces.values().map(|w| w.saved(backend)).collect();
-        if let Err(e) = state::write_atomic(&self.env.state_file, &state::encode(saved)) {
+        let written = state::write_atomic(&self.env.state_file, &state::encode(saved));
+        if let Err(e) = &written {
             tracing::error!(error = %e, "cannot save state at shutdown; kept workspaces will not be re-adopted");
         }
+        // Answers still waiting for the persister are due now.
+        self.on_persisted(self.generation, written.err().map(|e| e.to_string()));
         let _ = reply.send(());
     }
 }
@@ -2242,7 +2267,11 @@ async fn persister(
                 let error = Some(e.to_string());
                 let _ = tx.send(Event::Persisted { generation, error }).await;
             }
-            Err(e) => tracing::error!(error = %e, "state writer failed"),
+            Err(e) => {
+                tracing::error!(error = %e, "state writer failed");
+                let error = Some(format!("the state writer failed: {e}"));
+                let _ = tx.send(Event::Persisted { generation, error }).await;
+            }
         }
     }
 }

@@ -129,7 +129,17 @@ impl Sandbox {
     /// then start in the daemon's own namespaces). `uid`/`gid` are the
     /// daemon's; the command keeps them, inside and out. Errors name the
     /// offending path and what to do.
-    pub fn plan(perms: &Permissions, uid: u32, gid: u32) -> Result<Option<Sandbox>, String> {
+    ///
+    /// `shielded` are hidden too whenever anything is asked (unless listed
+    /// as writable): the daemon's socket and the user's runtime directory
+    /// with its session bus and service manager, through which a command
+    /// could otherwise have an unconfined process started for it.
+    pub fn plan(
+        perms: &Permissions,
+        uid: u32,
+        gid: u32,
+        shielded: &[PathBuf],
+    ) -> Result<Option<Sandbox>, String> {
         if *perms == Permissions::default() {
             return Ok(None);
         }
@@ -145,6 +155,18 @@ impl Sandbox {
             }
             let dir = real.is_dir();
             hidden.push((real, dir));
+        }
+        for p in shielded {
+            let Ok(real) = p.canonicalize() else { continue };
+            let gone = (perms.private_tmp && real.starts_with("/tmp"))
+                || (perms.private_dev && real.starts_with("/dev"));
+            let kept = writable
+                .iter()
+                .any(|w| real.starts_with(w) || w.starts_with(&real));
+            if !gone && !kept && !hidden.iter().any(|(h, _)| real.starts_with(h)) {
+                let dir = real.is_dir();
+                hidden.push((real, dir));
+            }
         }
         // A private /tmp or /dev is empty: nothing under it can be kept
         // writable or hidden.
@@ -287,6 +309,7 @@ impl Sandbox {
                     .map(|(p, _)| p)
                     .chain(writable.iter())
                     .any(|p| p.starts_with(c))
+                    || hidden.iter().any(|(p, _)| c.starts_with(p))
             };
             let scratch = ["/mnt", "/media", "/srv", "/opt", "/var/tmp", "/tmp", "/home"]
                 .iter()
@@ -501,13 +524,16 @@ unsafe fn run_op(op: &Op, scratch: &mut [libc::c_int]) -> bool {
                 ) == 0
             }
             Op::Clone { path, slot } => {
+                let Some(cell) = scratch.get_mut(*slot) else {
+                    return false;
+                };
                 let fd = libc::syscall(
                     libc::SYS_open_tree,
                     libc::AT_FDCWD,
                     path.as_ptr(),
                     OPEN_TREE_CLONE | AT_RECURSIVE | libc::O_CLOEXEC as libc::c_uint,
                 ) as libc::c_int;
-                scratch[*slot] = fd;
+                *cell = fd;
                 fd >= 0
             }
             Op::ReadOnly => {
@@ -527,7 +553,10 @@ unsafe fn run_op(op: &Op, scratch: &mut [libc::c_int]) -> bool {
                 ) == 0
             }
             Op::Attach { slot, path } => {
-                let fd = scratch[*slot];
+                let Some(cell) = scratch.get_mut(*slot) else {
+                    return false;
+                };
+                let fd = *cell;
                 let r = libc::syscall(
                     libc::SYS_move_mount,
                     fd,
@@ -536,7 +565,11 @@ unsafe fn run_op(op: &Op, scratch: &mut [libc::c_int]) -> bool {
                     path.as_ptr(),
                     MOVE_MOUNT_F_EMPTY_PATH,
                 );
+                // The making child shares the daemon's files table: a number
+                // closed here may be another thread's a moment later, so it
+                // is never closed twice.
                 libc::close(fd);
+                *cell = -1;
                 r == 0
             }
             Op::Tmpfs { path, data, flags } => {
@@ -613,14 +646,17 @@ unsafe fn loopback_up() -> bool {
 unsafe fn drop_caps() -> bool {
     // SAFETY: prctl with integer arguments.
     unsafe {
-        for cap in 0..64 {
-            if libc::prctl(libc::PR_CAPBSET_DROP, cap, 0, 0, 0) != 0
-                && *libc::__errno_location() != libc::EINVAL
-            {
+        let zero: libc::c_ulong = 0;
+        // Up to the highest capability this kernel knows (EINVAL above it).
+        for cap in 0..64 as libc::c_ulong {
+            if libc::prctl(libc::PR_CAPBSET_DROP, cap, zero, zero, zero) != 0 {
+                if *libc::__errno_location() == libc::EINVAL && cap > 0 {
+                    break;
+                }
                 return false;
             }
         }
-        libc::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) == 0
+        libc::prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, zero, zero, zero) == 0
     }
 }
 
@@ -630,7 +666,7 @@ mod tests {
 
     #[test]
     fn asking_for_nothing_needs_no_sandbox() {
-        assert!(Sandbox::plan(&Permissions::default(), 1000, 1000)
+        assert!(Sandbox::plan(&Permissions::default(), 1000, 1000, &[])
             .unwrap()
             .is_none());
     }
@@ -641,7 +677,7 @@ mod tests {
             network: NetworkAccess::None,
             ..Permissions::default()
         };
-        let s = Sandbox::plan(&p, 1000, 1000).unwrap().unwrap();
+        let s = Sandbox::plan(&p, 1000, 1000, &[]).unwrap().unwrap();
         assert_eq!(
             s.clone_flags(),
             (libc::CLONE_NEWUSER | libc::CLONE_NEWNET) as u64
@@ -659,7 +695,7 @@ mod tests {
                 perms.read_only_root = true;
                 perms.writable_paths = vec![p.into()];
             }
-            Sandbox::plan(&perms, 0, 0).unwrap_err()
+            Sandbox::plan(&perms, 0, 0, &[]).unwrap_err()
         };
         assert!(bad("relative/x", false).contains("not absolute"));
         assert!(bad("/tmp/../etc", true).contains("'..'"));
@@ -670,7 +706,7 @@ mod tests {
             hidden_paths: vec!["/tmp".into()],
             ..Permissions::default()
         };
-        let e = Sandbox::plan(&perms, 0, 0).unwrap_err();
+        let e = Sandbox::plan(&perms, 0, 0, &[]).unwrap_err();
         assert!(e.contains("which private_tmp replaces"), "{e}");
     }
 
@@ -681,7 +717,7 @@ mod tests {
             writable_paths: vec!["/tmp".into()],
             ..Permissions::default()
         };
-        let s = Sandbox::plan(&perms, 0, 0).unwrap().unwrap();
+        let s = Sandbox::plan(&perms, 0, 0, &[]).unwrap().unwrap();
         let steps: Vec<&str> = s.what.iter().map(String::as_str).collect();
         let ro = steps
             .iter()
