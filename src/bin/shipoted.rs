@@ -17,13 +17,11 @@ fn main() -> ExitCode {
     {
         shipote::process::keeper_main();
     }
+    // Not made non-dumpable (which would close /proc/<daemon>/root to the
+    // user's processes): the child that makes a workspace's namespaces
+    // shares the daemon's memory, hence its dumpable flag, and a
+    // non-dumpable process cannot write its own uid_map unprivileged.
     let args = DaemonArgs::parse();
-    // Not dumpable: processes of the same user (a sandboxed command among
-    // them) cannot open /proc/<daemon>/root, mem or fd, which would lead
-    // past its workspace's permissions. It also means no core dumps.
-    if let Err(e) = nix::sys::prctl::set_dumpable(false) {
-        eprintln!("shipoted: cannot make itself non-dumpable: {e}");
-    }
     // Files and sockets the daemon creates are private to its user.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // SAFETY: no other thread exists yet (the runtime starts below), so removing

@@ -199,10 +199,9 @@ exec 4<>/dev/tcp/127.0.0.1/4343 && cat <&4; kill $S_PID'
 export lo_script
 check "loopback-only reaches its own lo, not the host's" \
     bash -c 'out=$(ws_out p-lo "$lo_script"); echo "$out"; echo "$out" | grep -qx own-ok && echo "$out" | grep -q "Connection refused" && ! echo "$out" | grep -q host-ok'
-check "a sandboxed command reaches neither the daemon, nor the user manager, nor the daemon's view" \
-    bash -c 'out=$(ws_out p-none "shipote ping; systemctl --user is-system-running; ls /proc/\$PPID/root/"); echo "$out";
-             ! echo "$out" | grep -q "^pong" && echo "$out" | grep -qi "failed to connect" &&
-             echo "$out" | grep -q "cannot open directory .*/root/.: Permission denied"'
+check "a sandboxed command reaches neither the daemon nor the user manager" \
+    bash -c 'out=$(ws_out p-none "shipote ping; systemctl --user is-system-running"); echo "$out";
+             ! echo "$out" | grep -q "^pong" && echo "$out" | grep -qi "failed to connect"'
 check "a write outside the writable paths fails with EROFS, the file unchanged" \
     bash -c 'out=$(ws_out p-fs "echo after > ~/ro/f; echo w=\$?; echo ok > ~/rw/f; echo rw=\$?"); echo "$out";
              echo "$out" | grep -q "Read-only file system" && echo "$out" | grep -qx "w=1" && echo "$out" | grep -qx "rw=0" &&
