@@ -8,7 +8,7 @@ use super::audit;
 use crate::cgroup::Cgroup;
 use crate::host::HostCaps;
 use crate::process::logs::{CaptureState, LogPaths, Stream};
-use crate::process::sandbox::{Namespaces, Sandbox};
+use crate::process::sandbox::{self, Namespaces, Refusal};
 use crate::systemd::notify::Notifier;
 use crate::workspace::backend::{Backend, Created};
 use crate::workspace::restart::{Decision, RestartPolicy, RestartState};
@@ -80,7 +80,7 @@ pub enum Event {
         /// What the backend made, or why it failed (and how to classify it).
         result: Result<Created, (ErrorCode, String)>,
         /// Its permissions' namespaces.
-        sandbox: Option<Arc<Namespaces>>,
+        namespaces: Option<Arc<Namespaces>>,
         /// The client waiting.
         reply: oneshot::Sender<Response>,
     },
@@ -292,7 +292,7 @@ struct Workspace {
     /// Its permissions: the namespaces each command joins (`None`: nothing
     /// asked); an error when a re-adopted workspace's cannot be made any more
     /// (its commands are then refused with it).
-    sandbox: Result<Option<Arc<Namespaces>>, String>,
+    namespaces: Result<Option<Arc<Namespaces>>, String>,
 }
 
 /// A command of a workspace (ids are ULIDs: map order is start order).
@@ -422,8 +422,18 @@ impl Workspace {
             spare: None,
             spare_pending: false,
             last_command: std::cell::Cell::new(Ulid::nil()),
-            sandbox: Ok(None),
+            namespaces: Ok(None),
         }
+    }
+
+    /// The namespaces its commands join, or why none may start.
+    fn namespaces(&self) -> Result<Option<Arc<Namespaces>>, String> {
+        self.namespaces.clone().map_err(|e| {
+            format!(
+                "workspace {}'s permissions cannot be enforced: {e}",
+                self.id
+            )
+        })
     }
 
     fn alive_commands(&self) -> u32 {
@@ -593,18 +603,10 @@ impl Supervisor {
         let mut ws = Workspace::new(id, saved.unit.clone(), spec, created, created_at, started);
         // Its permissions hold for the commands it runs from now on (in new
         // namespaces: the previous daemon's went with it).
-        ws.sandbox = Sandbox::plan(
-            &ws.spec.permissions,
-            nix::unistd::geteuid().as_raw(),
-            nix::unistd::getegid().as_raw(),
-            &self.env.shielded,
-        )
-        .and_then(|s| {
-            s.map(|s| crate::process::spawn::make_namespaces(&s))
-                .transpose()
-        })
-        .map(|n| n.map(Arc::new));
-        if let Err(e) = &ws.sandbox {
+        ws.namespaces = sandbox::make(&ws.spec.permissions, &self.env.shielded)
+            .map(|n| n.map(Arc::new))
+            .map_err(|e| e.to_string());
+        if let Err(e) = &ws.namespaces {
             tracing::warn!(id = %id, error = %e, "a re-adopted workspace's permissions cannot be enforced; its commands are refused");
         }
         self.arm_ttl(&ws);
@@ -692,9 +694,9 @@ impl Supervisor {
                 unit,
                 spec,
                 result,
-                sandbox,
+                namespaces,
                 reply,
-            } => self.on_created(id, unit, *spec, result, sandbox, reply),
+            } => self.on_created(id, unit, *spec, result, namespaces, reply),
             Event::Stopped { id, result, reply } => self.on_stopped(id, result, reply),
             Event::SampleTick => self.sample(),
             Event::Sampled {
@@ -1088,12 +1090,9 @@ impl Supervisor {
                 }
             })
             .collect();
-        let sandbox = match &ws.sandbox {
-            Ok(s) => s.clone(),
-            Err(e) => {
-                let msg = format!("workspace {workspace}'s permissions cannot be enforced: {e}");
-                return fail(reply, ErrorCode::Unsupported, msg);
-            }
+        let namespaces = match ws.namespaces() {
+            Ok(s) => s,
+            Err(msg) => return fail(reply, ErrorCode::Unsupported, msg),
         };
         let tx = self.tx.clone();
         let flows_dir = ws
@@ -1150,7 +1149,7 @@ impl Supervisor {
                     leaf: rec.leaf.clone(),
                     logs: rec.logs.clone(),
                     leaf_exists: false,
-                    namespaces: sandbox.clone(),
+                    namespaces: namespaces.clone(),
                     append: false,
                     io: crate::workspace::command::CommandIo {
                         stdin: ends.stdin,
@@ -1439,20 +1438,11 @@ impl Supervisor {
             // permissions this host cannot enforce (user namespaces may be
             // off) refuse the workspace.
             let made = tokio::task::spawn_blocking(move || {
-                let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-                let plan = Sandbox::plan(&perms, uid.as_raw(), gid.as_raw(), &shielded)
-                    .map_err(|m| (ErrorCode::Invalid, format!("permissions: {m}")))?;
-                let Some(plan) = plan else { return Ok(None) };
-                crate::process::spawn::make_namespaces(&plan)
-                    .map(|n| Some(Arc::new(n)))
-                    .map_err(|e| {
-                        let msg = format!(
-                            "this host cannot enforce the workspace's permissions: {e}{}; \
-                             ask for fewer permissions, or allow unprivileged user namespaces \
-                             (see `shipote capabilities`)",
-                            crate::host::userns_sysctl_hint()
-                        );
-                        (ErrorCode::Unsupported, msg)
+                sandbox::make(&perms, &shielded)
+                    .map(|n| n.map(Arc::new))
+                    .map_err(|e| match e {
+                        Refusal::Invalid(_) => (ErrorCode::Invalid, e.to_string()),
+                        Refusal::Unenforceable(_) => (ErrorCode::Unsupported, e.to_string()),
                     })
             })
             .await
@@ -1466,7 +1456,7 @@ impl Supervisor {
                             unit,
                             spec: Box::new(spec),
                             result: Err(refusal),
-                            sandbox: None,
+                            namespaces: None,
                             reply,
                         })
                         .await;
@@ -1483,7 +1473,7 @@ impl Supervisor {
                 unit,
                 spec: Box::new(spec),
                 result,
-                sandbox: namespaces,
+                namespaces,
                 reply,
             };
             let _ = tx.send(event).await;
@@ -1496,7 +1486,7 @@ impl Supervisor {
         unit: String,
         spec: WorkspaceSpec,
         result: Result<Created, (ErrorCode, String)>,
-        sandbox: Option<Arc<Namespaces>>,
+        namespaces: Option<Arc<Namespaces>>,
         reply: oneshot::Sender<Response>,
     ) {
         self.creating.remove(&id);
@@ -1519,7 +1509,7 @@ impl Supervisor {
             SystemTime::now(),
             Instant::now(),
         );
-        ws.sandbox = Ok(sandbox);
+        ws.namespaces = Ok(namespaces);
         self.arm_ttl(&ws);
         self.workspaces.insert(id, ws);
         self.changed();
@@ -1569,10 +1559,9 @@ impl Supervisor {
             let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
             return;
         }
-        let sandbox = match &ws.sandbox {
-            Ok(s) => s.clone(),
-            Err(e) => {
-                let msg = format!("workspace {workspace}'s permissions cannot be enforced: {e}");
+        let namespaces = match ws.namespaces() {
+            Ok(s) => s,
+            Err(msg) => {
                 let _ = reply.send(Response::error(ErrorCode::Unsupported, msg));
                 return;
             }
@@ -1616,7 +1605,7 @@ impl Supervisor {
             run,
             leaf,
             spare,
-            sandbox,
+            namespaces,
             logs,
             false,
             None,
@@ -1723,11 +1712,10 @@ impl Supervisor {
         }
         let Some(run) = rec.run.clone() else { return };
         // Never restarted less confined than asked.
-        let sandbox = match &ws.sandbox {
-            Ok(s) => s.clone(),
+        let namespaces = match ws.namespaces() {
+            Ok(s) => s,
             Err(e) => {
-                let why =
-                    format!("not restarted: its workspace's permissions cannot be enforced: {e}");
+                let why = format!("not restarted: {e}");
                 if let Some(rec) = self
                     .workspaces
                     .get_mut(&workspace)
@@ -1748,7 +1736,7 @@ impl Supervisor {
             run,
             leaf,
             false,
-            sandbox,
+            namespaces,
             logs,
             true,
             rec.ends.clone(),
@@ -1947,7 +1935,7 @@ impl Supervisor {
                     }
                     // Its namespaces (and a private /tmp's contents) go now,
                     // not when the record ages out.
-                    ws.sandbox = Ok(None);
+                    ws.namespaces = Ok(None);
                     self.keep_stopped(ws);
                 }
                 // Its pipelines go with it (their taps ended with their edges).
@@ -2045,7 +2033,7 @@ impl Supervisor {
             spare: None,
             spare_pending: false,
             last_command: ws.last_command.clone(),
-            sandbox: Ok(None),
+            namespaces: Ok(None),
         };
         let flow_sockets: Vec<PathBuf> = self
             .pipelines
@@ -2384,7 +2372,7 @@ fn start_in_background(
     run: RunSpec,
     leaf: Option<Cgroup>,
     leaf_exists: bool,
-    sandbox: Option<Arc<Namespaces>>,
+    namespaces: Option<Arc<Namespaces>>,
     logs: LogPaths,
     append: bool,
     ends: Option<Arc<crate::flow::Ends>>,
@@ -2422,7 +2410,7 @@ fn start_in_background(
             leaf,
             logs,
             leaf_exists,
-            namespaces: sandbox,
+            namespaces,
             append,
             io,
         };

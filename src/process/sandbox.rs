@@ -83,7 +83,6 @@ enum Op {
 #[derive(Debug)]
 pub struct Sandbox {
     network: NetworkAccess,
-    mounts: bool,
     uid_map: CString,
     gid_map: CString,
     ops: Vec<Op>,
@@ -365,14 +364,13 @@ impl Sandbox {
                 format!("detaching the stand-ins from {}", scratch.display()),
             );
         }
-        let mounts = ops.len() > 1;
-        if !mounts {
+        // The slave step alone changes nothing: no mount namespace then.
+        if ops.len() == 1 {
             ops.clear();
             what.clear();
         }
         Ok(Some(Sandbox {
             network: perms.network,
-            mounts,
             uid_map: CString::new(format!("{uid} {uid} 1\n")).expect("no NUL"),
             gid_map: CString::new(format!("{gid} {gid} 1\n")).expect("no NUL"),
             ops,
@@ -384,7 +382,7 @@ impl Sandbox {
     /// The namespaces the command is born in (clone flags).
     pub fn clone_flags(&self) -> u64 {
         let mut f = libc::CLONE_NEWUSER as u64;
-        if self.mounts {
+        if !self.ops.is_empty() {
             f |= libc::CLONE_NEWNS as u64;
         }
         if self.network != NetworkAccess::Full {
@@ -440,6 +438,37 @@ impl Sandbox {
         }
         Ok(())
     }
+}
+
+/// Why a workspace's permissions cannot be had.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// A path or combination the client asked for is wrong.
+    #[error("permissions: {0}")]
+    Invalid(String),
+    /// This host cannot enforce them.
+    #[error(
+        "this host cannot enforce the workspace's permissions: {0}{hint}; ask for fewer \
+         permissions, or allow unprivileged user namespaces (see `shipote capabilities`)",
+        hint = crate::host::userns_sysctl_hint()
+    )]
+    Unenforceable(String),
+}
+
+/// The namespaces of a workspace with permissions `perms` (`None` when it
+/// asks for none), for the daemon's own uid and gid, with `shielded` hidden
+/// (see [`Sandbox::plan`]). Touches the filesystem and clones: call it off
+/// the supervisor.
+pub fn make(perms: &Permissions, shielded: &[PathBuf]) -> Result<Option<Namespaces>, Refusal> {
+    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
+    let Some(plan) =
+        Sandbox::plan(perms, uid.as_raw(), gid.as_raw(), shielded).map_err(Refusal::Invalid)?
+    else {
+        return Ok(None);
+    };
+    crate::process::spawn::make_namespaces(&plan)
+        .map(Some)
+        .map_err(Refusal::Unenforceable)
 }
 
 /// Step indices outside the mount plan.

@@ -251,6 +251,31 @@ struct ChildPlan {
     sandbox_step: usize,
 }
 
+impl ChildPlan {
+    /// A plan that runs nothing yet: no program, no descriptors, no
+    /// namespaces, working directory `/`.
+    fn new() -> Self {
+        ChildPlan {
+            program: std::ptr::null(),
+            argv: std::ptr::null(),
+            envp: std::ptr::null(),
+            cwd: c"/".as_ptr(),
+            procs: -1,
+            fds: std::ptr::null(),
+            nfds: 0,
+            // SAFETY: an all-zero sigset_t is valid; it is filled in before use.
+            mask: unsafe { std::mem::zeroed() },
+            failed: (0, 0),
+            namespaces: std::ptr::null(),
+            prepare: std::ptr::null(),
+            scratch: std::ptr::null_mut(),
+            nscratch: 0,
+            ns_out: [-1; 3],
+            sandbox_step: 0,
+        }
+    }
+}
+
 const STEP_CGROUP: libc::c_int = 1;
 const STEP_SETSID: libc::c_int = 2;
 const STEP_FDS: libc::c_int = 3;
@@ -589,30 +614,21 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         cwd: cwd.as_ptr(),
-        procs: -1,
         fds: fds.as_ptr(),
         nfds,
-        // SAFETY: an all-zero sigset_t is valid; it is filled in before use.
-        mask: unsafe { std::mem::zeroed() },
-        failed: (0, 0),
         namespaces: l
             .namespaces
             .as_deref()
             .map_or(std::ptr::null(), |s| s as *const _),
-        prepare: std::ptr::null(),
-        scratch: std::ptr::null_mut(),
-        nscratch: 0,
-        ns_out: [-1; 3],
-        sandbox_step: 0,
+        ..ChildPlan::new()
     };
-    let namespaces = 0;
     // One stack per spawning thread, reused: no allocation (and no fresh
     // pages for the child to fault in) per command.
     thread_local! {
         static STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; CHILD_STACK]);
     }
     let (pid, pidfd) = STACK.with_borrow_mut(|stack| match &l.cgroup {
-        None => clone_child(&mut plan, stack, None, namespaces),
+        None => clone_child(&mut plan, stack, None, 0),
         Some(dir) => {
             let open_err = |e: std::io::Error| {
                 let what = format!("cannot open its cgroup {}: {e}", dir.display());
@@ -622,7 +638,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             // Born in its cgroup (clone3 CLONE_INTO_CGROUP, Linux 5.7): no
             // migration at all. Where clone3 is refused (old kernel, seccomp),
             // the child moves itself there before exec.
-            match clone_child(&mut plan, stack, Some(&dir_fd), namespaces) {
+            match clone_child(&mut plan, stack, Some(&dir_fd), 0) {
                 Ok(started) => Ok(started),
                 Err(e) => {
                     tracing::debug!(error = %e, "clone3 into the cgroup refused; the child moves itself");
@@ -631,7 +647,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
                         .open(dir.join("cgroup.procs"))
                         .map_err(open_err)?;
                     plan.procs = procs.as_raw_fd();
-                    let r = clone_child(&mut plan, stack, None, namespaces);
+                    let r = clone_child(&mut plan, stack, None, 0);
                     drop(procs);
                     r
                 }
@@ -675,22 +691,10 @@ pub fn make_namespaces(
 ) -> Result<super::sandbox::Namespaces, String> {
     let mut scratch = vec![-1; sandbox.slots()];
     let mut plan = ChildPlan {
-        program: std::ptr::null(),
-        argv: std::ptr::null(),
-        envp: std::ptr::null(),
-        cwd: c"/".as_ptr(),
-        procs: -1,
-        fds: std::ptr::null(),
-        nfds: 0,
-        // SAFETY: an all-zero sigset_t is valid; it is filled in before use.
-        mask: unsafe { std::mem::zeroed() },
-        failed: (0, 0),
-        namespaces: std::ptr::null(),
         prepare: sandbox as *const _,
         scratch: scratch.as_mut_ptr(),
         nscratch: scratch.len(),
-        ns_out: [-1; 3],
-        sandbox_step: 0,
+        ..ChildPlan::new()
     };
     let mut stack = vec![0u8; CHILD_STACK];
     let flags = sandbox.clone_flags() | libc::CLONE_FILES as u64;
