@@ -395,14 +395,13 @@ fn a_command_starts_with_no_signal_ignored_or_blocked() {
     // The daemon ignores SIGPIPE (as every Rust program) and blocks signals
     // around the spawn; none of that may reach the command.
     let (_root, d) = setup("sigs");
-    let id = run(
+    let out = run_to_end(
         &d,
         "w",
         &["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"],
     );
-    wait_exit(&d, "w", &id);
     assert_eq!(
-        logs(&d, "w", &id, &[]),
+        out,
         "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
     );
 }
@@ -426,7 +425,6 @@ fn no_descriptor_of_the_daemon_reaches_a_command() {
         }
     });
     assert!(d.cli(&["ws", "create", "w"]).status.success());
-    let id = run(&d, "w", &["sh", "-c", "ls /proc/self/fd | tr '\\n' ' '"]);
-    wait_exit(&d, "w", &id);
-    assert_eq!(logs(&d, "w", &id, &[]), "0 1 2 3 ");
+    let out = run_to_end(&d, "w", &["sh", "-c", "ls /proc/self/fd | tr '\\n' ' '"]);
+    assert_eq!(out, "0 1 2 3 ");
 }

@@ -52,9 +52,7 @@ fn network_none_cannot_reach_a_loopback_server() {
     let server = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = server.local_addr().unwrap().port();
     let (_root, d) = setup("netnone", &["--network", "none"]);
-    let id = run(&d, "w", &["python3", "-c", &connect_py(port)]);
-    wait_exit(&d, "w", &id);
-    let out = logs(&d, "w", &id, &[]);
+    let out = run_to_end(&d, "w", &["python3", "-c", &connect_py(port)]);
     assert_eq!(out.trim(), "host: Network is unreachable", "{out}");
     assert!(!was_reached(&server));
 }
@@ -69,9 +67,7 @@ fn loopback_reaches_its_own_lo_but_not_the_hosts() {
                c = socket.create_connection(s.getsockname(), 3)\n\
                a, _ = s.accept(); c.sendall(b'ping'); print('own:', a.recv(4).decode())\n";
     let script = format!("{own}{}", connect_py(port));
-    let id = run(&d, "w", &["python3", "-c", &script]);
-    wait_exit(&d, "w", &id);
-    let out = logs(&d, "w", &id, &[]);
+    let out = run_to_end(&d, "w", &["python3", "-c", &script]);
     assert_eq!(out, "own: ping\nhost: Connection refused\n");
     assert!(!was_reached(&server));
 }
@@ -288,12 +284,8 @@ fn a_readopted_workspace_keeps_its_permissions() {
     d.child.kill().unwrap();
     d.child.wait().unwrap();
     let d2 = successor(&d, &root);
-    let id = run(&d2, "w", &["python3", "-c", &connect_py(port)]);
-    wait_exit(&d2, "w", &id);
-    assert_eq!(
-        logs(&d2, "w", &id, &[]).trim(),
-        "host: Network is unreachable"
-    );
+    let out = run_to_end(&d2, "w", &["python3", "-c", &connect_py(port)]);
+    assert_eq!(out.trim(), "host: Network is unreachable");
     assert!(!was_reached(&server));
     assert!(d2.cli(&["ws", "stop", "w"]).status.success());
 }
@@ -322,9 +314,8 @@ fn a_workspaces_commands_share_its_loopback_and_private_tmp() {
     let client = format!(
         "import socket\nprint(socket.create_connection(('127.0.0.1', {port}), 3).recv(100).decode(), end='')"
     );
-    let id = run(&d, "w", &["python3", "-c", &client]);
-    wait_exit(&d, "w", &id);
-    assert_eq!(logs(&d, "w", &id, &[]), "from-the-workspace-tmp\n");
+    let out = run_to_end(&d, "w", &["python3", "-c", &client]);
+    assert_eq!(out, "from-the-workspace-tmp\n");
     wait_exit(&d, "w", &srv);
     // The daemon's descriptors of the namespaces do not leak into commands.
     let (_, fds) = sh(&d, "ls /proc/self/fd | tr '\\n' ' '");
@@ -390,11 +381,7 @@ fn a_sandboxed_command_cannot_reach_the_daemon() {
          except OSError as e:\n    print('socket:', e.strerror)\n",
         d.socket.display()
     );
-    let out = |ws: &str| {
-        let id = run(&d, ws, &["python3", "-c", &probe]);
-        wait_exit(&d, ws, &id);
-        logs(&d, ws, &id, &[])
-    };
+    let out = |ws: &str| run_to_end(&d, ws, &["python3", "-c", &probe]);
     assert_eq!(out("w"), "socket: Permission denied\n");
     // Without permissions the same user's command reaches it: that is what
     // asking for nothing means.

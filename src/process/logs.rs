@@ -567,6 +567,31 @@ fn drain_once(
 mod tests {
     use super::*;
 
+    /// A capture thread on two fresh pipes; their write ends for the test.
+    fn capturing(
+        dir: &Path,
+    ) -> (
+        LogPaths,
+        OwnedFd,
+        OwnedFd,
+        Arc<CaptureState>,
+        std::thread::JoinHandle<()>,
+    ) {
+        let paths = LogPaths::new(dir, "c");
+        let (out_r, out_w) = nix::unistd::pipe().unwrap();
+        let (err_r, err_w) = nix::unistd::pipe().unwrap();
+        let state = Arc::new(CaptureState::default());
+        let t = capture(
+            Some(out_r),
+            Some(err_r),
+            paths.clone(),
+            false,
+            state.clone(),
+        )
+        .unwrap();
+        (paths, out_w, err_w, state, t)
+    }
+
     fn writer(dir: &Path, cap: u64, idx_cap: u64) -> (LogPaths, LogWriter) {
         let paths = LogPaths::new(dir, "c");
         let w = LogWriter::with_caps(paths.clone(), false, cap, idx_cap).unwrap();
@@ -673,18 +698,7 @@ mod tests {
     #[test]
     fn a_command_that_writes_nothing_leaves_no_files() {
         let dir = tempfile::tempdir().unwrap();
-        let paths = LogPaths::new(dir.path(), "c");
-        let (out_r, out_w) = nix::unistd::pipe().unwrap();
-        let (err_r, err_w) = nix::unistd::pipe().unwrap();
-        let state = Arc::new(CaptureState::default());
-        let t = capture(
-            Some(out_r),
-            Some(err_r),
-            paths.clone(),
-            false,
-            state.clone(),
-        )
-        .unwrap();
+        let (paths, out_w, err_w, state, t) = capturing(dir.path());
         drop((out_w, err_w));
         t.join().unwrap();
         assert!(state.drained.load(Ordering::Acquire));
@@ -695,18 +709,7 @@ mod tests {
     #[test]
     fn capture_drains_both_pipes_into_the_log() {
         let dir = tempfile::tempdir().unwrap();
-        let paths = LogPaths::new(dir.path(), "c");
-        let (out_r, out_w) = nix::unistd::pipe().unwrap();
-        let (err_r, err_w) = nix::unistd::pipe().unwrap();
-        let state = Arc::new(CaptureState::default());
-        let t = capture(
-            Some(out_r),
-            Some(err_r),
-            paths.clone(),
-            false,
-            state.clone(),
-        )
-        .unwrap();
+        let (paths, out_w, err_w, state, t) = capturing(dir.path());
         let (mut o, mut e) = (File::from(out_w), File::from(err_w));
         o.write_all(b"hello\n").unwrap();
         e.write_all(b"oops\n").unwrap();

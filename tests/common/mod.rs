@@ -342,3 +342,10 @@ pub fn logs(d: &Daemon, ws: &str, id: &str, extra: &[&str]) -> String {
     assert!(o.status.success(), "{}", stderr(&o));
     stdout(&o)
 }
+
+/// Runs `args` in `ws` to its end and returns its output (both streams).
+pub fn run_to_end(d: &Daemon, ws: &str, args: &[&str]) -> String {
+    let id = run(d, ws, args);
+    wait_exit(d, ws, &id);
+    logs(d, ws, &id, &[])
+}
