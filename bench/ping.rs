@@ -3,7 +3,8 @@
 //!
 //! `cargo bench --bench ping` (release build). Prints p50/p99 latency and
 //! requests/s for 1, 16 and 64 concurrent clients, the ratios to the floor, and
-//! the daemon's RSS idle and after the load. `SHIPOTE_BENCH_SECS` sets the
+//! the daemon's RSS idle and after the load. `shipoted` rows speak protocol 1
+//! (the CLI's, after a Hello); `seed wire` rows speak protocol 0. `SHIPOTE_BENCH_SECS` sets the
 //! measuring time per configuration (default 2).
 
 use shipote_protocol::client::Client;
@@ -59,22 +60,26 @@ fn main() {
         "server", "clients", "p50 µs", "p99 µs", "req/s", "p50 ×", "req/s ×"
     );
     for c in CONCURRENCY {
-        let floor = rt.block_on(load(&echo_sock, c, secs));
-        let ours = rt.block_on(load(&daemon_sock, c, secs));
+        let floor = rt.block_on(load(&echo_sock, c, secs, false));
+        let ours = rt.block_on(load(&daemon_sock, c, secs, false));
+        // Protocol 0 (the seed's wire: no Hello, answers lowered on the way out).
+        let seed = rt.block_on(load(&daemon_sock, c, secs, true));
         println!(
             "{:<10} {:>7} {:>9.1} {:>9.1} {:>11.0} {:>9} {:>9}",
             "echo", c, floor.p50_us, floor.p99_us, floor.rps, "", ""
         );
-        println!(
-            "{:<10} {:>7} {:>9.1} {:>9.1} {:>11.0} {:>9.2} {:>9.2}",
-            "shipoted",
-            c,
-            ours.p50_us,
-            ours.p99_us,
-            ours.rps,
-            ours.p50_us / floor.p50_us,
-            ours.rps / floor.rps
-        );
+        for (name, f) in [("shipoted", ours), ("seed wire", seed)] {
+            println!(
+                "{:<10} {:>7} {:>9.1} {:>9.1} {:>11.0} {:>9.2} {:>9.2}",
+                name,
+                c,
+                f.p50_us,
+                f.p99_us,
+                f.rps,
+                f.p50_us / floor.p50_us,
+                f.rps / floor.rps
+            );
+        }
     }
     let loaded_rss = rss_kib(daemon.id());
     println!(
@@ -94,23 +99,66 @@ struct Figures {
     rps: f64,
 }
 
-async fn load(socket: &Path, clients: usize, secs: f64) -> Figures {
+/// A client that never sends Hello: protocol 0, frames written by hand.
+struct SeedPinger {
+    r: tokio::io::BufReader<tokio::net::unix::OwnedReadHalf>,
+    w: tokio::net::unix::OwnedWriteHalf,
+    payload: Vec<u8>,
+}
+
+impl SeedPinger {
+    async fn ping(&mut self) {
+        use tokio::io::AsyncWriteExt;
+        self.w.write_all(&[0, 0, 0, 1, 0]).await.unwrap();
+        frame::read_payload_async(&mut self.r, &mut self.payload)
+            .await
+            .unwrap();
+        assert_eq!(self.payload, [0], "Pong");
+    }
+}
+
+enum Pinger {
+    Current(Client),
+    Seed(SeedPinger),
+}
+
+impl Pinger {
+    async fn ping(&mut self) {
+        match self {
+            Pinger::Current(c) => assert_eq!(c.call(&Request::Ping).await.unwrap(), Response::Pong),
+            Pinger::Seed(s) => s.ping().await,
+        }
+    }
+}
+
+async fn load(socket: &Path, clients: usize, secs: f64, seed: bool) -> Figures {
     let until = Instant::now() + Duration::from_secs_f64(secs);
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let socket = socket.to_owned();
         tasks.push(tokio::spawn(async move {
-            let mut c = Client::connect(&socket).await.unwrap();
+            let mut c = if seed {
+                let (r, w) = tokio::net::UnixStream::connect(&socket)
+                    .await
+                    .unwrap()
+                    .into_split();
+                Pinger::Seed(SeedPinger {
+                    r: tokio::io::BufReader::with_capacity(16 * 1024, r),
+                    w,
+                    payload: Vec::new(),
+                })
+            } else {
+                Pinger::Current(Client::connect(&socket).await.unwrap())
+            };
             let mut lat = Vec::with_capacity(100_000);
             // Warm up the connection before measuring.
             for _ in 0..100 {
-                assert_eq!(c.call(&Request::Ping).await.unwrap(), Response::Pong);
+                c.ping().await;
             }
             while Instant::now() < until {
                 let t = Instant::now();
-                let r = c.call(&Request::Ping).await.unwrap();
+                c.ping().await;
                 lat.push(t.elapsed());
-                assert_eq!(r, Response::Pong);
             }
             lat
         }));
@@ -194,8 +242,18 @@ fn echo_server(socket: &Path) {
                     .is_ok()
                 {
                     out.clear();
-                    out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-                    out.extend_from_slice(&payload);
+                    if payload.first() == Some(&shipote_protocol::dialect::HELLO_INDEX) {
+                        // The client's switch to protocol 1, once per connection
+                        // before the measured pings: answered as the daemon does.
+                        let hello = Response::Hello {
+                            protocol: 1,
+                            version: String::new(),
+                        };
+                        frame::encode_into(&hello, &mut out).unwrap();
+                    } else {
+                        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+                        out.extend_from_slice(&payload);
+                    }
                     if w.write_all(&out).await.is_err() {
                         break;
                     }

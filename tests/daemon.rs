@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use shipote_protocol::client::Client;
-use shipote_protocol::{frame, ErrorCode, Request, Response};
+use shipote_protocol::{frame, seed, Dialect, ErrorCode, Request, Response};
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::UnixStream;
@@ -239,7 +239,9 @@ fn killed_daemon_leaves_a_socket_the_next_one_replaces() {
     assert!(d2.cli(&["ping"]).status.success(), "{}", d2.log());
 }
 
-/// Sends raw bytes, then reads what comes back until the daemon closes.
+/// Sends raw bytes, then reads what comes back until the daemon closes. Answers
+/// are read in the protocol the connection speaks: 0 (the seed's wire, whose
+/// errors carry no code: lifted as `Invalid`) until a `Hello` is answered.
 fn exchange(d: &Daemon, bytes: &[u8], close_write: bool) -> (Vec<Response>, bool) {
     let mut s = UnixStream::connect(&d.socket).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
@@ -248,32 +250,63 @@ fn exchange(d: &Daemon, bytes: &[u8], close_write: bool) -> (Vec<Response>, bool
         s.shutdown(std::net::Shutdown::Write).unwrap();
     }
     let mut responses = Vec::new();
+    let mut switched = false;
+    let mut payload = Vec::new();
     loop {
-        match frame::read_frame::<_, Response>(&mut s) {
-            Ok(r) => responses.push(r),
+        match frame::read_payload(&mut s, &mut payload) {
+            Ok(()) => {}
             Err(frame::FrameError::Closed) => return (responses, true),
             Err(e) => panic!("unexpected: {e}"),
         }
+        let r = if switched {
+            frame::decode::<Response>(&payload).unwrap()
+        } else {
+            Dialect::Seed.decode_hello_answer(&payload).unwrap()
+        };
+        switched |= matches!(r, Response::Hello { .. });
+        responses.push(r);
     }
 }
 
+/// The frame of `Hello { protocol: 1 }`.
+const HELLO_1: [u8; 6] = [0, 0, 0, 2, 25, 1];
+
+/// Sends `bytes` on a protocol-0 connection and again behind a `Hello` on a
+/// protocol-1 one: each gets one Invalid error mentioning `want`, then the
+/// connection closes and the daemon serves others.
 fn assert_invalid_then_closed(d: &Daemon, bytes: &[u8], close_write: bool, want: &str) {
-    let (responses, closed) = exchange(d, bytes, close_write);
-    assert!(closed);
-    match responses.as_slice() {
-        [Response::Error {
-            code: ErrorCode::Invalid,
-            message,
-        }] => {
-            assert!(
-                message.contains(want),
-                "{message:?} should mention {want:?}"
-            )
+    for hello in [false, true] {
+        let mut sent = Vec::new();
+        if hello {
+            sent.extend_from_slice(&HELLO_1);
         }
-        other => panic!("expected one Invalid error, got {other:?}"),
+        sent.extend_from_slice(bytes);
+        let (mut responses, closed) = exchange(d, &sent, close_write);
+        assert!(closed);
+        if hello {
+            assert!(
+                matches!(responses.first(), Some(Response::Hello { protocol: 1, .. })),
+                "{responses:?}"
+            );
+            responses.remove(0);
+        }
+        match responses.as_slice() {
+            [Response::Error {
+                code: ErrorCode::Invalid,
+                message,
+            }] => {
+                assert!(
+                    message.contains(want),
+                    "{message:?} should mention {want:?}"
+                );
+                let protocol = format!("speaks protocol {}", u8::from(hello));
+                assert!(message.contains(&protocol), "{message:?}");
+            }
+            other => panic!("expected one Invalid error, got {other:?}"),
+        }
+        // The daemon still serves a new client.
+        assert!(d.cli(&["ping"]).status.success(), "{}", d.log());
     }
-    // The daemon still serves a new client.
-    assert!(d.cli(&["ping"]).status.success(), "{}", d.log());
 }
 
 #[test]
@@ -311,6 +344,89 @@ fn trailing_bytes_are_refused() {
 }
 
 #[test]
+fn a_hello_for_an_unknown_protocol_is_refused_in_the_seed_form_naming_the_known_ones() {
+    let d = Daemon::start();
+    // Hello { protocol: 7 }, then a Ping written behind it: the Ping was meant for
+    // protocol 7, so the connection closes instead of misreading it.
+    let (responses, closed) = exchange(&d, &[0, 0, 0, 2, 25, 7, 0, 0, 0, 1, 0], false);
+    assert!(closed);
+    match responses.as_slice() {
+        [Response::Error { message, .. }] => {
+            assert!(message.contains("unknown protocol 7"), "{message}");
+            assert!(
+                message.contains("protocol 0 (the seed's wire) and 1"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(d.cli(&["ping"]).status.success(), "{}", d.log());
+}
+
+#[test]
+fn a_second_hello_is_refused_in_the_protocol_the_connection_speaks() {
+    let d = Daemon::start();
+    let mut bytes = HELLO_1.to_vec();
+    bytes.extend_from_slice(&[0, 0, 0, 2, 25, 0]);
+    let (responses, closed) = exchange(&d, &bytes, false);
+    assert!(closed);
+    match responses.as_slice() {
+        [Response::Hello {
+            protocol: 1,
+            version,
+        }, Response::Error {
+            code: ErrorCode::Invalid,
+            message,
+        }] => {
+            assert_eq!(version, env!("CARGO_PKG_VERSION"));
+            assert!(message.contains("already answered"), "{message}");
+            assert!(message.contains("speaks protocol 1"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(d.cli(&["ping"]).status.success(), "{}", d.log());
+}
+
+#[test]
+fn protocol_1_requests_on_a_seed_connection_are_refused_and_it_keeps_serving() {
+    let d = Daemon::start();
+    let describe = frame::encode(&Request::WorkspaceDescribe {
+        id: shipote_protocol::WorkspaceId(shipote_protocol::Ulid::new()),
+    })
+    .unwrap();
+    let logs = frame::encode(&seed::Request::CommandLogs {
+        workspace: shipote_protocol::WorkspaceId(shipote_protocol::Ulid::new()),
+        command: shipote_protocol::Ulid::new(),
+        tail_bytes: 10,
+        stream: "stdin".into(),
+    })
+    .unwrap();
+    let mut s = UnixStream::connect(&d.socket).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(15))).unwrap();
+    s.write_all(&describe).unwrap();
+    s.write_all(&logs).unwrap();
+    frame::write_frame(&mut s, &seed::Request::Ping).unwrap();
+    let mut next = || frame::read_frame::<_, seed::Response>(&mut s).unwrap();
+    match next() {
+        seed::Response::Error { message } => {
+            assert!(message.contains("WorkspaceDescribe (request 24) is part of protocol 1"));
+            assert!(
+                message.contains("send Hello { protocol: 1 } first"),
+                "{message}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    match next() {
+        seed::Response::Error { message } => {
+            assert!(message.contains("\"stdin\" is not a stream"), "{message}")
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(next(), seed::Response::Pong, "the connection stays open");
+}
+
+#[test]
 fn client_stalled_mid_frame_is_dropped_and_holds_nothing_up() {
     let d = Daemon::start();
     let start = Instant::now();
@@ -322,11 +438,9 @@ fn client_stalled_mid_frame_is_dropped_and_holds_nothing_up() {
     }
     assert!(start.elapsed() < Duration::from_secs(5));
     s.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    match frame::read_frame::<_, Response>(&mut s).unwrap() {
-        Response::Error {
-            code: ErrorCode::Invalid,
-            message,
-        } => {
+    // No Hello was sent: the error comes in the seed's form.
+    match frame::read_frame::<_, seed::Response>(&mut s).unwrap() {
+        seed::Response::Error { message } => {
             assert!(message.contains("incomplete after 10 s"), "{message}")
         }
         other => panic!("{other:?}"),

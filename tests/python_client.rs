@@ -169,11 +169,14 @@ with sc.Client.connect(sys.argv[2]) as c:
     e = c.call({"type": "Discern", "sample": b"{}", "hint_path": None})
     assert e["type"] == "Discernment" and e["ty"] == "json", e
     assert c.call("Ping") == {"type": "Pong"}
-# Trailing bytes after a Ping: one Invalid error, then the daemon closes.
+# Hello, then trailing bytes after a Ping: one Invalid error, then the daemon
+# closes.
 s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
 s.settimeout(20)
 s.connect(sys.argv[2])
-s.sendall(bytes([0, 0, 0, 2, 0, 0]))
+s.sendall(bytes([0, 0, 0, 2, 25, 1, 0, 0, 0, 2, 0, 0]))
+r = sc.decode_payload(sc.RESPONSE, sc.read_frame(s))
+assert r["type"] == "Hello" and r["protocol"] == 1, r
 r = sc.decode_payload(sc.RESPONSE, sc.read_frame(s))
 assert r["type"] == "Error" and r["code"] == "Invalid", r
 assert "trailing bytes" in r["message"], r

@@ -636,6 +636,7 @@ REQUEST = MessageEnum(
             ],
         ),
         ("WorkspaceDescribe", [("id", WORKSPACE_ID)]),  # 24
+        ("Hello", [("protocol", U32)]),  # 25
     ],
 )
 
@@ -719,8 +720,15 @@ RESPONSE = MessageEnum(
             [("bytes", BYTES), ("next", U64), ("skipped", U64), ("running", BOOL)],
         ),
         ("WorkspaceDescription", [("id", WORKSPACE_ID), ("spec", WORKSPACE_SPEC)]),  # 24
+        ("Hello", [("protocol", U32), ("version", STR)]),  # 25
     ],
 )
+
+# Every connection starts on protocol 0 (the seed's wire, SPEC.md section 14);
+# this client speaks protocol 1, the types above, after a Hello (section 4.1).
+PROTOCOL_CURRENT = 1
+HELLO_INDEX = 25
+SEED_ERROR_INDEX = 22
 
 # --------------------------------------------------------------------------
 # Framing
@@ -792,11 +800,30 @@ def default_socket_path() -> str:
     return f"/tmp/shipote-{uid}.sock"
 
 
+def decode_seed_error(payload: bytes):
+    """A protocol-0 Error (a message, no code), lifted into protocol 1: its code
+    comes from the documented prefix `refused:` or `busy:`, else Invalid."""
+    r = Reader(payload)
+    if read_varint(r, 32) != SEED_ERROR_INDEX:
+        raise ProtocolError("expected Hello or a protocol-0 Error before the switch")
+    message = STR.decode(r)
+    if r.remaining():
+        raise ProtocolError(f"payload has {r.remaining()} trailing bytes after the message")
+    code = "Invalid"
+    if message.startswith("refused:"):
+        code = "Refused"
+    elif message.startswith("busy:"):
+        code = "Busy"
+    return {"type": "Error", "code": code, "message": message}
+
+
 class Client:
-    """One connection; call() sends one request and returns its one response."""
+    """One connection speaking protocol 1; call() sends one request and returns
+    its one response. The first call sends Hello and the request in one write."""
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
+        self.switched = False
 
     @classmethod
     def connect(cls, path: str, timeout: float | None = 30.0) -> "Client":
@@ -819,11 +846,21 @@ class Client:
         self.close()
 
     def recv(self):
+        if not self.switched:
+            # Before the switch the daemon speaks protocol 0: the answer is our
+            # Hello's, or an Error in the seed's form (a refusal at accept).
+            payload = read_frame(self.sock)
+            if payload[:1] != bytes([HELLO_INDEX]):
+                return decode_seed_error(payload)
+            decode_payload(RESPONSE, payload)
+            self.switched = True
         return decode_payload(RESPONSE, read_frame(self.sock))
 
     def call(self, request):
         """Returns the decoded response; Error responses are returned, not raised."""
         frame = encode_frame(REQUEST, request)
+        if not self.switched:
+            frame = encode_frame(REQUEST, {"type": "Hello", "protocol": PROTOCOL_CURRENT}) + frame
         try:
             self.sock.sendall(frame)
         except (BrokenPipeError, ConnectionResetError):
@@ -1024,6 +1061,8 @@ EXPECTED = {
     ("responses", "CommandLogsFrom"): {"type": "CommandLogsFrom", "bytes": b"hi\n",
                                        "next": 4099, "skipped": 0, "running": True},
     ("requests", "WorkspaceDescribe"): {"type": "WorkspaceDescribe", "id": WS},
+    ("requests", "Hello"): {"type": "Hello", "protocol": 1},
+    ("responses", "Hello"): {"type": "Hello", "protocol": 1, "version": "0.2.0"},
 }
 EXPECTED[("responses", "WorkspaceDescription")] = {
     "type": "WorkspaceDescription", "id": WS,

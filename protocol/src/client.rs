@@ -1,4 +1,6 @@
-//! A small async client: one connection, one request at a time.
+//! A small async client: one connection, one request at a time, speaking
+//! protocol 1. Its first call writes `Hello { protocol: 1 }` and the request in
+//! one write and reads both answers: the switch costs no round trip.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), shipote_protocol::client::ClientError> {
@@ -9,7 +11,7 @@
 //! ```
 
 use crate::frame::{self, FrameError};
-use crate::{Request, Response};
+use crate::{Dialect, Request, Response, PROTOCOL_CURRENT};
 use std::io;
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncWriteExt, BufReader};
@@ -39,6 +41,10 @@ pub struct Client {
     writer: OwnedWriteHalf,
     out: Vec<u8>,
     payload: Vec<u8>,
+    /// `Hello` was written; its answer is the next frame to read.
+    hello_pending: bool,
+    /// `Hello` was answered: the connection speaks protocol 1.
+    switched: bool,
 }
 
 impl Client {
@@ -61,12 +67,23 @@ impl Client {
             writer: w,
             out: Vec::with_capacity(256),
             payload: Vec::new(),
+            hello_pending: false,
+            switched: false,
         }
     }
 
     /// Sends one request and waits for its response.
     pub async fn call(&mut self, request: &Request) -> Result<Response, ClientError> {
         self.out.clear();
+        if !self.switched && !self.hello_pending {
+            frame::encode_into(
+                &Request::Hello {
+                    protocol: PROTOCOL_CURRENT,
+                },
+                &mut self.out,
+            )?;
+            self.hello_pending = true;
+        }
         frame::encode_into(request, &mut self.out)?;
         if let Err(e) = self.writer.write_all(&self.out).await {
             // The daemon may have answered and closed before reading (a
@@ -80,8 +97,20 @@ impl Client {
     }
 
     /// Waits for the next response (e.g. the refusal the daemon sends right after
-    /// accepting a connection it will not serve).
+    /// accepting a connection it will not serve). Answers written before the
+    /// switch to protocol 1 (a refusal at accept, a refused `Hello`) are lifted
+    /// into protocol 1 and returned in place of the request's own answer.
     pub async fn recv(&mut self) -> Result<Response, ClientError> {
+        if !self.switched {
+            frame::read_payload_async(&mut self.reader, &mut self.payload).await?;
+            match Dialect::Seed.decode_hello_answer(&self.payload)? {
+                Response::Hello { .. } if self.hello_pending => {
+                    self.hello_pending = false;
+                    self.switched = true;
+                }
+                other => return Ok(other),
+            }
+        }
         frame::read_payload_async(&mut self.reader, &mut self.payload).await?;
         Ok(frame::decode(&self.payload)?)
     }
@@ -98,11 +127,15 @@ mod tests {
     #[tokio::test]
     async fn refusal_before_the_request_is_read_despite_broken_pipe() {
         let (client_side, mut daemon_side) = UnixStream::pair().unwrap();
-        let refusal = Response::error(ErrorCode::Refused, "refused: not your daemon");
+        // Sent at accept, before any Hello: in protocol 0.
+        let seed_refusal = crate::seed::Response::Error {
+            message: "refused: not your daemon".into(),
+        };
         daemon_side
-            .write_all(&frame::encode(&refusal).unwrap())
+            .write_all(&frame::encode(&seed_refusal).unwrap())
             .await
             .unwrap();
+        let refusal = Response::error(ErrorCode::Refused, "refused: not your daemon");
         drop(daemon_side);
         let mut c = Client::from_stream(client_side);
         assert_eq!(c.call(&Request::Ping).await.unwrap(), refusal);

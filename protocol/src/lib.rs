@@ -1,10 +1,12 @@
 //! `shipote-protocol`: everything that crosses the socket between `shipoted` and
 //! its clients.
 //!
-//! - [`Request`] and [`Response`]: the messages, in wire order (postcard encodes an
-//!   enum variant by its index, so the declaration order *is* the wire; new
-//!   variants are only ever appended and released fields never change, see
-//!   `SPEC.md`).
+//! - [`Request`] and [`Response`]: the messages of protocol 1, in wire order
+//!   (postcard encodes an enum variant by its index, so the declaration order
+//!   *is* the wire; new variants are only ever appended and released fields
+//!   never change, see `SPEC.md`).
+//! - [`seed`]: protocol 0, the seed's wire, which every connection speaks until
+//!   a `Hello` switches it; [`dialect`]: the switch and the translation.
 //! - [`spec`]: the workspace and pipeline specifications clients send.
 //! - [`frame`]: u32 big-endian length + postcard payload, at most
 //!   [`MAX_FRAME_BYTES`], with blocking and async helpers.
@@ -13,13 +15,16 @@
 #![deny(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod dialect;
 pub mod frame;
 pub mod message;
+pub mod seed;
 pub mod spec;
 
 #[cfg(feature = "tokio")]
 pub mod client;
 
+pub use dialect::{Dialect, PROTOCOL_CURRENT, PROTOCOL_SEED};
 pub use frame::{FrameError, MAX_FRAME_BYTES};
 pub use message::*;
 pub use spec::*;

@@ -159,6 +159,17 @@ pub enum Request {
         /// Which workspace.
         id: WorkspaceId,
     },
+    /// Switch this connection to another protocol (index 25 in every protocol).
+    /// Every connection starts on protocol 0, the seed's wire ([`crate::seed`]);
+    /// `Hello { protocol: 1 }` switches it to these types. Answered with
+    /// [`Response::Hello`] in the new protocol, or with an `Error` in the old one
+    /// (unknown protocol, or a second `Hello`). A client may write its first
+    /// request right behind its `Hello` without waiting.
+    Hello {
+        /// The protocol wanted: [`crate::PROTOCOL_SEED`] or
+        /// [`crate::PROTOCOL_CURRENT`].
+        protocol: u32,
+    },
 }
 
 /// Which captured stream of a command.
@@ -374,6 +385,47 @@ pub enum Response {
         /// The spec it was created with (a re-adopted workspace's as persisted).
         spec: WorkspaceSpec,
     },
+    /// Answer to [`Request::Hello`]: the connection now speaks `protocol`.
+    Hello {
+        /// The protocol in force from the next request on.
+        protocol: u32,
+        /// The daemon's version (semver).
+        version: String,
+    },
+}
+
+impl Request {
+    /// The variant's name, as in this file and `SPEC.md`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Ping => "Ping",
+            Request::Health => "Health",
+            Request::WorkspaceCreate { .. } => "WorkspaceCreate",
+            Request::WorkspaceList => "WorkspaceList",
+            Request::WorkspaceStop { .. } => "WorkspaceStop",
+            Request::Run { .. } => "Run",
+            Request::PipelineRun { .. } => "PipelineRun",
+            Request::Discern { .. } => "Discern",
+            Request::Capabilities => "Capabilities",
+            Request::CommandList { .. } => "CommandList",
+            Request::CommandLogs { .. } => "CommandLogs",
+            Request::PipelineSave { .. } => "PipelineSave",
+            Request::PipelineSavedList => "PipelineSavedList",
+            Request::PipelineDrop { .. } => "PipelineDrop",
+            Request::PipelineRunSaved { .. } => "PipelineRunSaved",
+            Request::WorkspaceStats { .. } => "WorkspaceStats",
+            Request::WorkspaceQuota { .. } => "WorkspaceQuota",
+            Request::WorkspaceStatsHistory { .. } => "WorkspaceStatsHistory",
+            Request::WorkspaceFullSummary { .. } => "WorkspaceFullSummary",
+            Request::PipelineStop { .. } => "PipelineStop",
+            Request::FlowList => "FlowList",
+            Request::FlowThroughput => "FlowThroughput",
+            Request::FlowDrop { .. } => "FlowDrop",
+            Request::CommandLogsFrom { .. } => "CommandLogsFrom",
+            Request::WorkspaceDescribe { .. } => "WorkspaceDescribe",
+            Request::Hello { .. } => "Hello",
+        }
+    }
 }
 
 impl Response {
@@ -382,6 +434,40 @@ impl Response {
         Response::Error {
             code,
             message: message.into(),
+        }
+    }
+}
+
+impl Response {
+    /// The variant's name, as in this file and `SPEC.md`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Response::Pong => "Pong",
+            Response::Health { .. } => "Health",
+            Response::WorkspaceCreated { .. } => "WorkspaceCreated",
+            Response::WorkspaceList { .. } => "WorkspaceList",
+            Response::WorkspaceStopped { .. } => "WorkspaceStopped",
+            Response::RunStarted { .. } => "RunStarted",
+            Response::PipelineStarted { .. } => "PipelineStarted",
+            Response::Discernment { .. } => "Discernment",
+            Response::Capabilities { .. } => "Capabilities",
+            Response::CommandList { .. } => "CommandList",
+            Response::CommandLogs { .. } => "CommandLogs",
+            Response::PipelineSaved { .. } => "PipelineSaved",
+            Response::PipelineSavedList { .. } => "PipelineSavedList",
+            Response::PipelineDropped { .. } => "PipelineDropped",
+            Response::PipelineStopped { .. } => "PipelineStopped",
+            Response::WorkspaceStats { .. } => "WorkspaceStats",
+            Response::WorkspaceQuota { .. } => "WorkspaceQuota",
+            Response::WorkspaceStatsHistory { .. } => "WorkspaceStatsHistory",
+            Response::WorkspaceFullSummary { .. } => "WorkspaceFullSummary",
+            Response::FlowList { .. } => "FlowList",
+            Response::FlowThroughput { .. } => "FlowThroughput",
+            Response::FlowDropped { .. } => "FlowDropped",
+            Response::Error { .. } => "Error",
+            Response::CommandLogsFrom { .. } => "CommandLogsFrom",
+            Response::WorkspaceDescription { .. } => "WorkspaceDescription",
+            Response::Hello { .. } => "Hello",
         }
     }
 }

@@ -190,6 +190,7 @@ fn requests() -> Vec<(&'static str, Request)> {
             },
         ),
         ("WorkspaceDescribe", Request::WorkspaceDescribe { id: ws() }),
+        ("Hello", Request::Hello { protocol: 1 }),
     ]
 }
 
@@ -431,7 +432,105 @@ fn responses() -> Vec<(&'static str, Response)> {
                 spec: full_spec(),
             },
         ),
+        (
+            "Hello",
+            Response::Hello {
+                protocol: 1,
+                version: "0.2.0".into(),
+            },
+        ),
     ]
+}
+
+/// Protocol 0, the seed's wire: one case per seed request, the same values as
+/// protocol 1's cases where the seed has the field.
+fn seed_requests() -> Vec<(&'static str, seed::Request)> {
+    requests()
+        .into_iter()
+        .filter(|(_, r)| frame::encode(r).unwrap()[frame::HEADER_BYTES] < 23)
+        .map(|(name, r)| {
+            let s = match r {
+                Request::Ping => seed::Request::Ping,
+                Request::Health => seed::Request::Health,
+                Request::WorkspaceCreate { spec } => seed::Request::WorkspaceCreate { spec },
+                Request::WorkspaceList => seed::Request::WorkspaceList,
+                Request::WorkspaceStop { id, grace_ms } => {
+                    seed::Request::WorkspaceStop { id, grace_ms }
+                }
+                Request::Run {
+                    workspace,
+                    exec,
+                    argv,
+                    envp,
+                    restart_on_failure,
+                    ..
+                } => seed::Request::Run {
+                    workspace,
+                    exec,
+                    argv,
+                    envp,
+                    restart_on_failure,
+                },
+                Request::PipelineRun { spec, tap, vars } => {
+                    seed::Request::PipelineRun { spec, tap, vars }
+                }
+                Request::Discern { sample, hint_path } => {
+                    seed::Request::Discern { sample, hint_path }
+                }
+                Request::Capabilities => seed::Request::Capabilities,
+                Request::CommandList { workspace } => seed::Request::CommandList { workspace },
+                Request::CommandLogs {
+                    workspace,
+                    command,
+                    tail_bytes,
+                    ..
+                } => seed::Request::CommandLogs {
+                    workspace,
+                    command,
+                    tail_bytes,
+                    stream: "stderr".into(),
+                },
+                Request::PipelineSave { name, spec } => seed::Request::PipelineSave { name, spec },
+                Request::PipelineSavedList => seed::Request::PipelineSavedList,
+                Request::PipelineDrop { name } => seed::Request::PipelineDrop { name },
+                Request::PipelineRunSaved { name, tap, vars } => {
+                    seed::Request::PipelineRunSaved { name, tap, vars }
+                }
+                Request::WorkspaceStats { workspace } => {
+                    seed::Request::WorkspaceStats { workspace }
+                }
+                Request::WorkspaceQuota { workspace } => {
+                    seed::Request::WorkspaceQuota { workspace }
+                }
+                Request::WorkspaceStatsHistory { workspace, tail } => {
+                    seed::Request::WorkspaceStatsHistory {
+                        workspace,
+                        tail: tail.into(),
+                    }
+                }
+                Request::WorkspaceFullSummary { workspace } => {
+                    seed::Request::WorkspaceFullSummary { workspace }
+                }
+                Request::PipelineStop { pipeline, grace_ms } => {
+                    seed::Request::PipelineStop { pipeline, grace_ms }
+                }
+                Request::FlowList => seed::Request::FlowList,
+                Request::FlowThroughput => seed::Request::FlowThroughput,
+                Request::FlowDrop { pipeline } => seed::Request::FlowDrop { pipeline },
+                other => panic!("{other:?} is not a seed request"),
+            };
+            (name, s)
+        })
+        .collect()
+}
+
+/// The seed's form of protocol 1's first 23 response cases.
+fn seed_responses() -> Vec<(&'static str, seed::Response)> {
+    responses()
+        .into_iter()
+        .take(23)
+        .map(|(name, r)| (name, seed::Response::from(r)))
+        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -483,6 +582,54 @@ fn golden_responses() {
 }
 
 #[test]
+fn golden_seed_requests() {
+    check("seed-requests.hex", seed_requests());
+}
+
+#[test]
+fn golden_seed_responses() {
+    check("seed-responses.hex", seed_responses());
+}
+
+/// Protocol 0 and protocol 1 differ exactly where SPEC.md section 14 says: every
+/// other seed request is byte for byte the protocol-1 request it is lifted to.
+#[test]
+fn seed_requests_lift_to_protocol_1_and_differ_only_where_documented() {
+    let differ: Vec<&str> = seed_requests()
+        .into_iter()
+        .filter_map(|(name, s)| {
+            let seed_bytes = frame::encode(&s).unwrap();
+            let lifted = s.into_current().unwrap();
+            (frame::encode(&lifted).unwrap() != seed_bytes).then_some(name)
+        })
+        .collect();
+    assert_eq!(differ, ["Run", "CommandLogs"]);
+    let differ: Vec<&str> = responses()
+        .into_iter()
+        .take(23)
+        .filter_map(|(name, r)| {
+            let current = frame::encode(&r).unwrap();
+            (frame::encode(&seed::Response::from(r)).unwrap() != current).then_some(name)
+        })
+        .collect();
+    assert_eq!(
+        differ,
+        [
+            "WorkspaceCreated",
+            "WorkspaceList",
+            "Capabilities",
+            "CommandList",
+            "WorkspaceStats",
+            "WorkspaceQuota",
+            "WorkspaceStatsHistory",
+            "WorkspaceFullSummary",
+            "FlowThroughput",
+            "Error"
+        ]
+    );
+}
+
+#[test]
 fn every_variant_has_a_golden_case() {
     // Variant indices are the first payload byte; every index must be covered,
     // in order, with no gaps.
@@ -492,13 +639,21 @@ fn every_variant_has_a_golden_case() {
         .map(|(_, r)| idx(frame::encode(&r).unwrap()))
         .collect();
     req.dedup();
-    assert_eq!(req, (0..=24).collect::<Vec<u8>>());
+    assert_eq!(req, (0..=25).collect::<Vec<u8>>());
     let resp: Vec<u8> = responses()
         .into_iter()
         .map(|(_, r)| idx(frame::encode(&r).unwrap()))
         .collect();
-    assert_eq!(resp, (0..=24).collect::<Vec<u8>>());
+    assert_eq!(resp, (0..=25).collect::<Vec<u8>>());
     // One past the last variant is refused.
-    assert!(frame::decode::<Request>(&[24]).is_err());
-    assert!(frame::decode::<Response>(&[24]).is_err());
+    assert!(frame::decode::<Request>(&[26]).is_err());
+    assert!(frame::decode::<Response>(&[26]).is_err());
+    let mut seed_req: Vec<u8> = seed_requests()
+        .into_iter()
+        .map(|(_, r)| idx(frame::encode(&r).unwrap()))
+        .collect();
+    seed_req.dedup();
+    assert_eq!(seed_req, (0..=22).collect::<Vec<u8>>());
+    assert!(frame::decode::<seed::Request>(&[23]).is_err());
+    assert!(frame::decode::<seed::Response>(&[23]).is_err());
 }

@@ -2,11 +2,17 @@
 //! read once at accept; a foreign uid is refused. A bad frame gets an `Error`
 //! and the connection is closed; nothing a client sends can stop the daemon from
 //! serving others.
+//!
+//! Every connection starts on protocol 0 (the seed's wire) and may switch once
+//! to protocol 1 with `Hello`; requests are lifted into protocol 1 as they
+//! arrive and answers lowered into the connection's protocol as they leave
+//! (`shipote_protocol::dialect`), so the rest of the daemon knows one protocol.
 
 use super::audit;
 use super::supervisor::{Event, SupervisorHandle};
+use shipote_protocol::dialect::{Dialect, Incoming};
 use shipote_protocol::frame::{self, FrameError, HEADER_BYTES};
-use shipote_protocol::{ErrorCode, Request, Response};
+use shipote_protocol::{ErrorCode, Request, Response, PROTOCOL_CURRENT, PROTOCOL_SEED};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
@@ -42,6 +48,8 @@ pub async fn serve(
     let mut r = BufReader::with_capacity(16 * 1024, r);
     let mut payload = Vec::new();
     let mut out = Vec::with_capacity(256);
+    let mut dialect = Dialect::Seed;
+    let mut switched = false;
     loop {
         // Idle between frames: wait for a header, or leave on shutdown.
         let mut header = [0u8; HEADER_BYTES];
@@ -70,7 +78,7 @@ pub async fn serve(
                     })?;
             }
             frame::read_body_async(&mut r, header, &mut payload).await?;
-            frame::decode::<Request>(&payload)
+            dialect.decode_request(&payload)
         };
         let body = tokio::time::timeout(FRAME_BODY_TIMEOUT, body);
         let read = tokio::select! {
@@ -78,11 +86,23 @@ pub async fn serve(
             read = body => read,
         };
         let request = match read {
-            Ok(Ok(request)) => request,
+            Ok(Ok(Incoming::Request(request))) => request,
+            Ok(Ok(Incoming::Refuse(msg))) => {
+                let refusal = Response::error(ErrorCode::Invalid, msg);
+                if send(&mut w, &mut out, dialect, refusal).await.is_err() {
+                    break;
+                }
+                continue;
+            }
             Ok(Err(e)) => {
-                let msg = format!("bad frame: {e}; closing the connection (see protocol/SPEC.md)");
+                let msg = format!(
+                    "bad frame: {e}; closing the connection (this connection speaks protocol {}; \
+                     see protocol/SPEC.md)",
+                    dialect.protocol()
+                );
                 tracing::info!(uid = peer_uid, error = %e, "bad frame from client");
-                let _ = send(&mut w, &mut out, &Response::error(ErrorCode::Invalid, msg)).await;
+                let bad = Response::error(ErrorCode::Invalid, msg);
+                let _ = send(&mut w, &mut out, dialect, bad).await;
                 break;
             }
             Err(_) => {
@@ -91,10 +111,48 @@ pub async fn serve(
                     FRAME_BODY_TIMEOUT.as_secs()
                 );
                 tracing::info!(uid = peer_uid, "client stalled mid-frame");
-                let _ = send(&mut w, &mut out, &Response::error(ErrorCode::Invalid, msg)).await;
+                let stalled = Response::error(ErrorCode::Invalid, msg);
+                let _ = send(&mut w, &mut out, dialect, stalled).await;
                 break;
             }
         };
+        if let Request::Hello { protocol } = request {
+            // A refused Hello closes the connection: requests written behind it
+            // were meant for a protocol this connection will not speak.
+            let answer = match Dialect::from_protocol(protocol) {
+                _ if switched => Err(format!(
+                    "Hello was already answered: this connection speaks protocol {}; \
+                     open a new connection to speak another",
+                    dialect.protocol()
+                )),
+                Some(d) => Ok(d),
+                None => Err(format!(
+                    "unknown protocol {protocol}: this shipoted speaks protocol {PROTOCOL_SEED} \
+                     (the seed's wire) and {PROTOCOL_CURRENT}; reconnect and send \
+                     Hello {{ protocol: {PROTOCOL_CURRENT} }}"
+                )),
+            };
+            match answer {
+                Ok(d) => {
+                    dialect = d;
+                    switched = true;
+                    let hello = Response::Hello {
+                        protocol,
+                        version: env!("CARGO_PKG_VERSION").to_owned(),
+                    };
+                    if send(&mut w, &mut out, dialect, hello).await.is_err() {
+                        break;
+                    }
+                    continue;
+                }
+                Err(msg) => {
+                    tracing::info!(uid = peer_uid, protocol, "Hello refused");
+                    let refused = Response::error(ErrorCode::Invalid, msg);
+                    let _ = send(&mut w, &mut out, dialect, refused).await;
+                    break;
+                }
+            }
+        }
         let audited = audit::action_of(&request);
         let response = match request {
             // The one request that needs no state: answered here, off the
@@ -105,7 +163,7 @@ pub async fn serve(
         if let Some((action, detail)) = audited {
             audit::record(peer_uid, action, &detail, &audit::outcome_of(&response));
         }
-        if let Err(e) = send(&mut w, &mut out, &response).await {
+        if let Err(e) = send(&mut w, &mut out, dialect, response).await {
             tracing::debug!(error = %e, "write failed; closing connection");
             break;
         }
@@ -116,13 +174,14 @@ pub async fn serve(
 async fn send(
     w: &mut tokio::net::unix::OwnedWriteHalf,
     out: &mut Vec<u8>,
-    response: &Response,
+    dialect: Dialect,
+    response: Response,
 ) -> Result<(), FrameError> {
     out.clear();
-    if let Err(e) = frame::encode_into(response, out) {
+    if let Err(e) = dialect.encode_response(response, out) {
         // Too large or unencodable: tell the client instead of going silent.
         let msg = format!("the response could not be sent: {e}");
-        frame::encode_into(&Response::error(ErrorCode::Internal, msg), out)?;
+        dialect.encode_response(Response::error(ErrorCode::Internal, msg), out)?;
     }
     match tokio::time::timeout(WRITE_TIMEOUT, w.write_all(out)).await {
         Ok(r) => Ok(r?),
@@ -131,6 +190,8 @@ async fn send(
 }
 
 async fn refuse(mut stream: UnixStream, peer_uid: u32, own_uid: u32) {
+    // Sent before any Hello, so in protocol 0; the `refused:` prefix carries
+    // the code the seed's Error has no field for (SPEC.md section 2).
     let msg = format!(
         "refused: this shipoted serves uid {own_uid} only and you are uid {peer_uid}; \
          start your own with systemctl --user start shipote"
@@ -141,7 +202,11 @@ async fn refuse(mut stream: UnixStream, peer_uid: u32, own_uid: u32) {
         &format!("peer uid {peer_uid} is not the daemon's uid {own_uid}"),
         "refused",
     );
-    if let Ok(bytes) = frame::encode(&Response::error(ErrorCode::Refused, msg)) {
+    let mut bytes = Vec::new();
+    if Dialect::Seed
+        .encode_response(Response::error(ErrorCode::Refused, msg), &mut bytes)
+        .is_ok()
+    {
         let _ = tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(&bytes)).await;
     }
     let _ = stream.shutdown().await;

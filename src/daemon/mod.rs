@@ -16,7 +16,7 @@ use crate::systemd::scopes::SystemdScopes;
 use crate::workspace::backend::Backend;
 use crate::workspace::state::SavedWorkspace;
 use listener::{BoundSocket, ListenError};
-use shipote_protocol::{frame, ErrorCode, Response};
+use shipote_protocol::{ErrorCode, Response};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -330,9 +330,16 @@ async fn serve(
 }
 
 async fn turn_away(mut stream: tokio::net::UnixStream, max: usize) {
-    let msg =
-        format!("shipoted is serving its limit of {max} connections; close idle clients and retry");
-    if let Ok(bytes) = frame::encode(&Response::error(ErrorCode::Busy, msg)) {
+    // Sent before any Hello, so in protocol 0; the `busy:` prefix carries the
+    // code the seed's Error has no field for (SPEC.md section 2).
+    let msg = format!(
+        "busy: shipoted is serving its limit of {max} connections; close idle clients and retry"
+    );
+    let mut bytes = Vec::new();
+    if shipote_protocol::Dialect::Seed
+        .encode_response(Response::error(ErrorCode::Busy, msg), &mut bytes)
+        .is_ok()
+    {
         let _ = tokio::time::timeout(connection::WRITE_TIMEOUT, stream.write_all(&bytes)).await;
     }
 }

@@ -946,6 +946,11 @@ impl Supervisor {
             Request::Discern { sample, hint_path } => {
                 crate::discern::respond(&sample, hint_path.as_deref())
             }
+            // Answered by the connection, which owns the protocol switch.
+            Request::Hello { .. } => Response::error(
+                ErrorCode::Internal,
+                "Hello reached the supervisor; the connection answers it",
+            ),
         };
         let _ = reply.send(response);
     }
@@ -2325,37 +2330,6 @@ fn not_found(id: WorkspaceId) -> Response {
         ErrorCode::NotFound,
         format!("no live workspace {id}; list them with shipote ws ls"),
     )
-}
-
-/// The request's variant name, as SPEC.md spells it.
-pub fn request_name(request: &Request) -> &'static str {
-    match request {
-        Request::Ping => "Ping",
-        Request::Health => "Health",
-        Request::WorkspaceCreate { .. } => "WorkspaceCreate",
-        Request::WorkspaceList => "WorkspaceList",
-        Request::WorkspaceStop { .. } => "WorkspaceStop",
-        Request::Run { .. } => "Run",
-        Request::PipelineRun { .. } => "PipelineRun",
-        Request::Discern { .. } => "Discern",
-        Request::Capabilities => "Capabilities",
-        Request::CommandList { .. } => "CommandList",
-        Request::CommandLogs { .. } => "CommandLogs",
-        Request::PipelineSave { .. } => "PipelineSave",
-        Request::PipelineSavedList => "PipelineSavedList",
-        Request::PipelineDrop { .. } => "PipelineDrop",
-        Request::PipelineRunSaved { .. } => "PipelineRunSaved",
-        Request::WorkspaceStats { .. } => "WorkspaceStats",
-        Request::WorkspaceQuota { .. } => "WorkspaceQuota",
-        Request::WorkspaceStatsHistory { .. } => "WorkspaceStatsHistory",
-        Request::WorkspaceFullSummary { .. } => "WorkspaceFullSummary",
-        Request::PipelineStop { .. } => "PipelineStop",
-        Request::FlowList => "FlowList",
-        Request::FlowThroughput => "FlowThroughput",
-        Request::FlowDrop { .. } => "FlowDrop",
-        Request::CommandLogsFrom { .. } => "CommandLogsFrom",
-        Request::WorkspaceDescribe { .. } => "WorkspaceDescribe",
-    }
 }
 
 /// What to do once a start's event is queued (answer the client).
