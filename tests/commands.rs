@@ -428,3 +428,69 @@ fn no_descriptor_of_the_daemon_reaches_a_command() {
     let out = run_to_end(&d, "w", &["sh", "-c", "ls /proc/self/fd | tr '\\n' ' '"]);
     assert_eq!(out, "0 1 2 3 ");
 }
+
+/// A NUL byte in an argument is named as such, not as a bad environment
+/// variable; the workspace keeps working.
+#[test]
+fn a_nul_in_an_argument_is_named() {
+    use shipote_protocol::{client::Client, ErrorCode, Request, Response, WorkspaceId};
+    let (_root, d) = setup("nul");
+    let ws = json(&d.cli(&["--json", "ws", "ls"]))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ws = WorkspaceId(shipote_protocol::Ulid::from_string(&ws).unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let r = rt.block_on(async {
+        let mut c = Client::connect(&d.socket).await.unwrap();
+        c.call(&Request::Run {
+            workspace: ws,
+            exec: "echo".into(),
+            argv: vec!["fine".into(), "bad\0tail".into()],
+            envp: vec![],
+            restart_on_failure: false,
+            cwd: None,
+        })
+        .await
+        .unwrap()
+    });
+    match r {
+        Response::Error { code, message } => {
+            assert_ne!(code, ErrorCode::Internal, "{message}");
+            assert!(
+                message.contains("argument 2 \"bad\" holds a NUL byte"),
+                "{message}"
+            );
+            assert!(!message.contains("environment"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let id = run(&d, "w", &["true"]);
+    assert_eq!(wait_exit(&d, "w", &id)["exit_status"], 0);
+}
+
+/// The daemon raises its own descriptor limit to the hard one; its commands
+/// start with the limit it was given.
+#[test]
+fn the_daemon_raises_its_descriptor_limit_and_commands_keep_the_original() {
+    let (_root, d) = setup("nofile");
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+    let (soft, hard) = (lim.rlim_cur, lim.rlim_max);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", d.child.id())).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let nums: Vec<u64> = line
+        .split_whitespace()
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert_eq!(nums, [hard, hard], "{line}");
+    let out = run_to_end(&d, "w", &["sh", "-c", "ulimit -Sn"]);
+    assert_eq!(out.trim(), soft.to_string());
+}

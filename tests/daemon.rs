@@ -695,3 +695,19 @@ fn client_idle_for_a_minute_holds_nothing_up() {
         Response::Pong
     );
 }
+
+/// `shipote ws ls | head`: a reader that goes away is not a crash.
+#[test]
+fn output_into_a_closed_pipe_is_not_a_panic() {
+    let d = Daemon::start();
+    let o = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(r#""$0" --socket "$1" caps | (exec 0<&-; true); echo "status ${PIPESTATUS[0]}""#)
+        .arg(cli_bin())
+        .arg(&d.socket)
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(stdout(&o).trim(), "status 0", "{err}");
+}

@@ -316,3 +316,103 @@ fn crashed_daemon_leaves_reap_workspaces_that_the_next_one_stops() {
         d2.log()
     );
 }
+
+/// A daemon started over `d`'s state directory but on its own socket: it must
+/// refuse, naming the holder's pid and the flag, and leave `d` untouched.
+#[test]
+fn a_second_daemon_on_the_same_state_refuses_and_the_first_keeps_its_workspaces() {
+    let root = CgroupRoot::new("twostate");
+    let d = Daemon::start_cgroup(&root.0);
+    let (_, unit) = create(&d, &["two"]);
+    let id = run(&d, "two", &["sleep", "300"]);
+    let other = tempfile::tempdir().unwrap();
+    let o = Command::new(daemon_bin())
+        .arg("--socket")
+        .arg(other.path().join("shipote.sock"))
+        .arg("--state-dir")
+        .arg(d.dir.path().join("state"))
+        .args(["--backend", "cgroup", "--cgroup-root"])
+        .arg(other.path().join("no-cgroup-needed"))
+        .args(["--log-target", "stderr"])
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!("another shipoted (pid {})", d.child.id())),
+        "{err}"
+    );
+    assert!(err.contains("--state-dir PATH"), "{err}");
+    assert!(!err.contains("workspace.reap"), "{err}");
+    // The first daemon's workspace and command are as they were.
+    assert!(cgroup_of(&root, &unit).exists());
+    assert_eq!(command(&d, "two", &id)["alive"], true);
+    let listed = json(&d.cli(&["--json", "ws", "ls"]));
+    assert_eq!(listed.as_array().unwrap().len(), 1, "{listed}");
+}
+
+/// Two state directories, one cgroup subtree: the second daemon refuses too.
+#[test]
+fn a_second_daemon_on_the_same_cgroup_subtree_refuses() {
+    let root = CgroupRoot::new("twocg");
+    let d = Daemon::start_cgroup(&root.0);
+    let (_, unit) = create(&d, &["two"]);
+    let other = tempfile::tempdir().unwrap();
+    let o = Command::new(daemon_bin())
+        .arg("--socket")
+        .arg(other.path().join("shipote.sock"))
+        .arg("--state-dir")
+        .arg(other.path().join("state"))
+        .args(["--backend", "cgroup", "--cgroup-root"])
+        .arg(&root.0)
+        .args(["--log-target", "stderr"])
+        .env_remove("NOTIFY_SOCKET")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("holds the cgroup subtree"), "{err}");
+    assert!(err.contains(&format!("pid {}", d.child.id())), "{err}");
+    assert!(err.contains("--cgroup-root PATH"), "{err}");
+    assert!(cgroup_of(&root, &unit).exists());
+}
+
+/// A crashed daemon's workspace is never reaped or adopted by a daemon of
+/// another state directory that later manages the same subtree (on systemd,
+/// where unrecorded scopes are adopted, the maker's mark keeps them apart).
+#[test]
+fn another_state_directory_never_adopts_a_crashed_daemons_workspace() {
+    let root = CgroupRoot::new("foreign");
+    let mut d = Daemon::start_cgroup(&root.0);
+    let (_, unit) = create(&d, &["mine"]);
+    let cg = cgroup_of(&root, &unit);
+    assert!(eventually(Duration::from_secs(5), || json(
+        &d.cli(&["--json", "health"])
+    )["dirty"]
+        == false));
+    signal(d.child.id(), nix::sys::signal::Signal::SIGKILL);
+    d.wait_exit();
+    let root_dir = root.0.clone();
+    let d2 = Daemon::start_with(move |cmd| {
+        cmd.args(["--backend", "cgroup", "--cgroup-root"])
+            .arg(&root_dir);
+    });
+    assert_eq!(
+        json(&d2.cli(&["--json", "ws", "ls"])),
+        serde_json::json!([]),
+        "{}",
+        d2.log()
+    );
+    assert!(cg.exists(), "left alone, not reaped");
+    // Its own daemon, back on its own state, takes it again.
+    drop(d2);
+    let d3 = successor(&d, &root);
+    let listed = json(&d3.cli(&["--json", "ws", "ls"]));
+    assert_eq!(
+        listed.as_array().unwrap().len(),
+        0,
+        "a reap workspace is stopped: {listed}"
+    );
+    assert!(!cg.exists(), "its own daemon reaped it");
+}

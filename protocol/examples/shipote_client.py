@@ -824,6 +824,7 @@ class Client:
     def __init__(self, sock: socket.socket):
         self.sock = sock
         self.switched = False
+        self.hello_sent = False
 
     @classmethod
     def connect(cls, path: str, timeout: float | None = 30.0) -> "Client":
@@ -859,8 +860,9 @@ class Client:
     def call(self, request):
         """Returns the decoded response; Error responses are returned, not raised."""
         frame = encode_frame(REQUEST, request)
-        if not self.switched:
+        if not self.switched and not self.hello_sent:
             frame = encode_frame(REQUEST, {"type": "Hello", "protocol": PROTOCOL_CURRENT}) + frame
+            self.hello_sent = True
         try:
             self.sock.sendall(frame)
         except (BrokenPipeError, ConnectionResetError):

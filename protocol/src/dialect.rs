@@ -111,7 +111,21 @@ impl Dialect {
         if self == Dialect::Current || payload.first() == Some(&HELLO_INDEX) {
             return frame::decode(payload);
         }
-        let r: seed::Response = frame::decode(payload)?;
+        let r: seed::Response = match frame::decode(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                // A daemon older than Hello (0.1.0) refuses index 25 with its
+                // own Error, which has a code: say so instead of "bad frame".
+                if let Ok(Response::Error { .. }) = frame::decode::<Response>(payload) {
+                    return Ok(Response::error(
+                        ErrorCode::Unsupported,
+                        "this shipoted predates protocol negotiation (Hello, 0.2.0); \
+                         restart it with the installed version (systemctl --user restart shipote)",
+                    ));
+                }
+                return Err(e);
+            }
+        };
         Ok(r.into_current_error().unwrap_or_else(|| {
             Response::error(
                 ErrorCode::Internal,
@@ -212,6 +226,41 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(Dialect::Seed.decode_request(&[26]).is_err());
+    }
+
+    #[test]
+    fn a_daemon_older_than_hello_is_named() {
+        // 0.1.0 answered an unknown index with a protocol-1 Error (a code).
+        let old =
+            payload(frame::encode(&Response::error(ErrorCode::Invalid, "bad frame")).unwrap());
+        match Dialect::Seed.decode_hello_answer(&old).unwrap() {
+            Response::Error {
+                code: ErrorCode::Unsupported,
+                message,
+            } => assert!(
+                message.contains("predates protocol negotiation"),
+                "{message}"
+            ),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn busy_and_refused_errors_keep_their_code_as_a_prefix_on_the_seed_wire() {
+        let lowered = seed::Response::from(Response::error(ErrorCode::Busy, "shutting down"));
+        assert_eq!(
+            lowered,
+            seed::Response::Error {
+                message: "busy: shutting down".into()
+            }
+        );
+        let lowered = seed::Response::from(Response::error(ErrorCode::Busy, "busy: already"));
+        assert_eq!(
+            lowered,
+            seed::Response::Error {
+                message: "busy: already".into()
+            }
+        );
     }
 
     #[test]

@@ -701,7 +701,22 @@ impl From<crate::Response> for Response {
             R::FlowList { items } => Response::FlowList { items: all(items) },
             R::FlowThroughput { items } => Response::FlowThroughput { items: all(items) },
             R::FlowDropped { pipeline, existed } => Response::FlowDropped { pipeline, existed },
-            R::Error { message, .. } => Response::Error { message },
+            R::Error { code, message } => {
+                // The two codes a client may retry or report on without reading
+                // the text travel as the message's prefix (SPEC.md 14.3).
+                let prefix = match code {
+                    ErrorCode::Busy => "busy: ",
+                    ErrorCode::Refused => "refused: ",
+                    _ => "",
+                };
+                if prefix.is_empty() || message.starts_with(prefix.trim_end()) {
+                    Response::Error { message }
+                } else {
+                    Response::Error {
+                        message: format!("{prefix}{message}"),
+                    }
+                }
+            }
             other @ (R::CommandLogsFrom { .. }
             | R::WorkspaceDescription { .. }
             | R::Hello { .. }) => Response::Error {

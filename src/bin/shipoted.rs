@@ -42,6 +42,17 @@ fn real_main(
 ) -> anyhow::Result<()> {
     let filter = std::env::var("SHIPOTE_LOG").ok();
     shipote::logging::init(args.log_target, filter.as_deref())?;
+    match shipote::process::spawn::raise_nofile_limit() {
+        Ok((from, to)) if from != to => {
+            tracing::info!(
+                from,
+                to,
+                "raised the descriptor limit (commands keep the original)"
+            )
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot raise the descriptor limit"),
+    }
     let mut fds = inherited.context("cannot read the sockets passed by the service manager")?;
     let socket = match fds.next() {
         // SAFETY: systemd passes us ownership of fd 3 (LISTEN_FDS start) and

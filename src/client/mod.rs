@@ -130,6 +130,14 @@ impl Session {
     }
 }
 
+/// Writes a command's output to stdout. A reader that went away (`| head`)
+/// is not an error: the output is simply not wanted any more.
+fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
 /// Runs the parsed command line and reports how it went.
 pub async fn run(cli: Cli) -> Outcome {
     // Discern reads its inputs before any connection, and --local needs none.
@@ -141,7 +149,7 @@ pub async fn run(cli: Cli) -> Outcome {
                 return Outcome::CouldNotAsk;
             }
             Ok(inputs) if a.local => {
-                print!("{}", discern::local(&inputs, cli.json));
+                emit(&discern::local(&inputs, cli.json));
                 return Outcome::Ok;
             }
             Ok(inputs) => discern_inputs = inputs,
@@ -197,15 +205,13 @@ pub async fn run(cli: Cli) -> Outcome {
     };
     match result {
         Ok(out) => {
-            print!("{out}");
+            emit(&out);
             Outcome::Ok
         }
         Err(Failure::Daemon { code, message }) => {
             if cli.json {
-                println!(
-                    "{}",
-                    json!({ "error": { "code": format!("{code:?}"), "message": message } })
-                );
+                let e = json!({ "error": { "code": format!("{code:?}"), "message": message } });
+                emit(&format!("{e}\n"));
             }
             eprintln!("shipote: {message}");
             Outcome::Refused

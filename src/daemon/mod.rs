@@ -6,6 +6,7 @@
 pub mod args;
 pub mod audit;
 pub mod connection;
+pub mod instance;
 pub mod listener;
 pub mod supervisor;
 
@@ -132,6 +133,9 @@ pub enum DaemonError {
     /// The state file could not be read.
     #[error(transparent)]
     State(#[from] crate::workspace::state::StateError),
+    /// Another daemon holds the state directory or cgroup subtree.
+    #[error(transparent)]
+    Instance(#[from] instance::InstanceError),
 }
 
 /// Runs the daemon until `shutdown` fires. Calls `on_ready` once the socket
@@ -238,6 +242,12 @@ async fn serve(
         .map_err(|e| DaemonError::Serve(std::io::Error::other(e)))?;
     let backend = choose_backend(&config, &caps).await?;
     tracing::info!(backend = backend.backend.name(), reason = %backend.reason, "workspace backend chosen");
+    // Held until serve returns: one daemon per state directory and subtree.
+    let cgroup_root = match &backend.backend {
+        Backend::Cgroup { root } => Some(root.dir().to_owned()),
+        _ => None,
+    };
+    let _instance = instance::acquire(&config.state_dir, cgroup_root.as_deref())?;
     let state_file = config.state_dir.join(crate::workspace::state::STATE_FILE);
     let saved = crate::workspace::state::load(&state_file)?;
     let env = Environment {
@@ -380,6 +390,15 @@ async fn restore(sup: &mut Supervisor, env: &Environment, saved: Vec<SavedWorksp
         let Some(orphan) = orphan_record(&unit, &cgroup, keeper, backend.name()) else {
             continue;
         };
+        let state_dir = env.state_dir();
+        if !instance::may_adopt(cgroup.dir(), &state_dir) {
+            tracing::info!(
+                unit = %unit,
+                owner = ?instance::owner_of(cgroup.dir()),
+                "running scope belongs to the daemon of another state directory; left alone"
+            );
+            continue;
+        }
         audit::record(
             env.own_uid,
             "workspace.adopt",

@@ -21,7 +21,7 @@ use shipote_protocol::{
     WorkspaceStatsInfo, WorkspaceSummary,
 };
 use std::collections::{BTreeMap, VecDeque};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -264,6 +264,16 @@ pub struct Environment {
     /// Paths hidden from every workspace with permissions: the daemon's
     /// socket and the user's runtime directory.
     pub shielded: Vec<PathBuf>,
+}
+
+impl Environment {
+    /// The state directory (the state file's).
+    pub fn state_dir(&self) -> PathBuf {
+        self.state_file
+            .parent()
+            .map(Path::to_owned)
+            .unwrap_or_default()
+    }
 }
 
 /// A live workspace.
@@ -1436,6 +1446,7 @@ impl Supervisor {
         let unit = unit_name(&spec.label, &id);
         let backend = self.env.backend.clone();
         let keeper = self.env.keeper_program.clone();
+        let state_dir = self.env.state_dir();
         let tx = self.tx.clone();
         tokio::spawn(async move {
             // Its namespaces are made first, off the supervisor (the paths
@@ -1473,6 +1484,13 @@ impl Supervisor {
                 .create(&unit, &spec, &keeper)
                 .await
                 .map_err(|e| (ErrorCode::Internal, e.to_string()));
+            if let Ok(Created {
+                cgroup: Some(cg), ..
+            }) = &result
+            {
+                // So that no other daemon ever adopts it (daemon/instance.rs).
+                crate::daemon::instance::mark_owner(cg.dir(), &state_dir);
+            }
             let event = Event::Created {
                 id,
                 unit,

@@ -32,6 +32,9 @@ use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+/// Most writable and hidden paths, together, in one workspace's permissions.
+pub const MAX_PATHS: usize = 256;
+
 // linux/mount.h and linux/prctl.h values the libc crate does not carry.
 const OPEN_TREE_CLONE: libc::c_uint = 1;
 const AT_RECURSIVE: libc::c_uint = 0x8000;
@@ -142,18 +145,33 @@ impl Sandbox {
         if *perms == Permissions::default() {
             return Ok(None);
         }
+        let paths = perms.writable_paths.len() + perms.hidden_paths.len();
+        if paths > MAX_PATHS {
+            return Err(format!(
+                "{paths} writable and hidden paths were given; at most {MAX_PATHS} (name a parent directory instead)"
+            ));
+        }
+        // The same path given twice is one mount (issue 14: 20,000 copies
+        // were 20,000 mounts).
+        let mut seen = std::collections::HashSet::new();
         let mut writable = Vec::new();
         for p in &perms.writable_paths {
-            writable.push(checked(p, "writable path")?);
+            let real = checked(p, "writable path")?;
+            if seen.insert(real.clone()) {
+                writable.push(real);
+            }
         }
+        let mut seen = std::collections::HashSet::new();
         let mut hidden = Vec::new();
         for p in &perms.hidden_paths {
             let real = checked(p, "hidden path")?;
             if real == Path::new("/") {
                 return Err("hidden path / would hide everything".into());
             }
-            let dir = real.is_dir();
-            hidden.push((real, dir));
+            if seen.insert(real.clone()) {
+                let dir = real.is_dir();
+                hidden.push((real, dir));
+            }
         }
         for p in shielded {
             let Ok(real) = p.canonicalize() else { continue };

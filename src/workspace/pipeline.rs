@@ -21,15 +21,39 @@ pub const MAX_COMMANDS: usize = 64;
 /// Most edges in one pipeline.
 pub const MAX_EDGES: usize = 256;
 
+/// Longest string after templating, in bytes: the kernel's limit on one
+/// argument or environment string (MAX_ARG_STRLEN), which no command could be
+/// given anyway.
+pub const MAX_RENDERED_STRING: usize = 128 << 10;
+
+/// Most bytes of all the strings of a spec after templating (twice the
+/// kernel's usual ARG_MAX of 2 MiB... for the whole pipeline, not one command).
+pub const MAX_RENDERED_TOTAL: usize = 4 << 20;
+
+/// Most `vars` in one request.
+pub const MAX_VARS: usize = 1024;
+
 /// Substitutes `${KEY}` in every string of `spec`. An unknown key is an error
-/// listing every unknown key.
+/// listing every unknown key. Output is bounded before it is allocated: a
+/// string that would pass [`MAX_RENDERED_STRING`], or a spec that would pass
+/// [`MAX_RENDERED_TOTAL`], is refused, however many placeholders it holds.
 pub fn render(
     spec: &PipelineSpec,
     vars: &BTreeMap<String, String>,
 ) -> Result<PipelineSpec, String> {
+    if vars.len() > MAX_VARS {
+        return Err(format!(
+            "{} vars were given; at most {MAX_VARS}",
+            vars.len()
+        ));
+    }
     let mut unknown = BTreeSet::new();
     let mut bad = BTreeSet::new();
-    let mut sub = |s: &str| subst(s, vars, &mut unknown, &mut bad);
+    let mut budget = Budget {
+        left: MAX_RENDERED_TOTAL,
+        over: None,
+    };
+    let mut sub = |s: &str| subst(s, vars, &mut unknown, &mut bad, &mut budget);
     let commands = spec
         .commands
         .iter()
@@ -56,6 +80,9 @@ pub fn render(
         })
         .collect();
     let label = sub(&spec.label);
+    if let Some(over) = budget.over {
+        return Err(over);
+    }
     if !bad.is_empty() {
         let list: Vec<String> = bad.into_iter().collect();
         return Err(format!(
@@ -78,13 +105,52 @@ pub fn render(
     })
 }
 
+/// What templating may still produce, and why it stopped if it did.
+struct Budget {
+    left: usize,
+    over: Option<String>,
+}
+
+impl Budget {
+    /// Whether `out` may grow by `more` bytes; records why not.
+    fn allows(&mut self, out: &str, more: usize, whole: &str) -> bool {
+        if self.over.is_some() {
+            return false;
+        }
+        let shown: String = whole.chars().take(32).collect();
+        if out.len() + more > MAX_RENDERED_STRING {
+            self.over = Some(format!(
+                "{shown:?}... would be longer than {} KiB after templating; \
+                 no command can be given a string that long",
+                MAX_RENDERED_STRING >> 10
+            ));
+            return false;
+        }
+        if more > self.left {
+            self.over = Some(format!(
+                "the pipeline would be larger than {} MiB after templating (at {shown:?}...); \
+                 use fewer or shorter --var values",
+                MAX_RENDERED_TOTAL >> 20
+            ));
+            return false;
+        }
+        self.left -= more;
+        true
+    }
+}
+
 fn subst(
     s: &str,
     vars: &BTreeMap<String, String>,
     unknown: &mut BTreeSet<String>,
     bad: &mut BTreeSet<String>,
+    budget: &mut Budget,
 ) -> String {
-    let mut out = String::with_capacity(s.len());
+    let mut out = String::new();
+    if !budget.allows(&out, s.len().min(MAX_RENDERED_STRING + 1), s) {
+        return out;
+    }
+    out.reserve(s.len());
     let mut rest = s;
     while let Some(at) = rest.find('$') {
         out.push_str(&rest[..at]);
@@ -97,6 +163,7 @@ fn subst(
                 Some(end) if is_key(&tail[..end]) => {
                     let key = &tail[..end];
                     match vars.get(key) {
+                        Some(v) if !budget.allows(&out, v.len(), s) => return String::new(),
                         Some(v) => out.push_str(v),
                         None => {
                             unknown.insert(format!("${{{key}}}"));
@@ -209,8 +276,7 @@ impl Plan {
 
 /// Renders and validates `spec` whole; the message names the offending part.
 pub fn plan(spec: &PipelineSpec, vars: &BTreeMap<String, String>) -> Result<Plan, String> {
-    let spec = render(spec, vars)?;
-    super::validate_label(&spec.label).map_err(|e| format!("pipeline {e}"))?;
+    // Counts first: templating never runs on a spec too large to start.
     if spec.commands.is_empty() {
         return Err("the pipeline has no commands; give at least one".into());
     }
@@ -226,6 +292,8 @@ pub fn plan(spec: &PipelineSpec, vars: &BTreeMap<String, String>) -> Result<Plan
             spec.edges.len()
         ));
     }
+    let spec = render(spec, vars)?;
+    super::validate_label(&spec.label).map_err(|e| format!("pipeline {e}"))?;
     let mut index = BTreeMap::new();
     for (i, c) in spec.commands.iter().enumerate() {
         super::validate_label(&c.label).map_err(|e| format!("command {}: {e}", i + 1))?;
@@ -441,6 +509,41 @@ mod tests {
         )
         .unwrap();
         assert_eq!(out.commands[0].exec, "${Y}");
+    }
+
+    #[test]
+    fn templating_is_bounded_before_it_allocates() {
+        // The request of issue 14: a 512 KiB value, `${A}` 4,096 times in one
+        // string (2 GiB if expanded). Refused at once, nothing allocated.
+        let big = "x".repeat(512 << 10);
+        let mut c = cmd("a", "echo");
+        c.argv = vec!["${A}".repeat(4096)];
+        let start = std::time::Instant::now();
+        let e = render(&spec(vec![c], vec![]), &vars(&[("A", &big)])).unwrap_err();
+        assert!(e.contains("longer than 128 KiB after templating"), "{e}");
+        assert!(start.elapsed() < std::time::Duration::from_millis(200));
+        // Many strings each under the per-string limit, over the total.
+        let mut c = cmd("a", "echo");
+        c.argv = vec!["${A}".into(); 64];
+        let e = render(
+            &spec(vec![c], vec![]),
+            &vars(&[("A", &"y".repeat(100 << 10))]),
+        )
+        .unwrap_err();
+        assert!(e.contains("larger than 4 MiB after templating"), "{e}");
+        // Real use stays far below: 1,000 arguments of 1 KiB.
+        let mut c = cmd("a", "echo");
+        c.argv = vec!["${A}".into(); 1000];
+        assert!(render(&spec(vec![c], vec![]), &vars(&[("A", &"z".repeat(1024))])).is_ok());
+    }
+
+    #[test]
+    fn too_many_commands_are_refused_before_templating() {
+        let commands: Vec<CommandSpec> = (0..MAX_COMMANDS + 1)
+            .map(|i| cmd(&format!("c{i}"), "${MISSING}"))
+            .collect();
+        let e = plan(&spec(commands, vec![]), &vars(&[])).unwrap_err();
+        assert!(e.contains("at most 64"), "{e}");
     }
 
     #[test]

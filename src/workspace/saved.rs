@@ -73,6 +73,16 @@ pub fn save(dir: &Path, name: &str, spec: &PipelineSpec) -> Result<(), String> {
     if spec.commands.is_empty() {
         return Err("the pipeline has no commands; give at least one".into());
     }
+    // A spec that could never run is not stored (issue 14: 500 commands and
+    // 10,000 edges made a 1.59 MB file).
+    use super::pipeline::{MAX_COMMANDS, MAX_EDGES};
+    if spec.commands.len() > MAX_COMMANDS || spec.edges.len() > MAX_EDGES {
+        return Err(format!(
+            "the pipeline has {} commands and {} edges; at most {MAX_COMMANDS} and {MAX_EDGES} can run",
+            spec.commands.len(),
+            spec.edges.len()
+        ));
+    }
     if !file(dir, name).exists() && list(dir)?.len() >= MAX_SAVED {
         return Err(format!(
             "{MAX_SAVED} pipelines are saved already; drop some with shipote pipeline rm"
