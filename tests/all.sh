@@ -2,12 +2,26 @@
 # Every test, in order of cost: formatting, lints, unit + wire + daemon + host
 # tests (cargo test), the Debian package and lintian, then the real-systemd VM
 # tier with that package. `tests/all.sh --no-vm` stops before the VM.
-# Needs root (a host test switches uid; the VM tier installs qemu).
+# Needs root (a host test switches uid; what a fresh machine lacks is
+# installed first).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 vm=1
 [ "${1:-}" = --no-vm ] && vm=0
 step() { printf '\n== %s\n' "$*"; }
+
+# What a fresh Debian 12 machine lacks (a no-op when it is all there): the
+# packaging tools, and for the VM tier qemu and mmdebstrap (tests/vm/host-deps.sh).
+export PATH="$HOME/.cargo/bin:$PATH"
+if ! command -v dh >/dev/null || ! command -v lintian >/dev/null; then
+    step "installing debhelper, lintian, dpkg-dev"
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+        debhelper lintian dpkg-dev >/dev/null
+fi
+if [ "$vm" = 1 ]; then
+    tests/vm/host-deps.sh
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -27,6 +27,26 @@ pub struct Daemon {
     notify: UnixDatagram,
     /// Every sd_notify datagram received so far.
     pub notices: Vec<String>,
+    /// The private cgroup root given when the test named none; removed after
+    /// the daemon is gone (fields drop after `Drop::drop`).
+    _cgroup: Option<CgroupRoot>,
+}
+
+/// A private cgroup root for a daemon started without `--cgroup-root` or
+/// `--backend`, where this host has a writable cgroup2 (else none: the daemon
+/// then falls back as it would).
+fn private_cgroup_root(cmd: &Command) -> Option<CgroupRoot> {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    if cmd
+        .get_args()
+        .any(|a| a == "--cgroup-root" || a == "--backend")
+    {
+        return None;
+    }
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = cgroup2_mount()?.join(format!("shipote-test-d{n}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    Some(CgroupRoot(dir))
 }
 
 impl Daemon {
@@ -66,7 +86,14 @@ impl Daemon {
             .set_read_timeout(Some(Duration::from_millis(200)))
             .unwrap();
         let log = std::fs::File::create(dir.path().join("daemon.log")).unwrap();
-        cmd.env("NOTIFY_SOCKET", &notify_path)
+        // Every daemon its own state and its own cgroup subtree: one daemon
+        // may hold each (daemon/instance.rs), and tests run in parallel.
+        let private_root = private_cgroup_root(&cmd);
+        if let Some(root) = &private_root {
+            cmd.arg("--cgroup-root").arg(&root.0);
+        }
+        cmd.env("XDG_STATE_HOME", dir.path().join("xdg-state"))
+            .env("NOTIFY_SOCKET", &notify_path)
             .env("SHIPOTE_LOG", "debug")
             .env_remove("XDG_RUNTIME_DIR")
             .arg("--log-target")
@@ -81,6 +108,7 @@ impl Daemon {
             socket,
             notify,
             notices: Vec::new(),
+            _cgroup: private_root,
         };
         d.wait_notice("READY=1");
         d

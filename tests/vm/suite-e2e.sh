@@ -39,6 +39,11 @@ check "daemon took the socket systemd passed" \
 check "shipote health answers" bash -c 'as_tester shipote health | grep -E "^version +[0-9]"'
 check "shipote --json health" bash -c 'as_tester shipote --json health | grep -q "\"alive_workspaces\":0"'
 check "shipote caps sees unified cgroup v2" bash -c 'as_tester shipote caps | grep -E "^cgroup v2 +unified"'
+check "the daemon raised its descriptor limit to the unit's hard limit" \
+    bash -c 'grep -E "^Max open files +65536 +65536 " /proc/$(user_show shipote.service MainPID)/limits'
+check "a second shipoted on the same state refuses, naming the service's pid" \
+    bash -c 'pid=$(user_show shipote.service MainPID); out=$(as_tester shipoted --socket /tmp/second.sock 2>&1); st=$?; echo "$out";
+             [ "$st" = 1 ] && echo "$out" | grep -q "another shipoted (pid $pid) holds the state directory"'
 check "socket is 0600 in a 0700 runtime dir" \
     bash -c '[ "$(stat -c %a /run/user/1000/shipote.sock)" = 600 ] && [ "$(stat -c %a /run/user/1000)" = 700 ]'
 
