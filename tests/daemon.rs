@@ -711,3 +711,111 @@ fn output_into_a_closed_pipe_is_not_a_panic() {
     assert!(!err.contains("panicked"), "{err}");
     assert_eq!(stdout(&o).trim(), "status 0", "{err}");
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// 400 clients each send a 1 MiB request and stay connected, then leave: the
+/// daemon's memory comes back to within 2x of idle (it once stayed at 1 GB).
+#[test]
+fn memory_returns_after_a_burst_of_large_requests() {
+    let d = Daemon::start();
+    assert!(d.cli(&["ping"]).status.success());
+    let idle = rss_kib(d.child.id());
+    let mut sample = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+    sample.resize(frame::MAX_FRAME_BYTES - 16, 0);
+    let request = frame::encode(&seed::Request::Discern {
+        sample,
+        hint_path: None,
+    })
+    .unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..400 {
+        let mut s = UnixStream::connect(&d.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        s.write_all(&request).unwrap();
+        clients.push(s);
+    }
+    for s in &mut clients {
+        match frame::read_frame::<_, seed::Response>(s).unwrap() {
+            seed::Response::Discernment { ty, .. } => assert_eq!(ty, "png"),
+            other => panic!("{other:?}"),
+        }
+    }
+    let busy = rss_kib(d.child.id());
+    drop(clients);
+    let mut now = 0;
+    let back = eventually(Duration::from_secs(10), || {
+        now = rss_kib(d.child.id());
+        now <= 2 * idle
+    });
+    assert!(
+        back,
+        "RSS idle {idle} KiB, with the clients {busy} KiB, after they left {now} KiB"
+    );
+}
+
+/// With a descriptor limit of 128, idle clients are turned away by name once
+/// the daemon nears it (never a hang, never a silent close), and its own
+/// work still has descriptors: after a few leave, a workspace is created and
+/// saved and a command runs.
+#[test]
+fn at_the_descriptor_limit_clients_are_told_and_own_work_goes_on() {
+    use std::os::unix::process::CommandExt;
+    let root = CgroupRoot::new("fdlimit");
+    let root_dir = root.0.clone();
+    let d = Daemon::start_with(move |cmd| {
+        cmd.args(["--backend", "cgroup", "--cgroup-root"])
+            .arg(&root_dir);
+        // SAFETY: setrlimit only, between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                let lim = libc::rlimit {
+                    rlim_cur: 128,
+                    rlim_max: 128,
+                };
+                if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    });
+    let mut held = Vec::new();
+    let mut refusal = None;
+    for _ in 0..200 {
+        let mut s = UnixStream::connect(&d.socket).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        // Served connections answer a Ping; turned-away ones an Error.
+        frame::write_frame(&mut s, &seed::Request::Ping).unwrap();
+        match frame::read_frame::<_, seed::Response>(&mut s) {
+            Ok(seed::Response::Pong) => held.push(s),
+            Ok(seed::Response::Error { message }) => {
+                refusal = Some(message);
+                break;
+            }
+            other => panic!("{other:?} after {} clients", held.len()),
+        }
+    }
+    let message = refusal.expect("the 200th client at the latest is turned away");
+    assert!(message.starts_with("busy: "), "{message}");
+    assert!(message.contains("out of file descriptors"), "{message}");
+    assert!(message.contains("LimitNOFILE="), "{message}");
+    assert!(held.len() >= 20, "only {} clients were served", held.len());
+    held.truncate(held.len() - 10);
+    assert!(
+        d.cli(&["ws", "create", "w"]).status.success(),
+        "{}",
+        d.log()
+    );
+    assert_eq!(json(&d.cli(&["--json", "health"]))["dirty"], false);
+    let out = run_to_end(&d, "w", &["echo", "still works"]);
+    assert_eq!(out, "still works\n");
+    assert!(!d.log().contains("cannot save state"), "{}", d.log());
+}

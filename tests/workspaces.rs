@@ -416,3 +416,87 @@ fn another_state_directory_never_adopts_a_crashed_daemons_workspace() {
     );
     assert!(!cg.exists(), "its own daemon reaped it");
 }
+
+/// A state write that fails is written again, without any new change, once
+/// the cause is gone; Health says dirty meanwhile. (The temporary file's name
+/// taken by a directory makes every write fail, even as root.)
+#[test]
+fn a_failed_state_write_is_retried_until_it_lands() {
+    let root = CgroupRoot::new("retry");
+    let d = Daemon::start_cgroup(&root.0);
+    let state = d.dir.path().join("state");
+    let blocker = state.join("workspaces.json.tmp");
+    std::fs::create_dir_all(&blocker).unwrap();
+    assert!(d.cli(&["ws", "create", "kept"]).status.success());
+    assert!(
+        eventually(Duration::from_secs(5), || d
+            .log()
+            .contains("cannot save state; it stays dirty and is written again")),
+        "{}",
+        d.log()
+    );
+    assert_eq!(json(&d.cli(&["--json", "health"]))["dirty"], true);
+    std::fs::remove_dir(&blocker).unwrap();
+    assert!(
+        eventually(Duration::from_secs(15), || json(
+            &d.cli(&["--json", "health"])
+        )["dirty"]
+            == false),
+        "{}",
+        d.log()
+    );
+    let saved = std::fs::read_to_string(state.join("workspaces.json")).unwrap();
+    assert!(saved.contains("\"kept\""), "{saved}");
+}
+
+/// A crash mid-write leaves workspaces.json.tmp: the next daemon removes it.
+#[test]
+fn a_half_written_state_file_is_removed_at_start() {
+    let root = CgroupRoot::new("halfwritten");
+    let mut d = Daemon::start_cgroup(&root.0);
+    let tmp = d.dir.path().join("state/workspaces.json.tmp");
+    std::fs::write(&tmp, "{\"half").unwrap();
+    signal(d.child.id(), nix::sys::signal::Signal::SIGKILL);
+    d.wait_exit();
+    let d2 = successor(&d, &root);
+    assert!(!tmp.exists(), "{}", d2.log());
+    assert!(d2.log().contains("removed a half-written state file"));
+}
+
+/// Cgroups the state file never heard of (a crash between mkdir and the state
+/// write): an empty one is removed at the next start, one with processes is
+/// adopted and kept (never killed by guess).
+#[test]
+fn unrecorded_cgroups_are_removed_when_empty_and_adopted_when_running() {
+    let root = CgroupRoot::new("orphans");
+    let mut d = Daemon::start_cgroup(&root.0);
+    signal(d.child.id(), nix::sys::signal::Signal::SIGKILL);
+    d.wait_exit();
+    let ghost = root
+        .0
+        .join(format!("shipote-ghost-{}.scope", ulid::Ulid::new()));
+    std::fs::create_dir_all(ghost.join("cmd-spare")).unwrap();
+    let live = root
+        .0
+        .join(format!("shipote-live-{}.scope", ulid::Ulid::new()));
+    std::fs::create_dir(&live).unwrap();
+    let leaf = live.join("cmd-x");
+    std::fs::create_dir(&leaf).unwrap();
+    let mut child = spawn_in(&leaf, "exec sleep 300");
+    assert!(eventually(Duration::from_secs(5), || !procs(&leaf).is_empty()));
+    let d2 = successor(&d, &root);
+    assert!(!ghost.exists(), "{}", d2.log());
+    assert!(live.exists());
+    assert!(
+        !procs(&leaf).is_empty(),
+        "the running orphan was not killed"
+    );
+    let listed = json(&d2.cli(&["--json", "ws", "ls"]));
+    let items = listed.as_array().unwrap();
+    assert_eq!(items.len(), 1, "{listed}");
+    assert_eq!(items[0]["label"], "live");
+    assert_eq!(items[0]["on_exit"], "Keep", "{listed}");
+    assert!(d2.log().contains("workspace.remove_orphan"), "{}", d2.log());
+    assert!(d2.cli(&["ws", "stop", "live"]).status.success());
+    assert!(child.wait().is_ok());
+}

@@ -101,6 +101,14 @@ pub async fn serve(
                     dialect.protocol()
                 );
                 tracing::info!(uid = peer_uid, error = %e, "bad frame from client");
+                audit::record_flood(
+                    peer_uid,
+                    "connection.bad_frame",
+                    audit::Detail::new()
+                        .kv("protocol", dialect.protocol())
+                        .kv("error", &e),
+                    "closed",
+                );
                 let bad = Response::error(ErrorCode::Invalid, msg);
                 let _ = send(&mut w, &mut out, dialect, bad).await;
                 break;
@@ -111,6 +119,14 @@ pub async fn serve(
                     FRAME_BODY_TIMEOUT.as_secs()
                 );
                 tracing::info!(uid = peer_uid, "client stalled mid-frame");
+                audit::record_flood(
+                    peer_uid,
+                    "connection.bad_frame",
+                    audit::Detail::new()
+                        .kv("protocol", dialect.protocol())
+                        .kv("error", "stalled mid-frame"),
+                    "closed",
+                );
                 let stalled = Response::error(ErrorCode::Invalid, msg);
                 let _ = send(&mut w, &mut out, dialect, stalled).await;
                 break;
@@ -147,6 +163,12 @@ pub async fn serve(
                 }
                 Err(msg) => {
                     tracing::info!(uid = peer_uid, protocol, "Hello refused");
+                    audit::record_flood(
+                        peer_uid,
+                        "connection.hello_refused",
+                        audit::Detail::new().kv("protocol", protocol),
+                        "closed",
+                    );
                     let refused = Response::error(ErrorCode::Invalid, msg);
                     let _ = send(&mut w, &mut out, dialect, refused).await;
                     break;
@@ -167,7 +189,12 @@ pub async fn serve(
             tracing::debug!(error = %e, "write failed; closing connection");
             break;
         }
+        // A large frame's buffers are not kept for the connection's life.
+        super::memory::shrink(&mut payload);
+        super::memory::shrink(&mut out);
     }
+    super::memory::shrink(&mut payload);
+    super::memory::shrink(&mut out);
     handle.notify(Event::ClientDisconnected).await;
 }
 
@@ -196,11 +223,13 @@ async fn refuse(mut stream: UnixStream, peer_uid: u32, own_uid: u32) {
         "refused: this shipoted serves uid {own_uid} only and you are uid {peer_uid}; \
          start your own with systemctl --user start shipote"
     );
-    audit::record(
+    audit::record_flood(
         peer_uid,
         "connection.refused",
-        &format!("peer uid {peer_uid} is not the daemon's uid {own_uid}"),
-        "refused",
+        audit::Detail::new()
+            .kv("peer_uid", peer_uid)
+            .kv("daemon_uid", own_uid),
+        "refused: another uid",
     );
     let mut bytes = Vec::new();
     if Dialect::Seed

@@ -8,6 +8,7 @@ pub mod audit;
 pub mod connection;
 pub mod instance;
 pub mod listener;
+pub mod memory;
 pub mod supervisor;
 
 use crate::cgroup::Cgroup;
@@ -249,6 +250,12 @@ async fn serve(
     };
     let _instance = instance::acquire(&config.state_dir, cgroup_root.as_deref())?;
     let state_file = config.state_dir.join(crate::workspace::state::STATE_FILE);
+    // A crash in the middle of a state write leaves its temporary file; the
+    // state file itself is always whole (written by rename).
+    let leftover = state_file.with_extension("json.tmp");
+    if std::fs::remove_file(&leftover).is_ok() {
+        tracing::info!(path = %leftover.display(), "removed a half-written state file left by a crash");
+    }
     let saved = crate::workspace::state::load(&state_file)?;
     let env = Environment {
         caps: Arc::new(caps),
@@ -274,6 +281,7 @@ async fn serve(
     let status = sup.status_line();
     let sup_stop = CancellationToken::new();
     let sup_task = tokio::spawn(sup.run(rx, sup_stop.clone()));
+    let trimmer = tokio::spawn(memory::trimmer(sup_stop.clone()));
     let watchdog = notifier.watchdog_interval().map(|every| {
         tokio::spawn(feed_watchdog(
             every,
@@ -290,6 +298,9 @@ async fn serve(
     });
 
     let tracker = TaskTracker::new();
+    // One descriptor held back so that, when the limit is hit anyway, a
+    // waiting client can still be accepted and told why (then closed).
+    let mut spare = std::fs::File::open("/dev/null").ok();
     loop {
         let accepted = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -297,18 +308,43 @@ async fn serve(
         };
         match accepted {
             Ok((stream, _)) if tracker.len() >= max_clients => {
-                tracker.spawn(turn_away(stream, max_clients));
+                let why = format!(
+                    "busy: shipoted is serving its limit of {max_clients} connections; \
+                     close idle clients and retry"
+                );
+                tracker.spawn(turn_away(stream, why));
             }
-            Ok((stream, _)) => {
-                tracker.spawn(connection::serve(
-                    stream,
-                    own_uid,
-                    handle.clone(),
-                    shutdown.clone(),
-                ));
+            Ok((stream, _)) => match crate::process::fds::check(1) {
+                Ok(()) => {
+                    tracker.spawn(connection::serve(
+                        stream,
+                        own_uid,
+                        handle.clone(),
+                        shutdown.clone(),
+                    ));
+                }
+                Err(why) => {
+                    tracker.spawn(turn_away(stream, format!("busy: {why}")));
+                }
+            },
+            Err(e) if crate::process::fds::is_exhaustion(&e) => {
+                tracing::warn!(error = %e, "accept failed: out of file descriptors; turning the client away");
+                drop(spare.take());
+                if let Ok(Ok((stream, _))) =
+                    tokio::time::timeout(Duration::from_millis(50), listener.accept()).await
+                {
+                    let why = crate::process::fds::check(usize::MAX / 2).unwrap_err();
+                    // Answered inline: the spare descriptor is this client's.
+                    turn_away(stream, format!("busy: {why}")).await;
+                }
+                spare = std::fs::File::open("/dev/null").ok();
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                }
             }
             Err(e) => {
-                // Out of file descriptors or memory: back off instead of spinning.
+                // Out of memory, say: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
@@ -317,6 +353,7 @@ async fn serve(
             }
         }
     }
+    drop(spare);
 
     notifier.stopping();
     tracing::info!(busy = tracker.len(), "shutting down");
@@ -335,15 +372,21 @@ async fn serve(
     }
     sup_stop.cancel();
     let _ = sup_task.await;
+    let _ = trimmer.await;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn turn_away(mut stream: tokio::net::UnixStream, max: usize) {
-    // Sent before any Hello, so in protocol 0; the `busy:` prefix carries the
-    // code the seed's Error has no field for (SPEC.md section 2).
-    let msg = format!(
-        "busy: shipoted is serving its limit of {max} connections; close idle clients and retry"
+/// Answers a connection the daemon will not serve with one `Error` (in
+/// protocol 0's form: nothing was read yet; `msg` starts with `busy:`, SPEC.md
+/// section 2) and closes it. Audited, rate-limited.
+async fn turn_away(mut stream: tokio::net::UnixStream, msg: String) {
+    let uid = stream.peer_cred().map(|c| c.uid()).unwrap_or(u32::MAX);
+    audit::record_flood(
+        uid,
+        "connection.busy",
+        audit::Detail::new().kv("reason", &msg),
+        "turned away",
     );
     let mut bytes = Vec::new();
     if shipote_protocol::Dialect::Seed
@@ -399,10 +442,31 @@ async fn restore(sup: &mut Supervisor, env: &Environment, saved: Vec<SavedWorksp
             );
             continue;
         }
+        if matches!(backend, Backend::Cgroup { .. }) && !cgroup.populated() {
+            // Made by a daemon that died before its state write: nothing runs
+            // in it, so nothing is lost by removing it.
+            let cg = cgroup.clone();
+            let removed = tokio::task::spawn_blocking(move || cg.remove())
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|r| r.map_err(|e| e.to_string()));
+            audit::record(
+                env.own_uid,
+                "workspace.remove_orphan",
+                &audit::Detail::new().kv("unit", &unit),
+                &match removed {
+                    Ok(()) => "empty cgroup missing from the state file; removed".to_owned(),
+                    Err(e) => {
+                        format!("empty cgroup missing from the state file; cannot remove: {e}")
+                    }
+                },
+            );
+            continue;
+        }
         audit::record(
             env.own_uid,
             "workspace.adopt",
-            &format!("unit={unit}"),
+            &audit::Detail::new().kv("unit", &unit),
             "running scope missing from the state file; adopted with on_exit=keep",
         );
         sup.adopt(orphan);
@@ -433,7 +497,10 @@ async fn restore(sup: &mut Supervisor, env: &Environment, saved: Vec<SavedWorksp
         audit::record(
             env.own_uid,
             "workspace.reap",
-            &format!("id={} label={} unit={}", s.id, s.label, s.unit),
+            &audit::Detail::new()
+                .kv("id", &s.id)
+                .kv("label", &s.label)
+                .kv("unit", &s.unit),
             &format!("left by a daemon that did not stop cleanly; {outcome}"),
         );
     }

@@ -1459,6 +1459,7 @@ impl Supervisor {
                     .map_err(|e| match e {
                         Refusal::Invalid(_) => (ErrorCode::Invalid, e.to_string()),
                         Refusal::Unenforceable(_) => (ErrorCode::Unsupported, e.to_string()),
+                        Refusal::Exhausted(_) => (ErrorCode::Busy, e.to_string()),
                     })
             })
             .await
@@ -1650,7 +1651,12 @@ impl Supervisor {
                     (Some(event), Box::new(move || drop(reply.send(response))))
                 }
                 Err(e) => {
-                    let response = Response::error(ErrorCode::Invalid, format!("cannot run: {e}"));
+                    let response = if crate::process::fds::names_exhaustion(&e) {
+                        let why = crate::process::fds::check(usize::MAX / 2).unwrap_err();
+                        Response::error(ErrorCode::Busy, format!("cannot run: {why}"))
+                    } else {
+                        Response::error(ErrorCode::Invalid, format!("cannot run: {e}"))
+                    };
                     (None, Box::new(move || drop(reply.send(response))))
                 }
             },
@@ -2025,11 +2031,10 @@ impl Supervisor {
         audit::record(
             self.env.own_uid,
             "workspace.expire",
-            &format!(
-                "id={id} label={} ttl_ms={}",
-                ws.spec.label,
-                ws.spec.ttl_ms.unwrap_or(0)
-            ),
+            &audit::Detail::new()
+                .kv("id", id)
+                .kv("label", &ws.spec.label)
+                .kv("ttl_ms", ws.spec.ttl_ms.unwrap_or(0)),
             "stopping",
         );
         self.stop(id, AUTO_STOP_GRACE, None);
@@ -2186,7 +2191,10 @@ impl Supervisor {
                 audit::record(
                     self.env.own_uid,
                     "workspace.vanished",
-                    &format!("id={id} label={} unit={}", ws.spec.label, ws.unit),
+                    &audit::Detail::new()
+                        .kv("id", id)
+                        .kv("label", &ws.spec.label)
+                        .kv("unit", &ws.unit),
                     "its cgroup disappeared (stopped outside shipote or by systemd)",
                 );
                 self.changed();
@@ -2225,7 +2233,9 @@ impl Supervisor {
                 audit::record(
                     self.env.own_uid,
                     "workspace.reap",
-                    &format!("id={id} label={}", ws.spec.label),
+                    &audit::Detail::new()
+                        .kv("id", id)
+                        .kv("label", &ws.spec.label),
                     "the daemon is stopping",
                 );
                 self.stop(id, AUTO_STOP_GRACE, None);
@@ -2261,31 +2271,50 @@ async fn persister(
     mut rx: watch::Receiver<(u64, Vec<u8>)>,
     tx: mpsc::Sender<Event>,
 ) {
-    while rx.changed().await.is_ok() {
-        let (generation, bytes) = rx.borrow_and_update().clone();
-        let p = path.clone();
-        match tokio::task::spawn_blocking(move || state::write_atomic(&p, &bytes)).await {
-            Ok(Ok(())) => {
-                let _ = tx
-                    .send(Event::Persisted {
-                        generation,
-                        error: None,
-                    })
-                    .await;
+    // After a failed write (full disk, read-only remount, EMFILE) the newest
+    // state is written again after a backoff, or at once when it changes,
+    // until a write succeeds: `dirty` stays true in Health meanwhile.
+    let mut retry: Option<Duration> = None;
+    loop {
+        match retry {
+            None => {
+                if rx.changed().await.is_err() {
+                    return;
+                }
             }
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "cannot save state; it stays dirty");
-                let error = Some(e.to_string());
-                let _ = tx.send(Event::Persisted { generation, error }).await;
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "state writer failed");
-                let error = Some(format!("the state writer failed: {e}"));
-                let _ = tx.send(Event::Persisted { generation, error }).await;
+            Some(wait) => {
+                tokio::select! {
+                    changed = rx.changed() => if changed.is_err() { return },
+                    _ = tokio::time::sleep(wait) => {}
+                }
             }
         }
+        let (generation, bytes) = rx.borrow_and_update().clone();
+        let p = path.clone();
+        let error = match tokio::task::spawn_blocking(move || state::write_atomic(&p, &bytes)).await
+        {
+            Ok(Ok(())) => None,
+            Ok(Err(e)) => Some(e.to_string()),
+            Err(e) => Some(format!("the state writer failed: {e}")),
+        };
+        retry = match (&error, retry) {
+            (None, _) => None,
+            (Some(_), None) => Some(PERSIST_RETRY_FIRST),
+            (Some(_), Some(w)) => Some((w * 2).min(PERSIST_RETRY_MAX)),
+        };
+        if let (Some(e), Some(wait)) = (&error, retry) {
+            tracing::error!(error = %e, retry_ms = wait.as_millis() as u64, "cannot save state; it stays dirty and is written again");
+        }
+        let _ = tx.send(Event::Persisted { generation, error }).await;
     }
 }
+
+/// First wait before a failed state write is tried again; it doubles up to
+/// [`PERSIST_RETRY_MAX`].
+pub const PERSIST_RETRY_FIRST: Duration = Duration::from_millis(100);
+
+/// Longest wait between two tries of a failed state write.
+pub const PERSIST_RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// SIGTERM to every process of `targets` (a command's leaf tree, or its
 /// process group), SIGKILL to what is left after `grace`; how many ended.

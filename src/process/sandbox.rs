@@ -471,7 +471,14 @@ pub enum Refusal {
         hint = crate::host::userns_sysctl_hint()
     )]
     Unenforceable(String),
+    /// The daemon is out of file descriptors (not a namespace problem).
+    #[error("{0}")]
+    Exhausted(String),
 }
+
+/// Descriptors a workspace's namespaces hold (user, mount, network) plus what
+/// making them opens for a moment.
+pub const NAMESPACE_FDS: usize = 8;
 
 /// The namespaces of a workspace with permissions `perms` (`None` when it
 /// asks for none), for the daemon's own uid and gid, with `shielded` hidden
@@ -484,9 +491,17 @@ pub fn make(perms: &Permissions, shielded: &[PathBuf]) -> Result<Option<Namespac
     else {
         return Ok(None);
     };
+    crate::process::fds::check(NAMESPACE_FDS).map_err(Refusal::Exhausted)?;
     crate::process::spawn::make_namespaces(&plan)
         .map(Some)
-        .map_err(Refusal::Unenforceable)
+        .map_err(|e| {
+            // EMFILE/ENFILE met while making them: name the shortage.
+            if crate::process::fds::names_exhaustion(&e) {
+                Refusal::Exhausted(crate::process::fds::check(usize::MAX / 2).unwrap_err())
+            } else {
+                Refusal::Unenforceable(e)
+            }
+        })
 }
 
 /// Step indices outside the mount plan.

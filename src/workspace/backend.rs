@@ -203,6 +203,24 @@ impl Backend {
     /// Workspace scopes that are running but that the state file does not know
     /// (it was lost): unit name, cgroup and keeper, systemd backend only.
     pub async fn running_scopes(&self) -> Vec<(String, Cgroup, Option<u32>)> {
+        if let Backend::Cgroup { root } = self {
+            // Every workspace cgroup under the root, populated or not (a
+            // crash between its mkdir and the state write leaves an empty one).
+            let mut found: Vec<(String, Cgroup, Option<u32>)> = std::fs::read_dir(root.dir())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .filter_map(|e| e.file_name().into_string().ok())
+                .filter(|n| n.starts_with("shipote-") && n.ends_with(".scope"))
+                .map(|n| {
+                    let cg = root.child(&n);
+                    (n, cg, None)
+                })
+                .collect();
+            found.sort_by(|a, b| a.0.cmp(&b.0));
+            return found;
+        }
         let Backend::Systemd { scopes, mount, .. } = self else {
             return Vec::new();
         };

@@ -51,7 +51,7 @@ check "socket is 0600 in a 0700 runtime dir" \
 check_fails "bad request is refused (exit 1)" as_tester shipote ws create "bad/label"
 check "mutation audited with SHIPOTE_ACTION and the caller's uid" \
     bash -c 'wait_for bash -c "as_tester journalctl --user SHIPOTE_ACTION=workspace.create -o verbose | grep -q SHIPOTE_UID=1000" 20 &&
-             as_tester journalctl --user SHIPOTE_ACTION=workspace.create -o verbose | grep -q "SHIPOTE_DETAIL=label=bad/label"'
+             as_tester journalctl --user SHIPOTE_ACTION=workspace.create -o verbose | grep -q "SHIPOTE_DETAIL=label=\"bad/label\""'
 
 # -- workspaces as transient scopes ------------------------------------------------------
 ws_json() { as_tester shipote --json ws "$@"; }
