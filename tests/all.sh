@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every test, in order of cost: formatting, lints, unit + wire + daemon + host
-# tests (cargo test), the Debian package and lintian, then the real-systemd VM
-# tier with that package. `tests/all.sh --no-vm` stops before the VM.
+# tests (cargo test), the fuzz targets (1M runs each), the Debian package and
+# lintian, then the real-systemd VM tier with that package. `tests/all.sh --no-vm` stops before the VM.
 # Needs root (a host test switches uid; what a fresh machine lacks is
 # installed first).
 set -euo pipefail
@@ -29,6 +29,8 @@ step "cargo clippy"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "cargo test"
 cargo test --workspace --locked
+step "fuzzing: 1,000,000 runs per target (fuzz/README.md)"
+fuzz/run.sh 1000000
 step "debian package"
 deb=$(packaging/build-deb.sh)
 ls -l "$deb"
