@@ -7,11 +7,12 @@
 //! (the CLI's, after a Hello); `seed wire` rows speak protocol 0. `SHIPOTE_BENCH_SECS` sets the
 //! measuring time per configuration (default 2).
 
+mod common;
+
 use shipote_protocol::client::Client;
 use shipote_protocol::{frame, Request, Response};
-use std::os::unix::net::UnixDatagram;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const CONCURRENCY: [usize; 3] = [1, 16, 64];
@@ -19,7 +20,7 @@ const CONCURRENCY: [usize; 3] = [1, 16, 64];
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(i) = args.iter().position(|a| a == "--echo-server") {
-        echo_server(Path::new(&args[i + 1]));
+        common::echo_server(Path::new(&args[i + 1]));
         return;
     }
     let secs: f64 = std::env::var("SHIPOTE_BENCH_SECS")
@@ -29,7 +30,7 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
 
     let echo_sock = dir.path().join("echo.sock");
-    let mut echo = spawn_ready(
+    let mut echo = common::spawn_ready(
         Command::new(std::env::current_exe().unwrap())
             .arg("--echo-server")
             .arg(&echo_sock),
@@ -37,7 +38,7 @@ fn main() {
         "echo",
     );
     let daemon_sock = dir.path().join("shipote.sock");
-    let mut daemon = spawn_ready(
+    let mut daemon = common::spawn_ready(
         Command::new(env!("CARGO_BIN_EXE_shipoted"))
             .arg("--socket")
             .arg(&daemon_sock)
@@ -179,31 +180,6 @@ async fn load(socket: &Path, clients: usize, secs: f64, seed: bool) -> Figures {
     }
 }
 
-/// Starts a server and waits for its READY=1 on a private notify socket.
-fn spawn_ready(cmd: &mut Command, dir: &Path, name: &str) -> Child {
-    let notify = dir.join(format!("{name}.notify"));
-    let rx = UnixDatagram::bind(&notify).unwrap();
-    rx.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    let mut child = cmd
-        .env("NOTIFY_SOCKET", &notify)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 512];
-    loop {
-        match rx.recv(&mut buf) {
-            Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("READY=1") => return child,
-            Ok(_) => {}
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("{name} did not become ready: {e}");
-            }
-        }
-    }
-}
-
 fn rss_kib(pid: u32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .unwrap_or_default()
@@ -211,54 +187,4 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.split_whitespace().next()?.parse().ok())
         .unwrap_or(0)
-}
-
-/// The floor: read a frame, write the same bytes back. Same runtime, same
-/// framing, no decoding, no state.
-fn echo_server(socket: &Path) {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let listener = tokio::net::UnixListener::bind(socket).unwrap();
-        let notify = std::env::var_os("NOTIFY_SOCKET")
-            .map(PathBuf::from)
-            .unwrap();
-        UnixDatagram::unbound()
-            .unwrap()
-            .send_to(b"READY=1\n", notify)
-            .unwrap();
-        loop {
-            let (stream, _) = listener.accept().await.unwrap();
-            tokio::spawn(async move {
-                use tokio::io::AsyncWriteExt;
-                let (r, mut w) = stream.into_split();
-                let mut r = tokio::io::BufReader::with_capacity(16 * 1024, r);
-                let mut payload = Vec::new();
-                let mut out = Vec::new();
-                while frame::read_payload_async(&mut r, &mut payload)
-                    .await
-                    .is_ok()
-                {
-                    out.clear();
-                    if payload.first() == Some(&shipote_protocol::dialect::HELLO_INDEX) {
-                        // The client's switch to protocol 1, once per connection
-                        // before the measured pings: answered as the daemon does.
-                        let hello = Response::Hello {
-                            protocol: 1,
-                            version: String::new(),
-                        };
-                        frame::encode_into(&hello, &mut out).unwrap();
-                    } else {
-                        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
-                        out.extend_from_slice(&payload);
-                    }
-                    if w.write_all(&out).await.is_err() {
-                        break;
-                    }
-                }
-            });
-        }
-    });
 }

@@ -494,3 +494,163 @@ fn the_daemon_raises_its_descriptor_limit_and_commands_keep_the_original() {
     let out = run_to_end(&d, "w", &["sh", "-c", "ulimit -Sn"]);
     assert_eq!(out.trim(), soft.to_string());
 }
+
+/// A workspace keeps its last 1,000 ended commands (and their logs); older
+/// ones go, so months of commands do not grow the daemon without bound.
+#[test]
+fn a_workspace_keeps_its_last_thousand_ended_commands() {
+    use shipote_protocol::{client::Client, Request, Response, WorkspaceId};
+    let (_root, d) = setup("kept");
+    let ws = json(&d.cli(&["--json", "ws", "ls"]))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ws = WorkspaceId(shipote_protocol::Ulid::from_string(&ws).unwrap());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let (first, items) = rt.block_on(async {
+        let mut c = Client::connect(&d.socket).await.unwrap();
+        let mut first = None;
+        for _ in 0..1010 {
+            match c
+                .call(&Request::Run {
+                    workspace: ws,
+                    exec: "true".into(),
+                    argv: vec![],
+                    envp: vec![],
+                    restart_on_failure: false,
+                    cwd: None,
+                })
+                .await
+                .unwrap()
+            {
+                Response::RunStarted { command_id, .. } => {
+                    first.get_or_insert(command_id);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        let mut items = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            match c
+                .call(&Request::CommandList { workspace: ws })
+                .await
+                .unwrap()
+            {
+                Response::CommandList { items: i } => items = i,
+                other => panic!("{other:?}"),
+            }
+            if items.iter().all(|i| !i.alive) && items.len() <= 1000 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        (first.unwrap(), items)
+    });
+    assert_eq!(items.len(), 1000);
+    assert!(items.iter().all(|i| i.id != first), "the oldest went first");
+    let o = d.cli(&["logs", "w", &first.to_string()]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("has no command"), "{}", stderr(&o));
+}
+
+/// When a workspace's logs pass 64 MiB, the oldest ended commands' logs go
+/// (never a running one's), and `ps` and `logs` say so.
+#[test]
+fn the_log_budget_removes_the_oldest_ended_logs_and_says_so() {
+    let (_root, d) = setup("budget");
+    let live = run(
+        &d,
+        "w",
+        &["sh", "-c", "head -c 1000000 /dev/zero; exec sleep 300"],
+    );
+    let mut ids = Vec::new();
+    for _ in 0..40 {
+        ids.push(run(&d, "w", &["head", "-c", "3000000", "/dev/zero"]));
+    }
+    for id in &ids {
+        wait_exit(&d, "w", id);
+    }
+    let kept = || -> u64 {
+        json(&d.cli(&["--json", "ps", "w"]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["log_bytes"].as_u64().unwrap())
+            .sum()
+    };
+    assert!(
+        eventually(Duration::from_secs(15), || kept() <= 64 << 20),
+        "kept {} bytes",
+        kept()
+    );
+    let first = command(&d, "w", &ids[0]);
+    assert_eq!(first["log_bytes"], 0);
+    assert!(
+        first["failure"]
+            .as_str()
+            .unwrap_or("")
+            .contains("output removed to keep within the log budget"),
+        "{first}"
+    );
+    let o = d.cli(&["logs", "w", &ids[0]]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("removed to keep the logs within their budget"),
+        "{}",
+        stderr(&o)
+    );
+    // The newest ended one and the running one keep theirs.
+    assert!(
+        command(&d, "w", ids.last().unwrap())["log_bytes"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    assert!(command(&d, "w", &live)["log_bytes"].as_u64().unwrap() > 0);
+}
+
+/// Output that cannot be kept (here its log file cannot be made; on a full
+/// disk the same) is never silent: `ps` NOTE and `logs` say how much was lost,
+/// and the command still ran to its end.
+#[test]
+fn output_that_cannot_be_kept_is_reported() {
+    let (root, d) = setup("lost");
+    let ws = json(&d.cli(&["--json", "ws", "ls"]))[0].clone();
+    let (ws_id, unit) = (ws["id"].as_str().unwrap(), ws["unit"].as_str().unwrap());
+    // The next command takes the workspace's spare leaf's id: a directory in
+    // the way of its log file makes the log unwritable.
+    let spare = std::fs::read_dir(root.0.join(unit))
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            e.file_name()
+                .to_str()?
+                .strip_prefix("cmd-")
+                .map(str::to_owned)
+        })
+        .next()
+        .expect("a spare leaf");
+    let logs_dir = d.dir.path().join("state/logs").join(ws_id);
+    std::fs::create_dir_all(logs_dir.join(format!("{spare}.log"))).unwrap();
+    let id = run(&d, "w", &["echo", "hello"]);
+    assert_eq!(id, spare);
+    let c = wait_exit(&d, "w", &id);
+    assert_eq!(c["exit_status"], 0);
+    assert!(
+        eventually(Duration::from_secs(5), || command(&d, "w", &id)["failure"]
+            .as_str()
+            .unwrap_or("")
+            .contains("6 bytes of output not kept")),
+        "{}",
+        command(&d, "w", &id)
+    );
+    let table = stdout(&d.cli(&["ps", "w"]));
+    assert!(table.contains("6 bytes of output not kept"), "{table}");
+    let o = d.cli(&["logs", "w", &id]);
+    assert!(
+        stderr(&o).contains("note: 6 bytes of output not kept"),
+        "{}",
+        stderr(&o)
+    );
+}

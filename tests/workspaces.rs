@@ -500,3 +500,23 @@ fn unrecorded_cgroups_are_removed_when_empty_and_adopted_when_running() {
     assert!(d2.cli(&["ws", "stop", "live"]).status.success());
     assert!(child.wait().is_ok());
 }
+
+/// Logs of workspaces that no longer exist are removed at the next start;
+/// those of re-adopted ones stay.
+#[test]
+fn log_dirs_of_gone_workspaces_are_removed_at_start() {
+    let root = CgroupRoot::new("logdirs");
+    let mut d = Daemon::start_cgroup(&root.0);
+    let (kept, _) = create(&d, &["kept", "--keep-on-exit"]);
+    let id = run(&d, "kept", &["echo", "hi"]);
+    wait_exit(&d, "kept", &id);
+    let log_dir = d.dir.path().join("state/logs");
+    let gone = log_dir.join(ulid::Ulid::new().to_string());
+    std::fs::create_dir_all(&gone).unwrap();
+    std::fs::write(gone.join("x.log"), "old").unwrap();
+    assert!(d.stop().success());
+    let d2 = successor(&d, &root);
+    assert!(!gone.exists(), "{}", d2.log());
+    // (Command records do not survive a restart yet, issue 16; their files do.)
+    assert!(log_dir.join(&kept).join(format!("{id}.log")).exists());
+}

@@ -4,8 +4,9 @@
 
 #![allow(dead_code)]
 
+use shipote_protocol::{frame, Response};
 use std::os::unix::net::UnixDatagram;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -83,6 +84,11 @@ impl BenchDaemon {
         }
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The backend in use.
     pub fn backend(&self) -> &'static str {
         if self.root.is_some() {
@@ -134,4 +140,79 @@ pub async fn create_workspace(
         shipote_protocol::Response::WorkspaceCreated { id, .. } => id,
         other => panic!("{other:?}"),
     }
+}
+
+/// Starts a server and waits for its READY=1 on a private notify socket.
+pub fn spawn_ready(cmd: &mut Command, dir: &Path, name: &str) -> Child {
+    let notify = dir.join(format!("{name}.notify"));
+    let rx = UnixDatagram::bind(&notify).unwrap();
+    rx.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut child = cmd
+        .env("NOTIFY_SOCKET", &notify)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut buf = [0u8; 512];
+    loop {
+        match rx.recv(&mut buf) {
+            Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("READY=1") => return child,
+            Ok(_) => {}
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{name} did not become ready: {e}");
+            }
+        }
+    }
+}
+
+/// The floor: read a frame, write the same bytes back. Same runtime, same
+/// framing, no decoding, no state.
+pub fn echo_server(socket: &Path) {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::UnixListener::bind(socket).unwrap();
+        let notify = std::env::var_os("NOTIFY_SOCKET")
+            .map(PathBuf::from)
+            .unwrap();
+        UnixDatagram::unbound()
+            .unwrap()
+            .send_to(b"READY=1\n", notify)
+            .unwrap();
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                use tokio::io::AsyncWriteExt;
+                let (r, mut w) = stream.into_split();
+                let mut r = tokio::io::BufReader::with_capacity(16 * 1024, r);
+                let mut payload = Vec::new();
+                let mut out = Vec::new();
+                while frame::read_payload_async(&mut r, &mut payload)
+                    .await
+                    .is_ok()
+                {
+                    out.clear();
+                    if payload.first() == Some(&shipote_protocol::dialect::HELLO_INDEX) {
+                        // The client's switch to protocol 1, once per connection
+                        // before the measured pings: answered as the daemon does.
+                        let hello = Response::Hello {
+                            protocol: 1,
+                            version: String::new(),
+                        };
+                        frame::encode_into(&hello, &mut out).unwrap();
+                    } else {
+                        out.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+                        out.extend_from_slice(&payload);
+                    }
+                    if w.write_all(&out).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
 }

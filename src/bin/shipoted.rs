@@ -22,6 +22,9 @@ fn main() -> ExitCode {
     // shares the daemon's memory, hence its dumpable flag, and a
     // non-dumpable process cannot write its own uid_map unprivileged.
     let args = DaemonArgs::parse();
+    // Few allocator arenas: a burst of threads (spawns, log captures) must not
+    // leave memory pinned in one arena per thread.
+    shipote::daemon::memory::limit_arenas();
     // Files and sockets the daemon creates are private to its user.
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
     // SAFETY: no other thread exists yet (the runtime starts below), so removing

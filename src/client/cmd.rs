@@ -188,9 +188,26 @@ pub async fn logs(s: &mut Session, a: LogsArgs) -> Result<String, Failure> {
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(&bytes);
             let _ = out.flush();
+            drop(out);
+            warn_if_output_lost(s, workspace, command).await;
             Ok(String::new())
         }
         other => Err(Failure::Unexpected(Box::new(other))),
+    }
+}
+
+/// Says on stderr when some of a command's output could not be kept (a full
+/// disk): logs that look complete but are not would mislead.
+async fn warn_if_output_lost(s: &mut Session, workspace: WorkspaceId, command: Ulid) {
+    if let Ok(Response::CommandList { items }) = s.call(&Request::CommandList { workspace }).await {
+        if let Some(note) = items
+            .iter()
+            .find(|c| c.id == command)
+            .and_then(|c| c.failure.as_deref())
+            .filter(|n| n.contains("not kept"))
+        {
+            eprintln!("shipote: note: {note}");
+        }
     }
 }
 

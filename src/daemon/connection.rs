@@ -177,9 +177,17 @@ pub async fn serve(
         }
         let audited = audit::action_of(&request);
         let response = match request {
-            // The one request that needs no state: answered here, off the
-            // supervisor's queue.
+            // The requests that need no state are answered here, off the
+            // supervisor's queue: Ping at once, Discern (up to 1 MiB of
+            // content to read) on a blocking thread.
             Request::Ping => Response::Pong,
+            Request::Discern { sample, hint_path } => tokio::task::spawn_blocking(move || {
+                crate::discern::respond(&sample, hint_path.as_deref())
+            })
+            .await
+            .unwrap_or_else(|e| {
+                Response::error(ErrorCode::Internal, format!("Discern failed: {e}"))
+            }),
             request => handle.request(peer_uid, request).await,
         };
         if let Some((action, detail)) = audited {

@@ -13,8 +13,13 @@ use tokio_util::sync::CancellationToken;
 /// Buffers above this capacity are dropped once their frame is handled.
 pub const SHRINK_ABOVE: usize = 64 << 10;
 
-/// How often, at most, free memory is handed back.
+/// How often, at most, free memory is handed back after large buffers went.
 pub const TRIM_EVERY: Duration = Duration::from_secs(1);
+
+/// How often free memory is handed back in any case (threads of a burst that
+/// exit later, tokio's idle blocking threads after their 10 s, free their
+/// caches into the allocator's arenas without any large buffer).
+pub const TRIM_ANYWAY_EVERY: Duration = Duration::from_secs(15);
 
 static BIG_FREE: AtomicBool = AtomicBool::new(false);
 
@@ -32,16 +37,33 @@ pub fn shrink(buf: &mut Vec<u8>) {
 pub async fn trimmer(shutdown: CancellationToken) {
     let mut every = tokio::time::interval(TRIM_EVERY);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let anyway = (TRIM_ANYWAY_EVERY.as_secs() / TRIM_EVERY.as_secs()).max(1);
+    let mut ticks = 0u64;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = every.tick() => {}
         }
-        if BIG_FREE.swap(false, Ordering::Relaxed) {
+        ticks += 1;
+        if BIG_FREE.swap(false, Ordering::Relaxed) || ticks % anyway == 0 {
             let _ = tokio::task::spawn_blocking(trim).await;
         }
     }
 }
+
+/// Caps the allocator's arenas at [`ARENAS`] (glibc makes up to 8 per core,
+/// one per thread that allocates, and memory freed in one is only reused
+/// there). Call before any thread starts.
+pub fn limit_arenas() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt takes two integers; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, ARENAS);
+    }
+}
+
+/// Allocator arenas the daemon uses at most.
+pub const ARENAS: libc::c_int = 2;
 
 /// Returns free heap memory to the system.
 fn trim() {

@@ -278,6 +278,7 @@ async fn serve(
     let notifier = Notifier::from_env();
     let (mut sup, handle, rx) = Supervisor::new(env.clone(), notifier.clone());
     restore(&mut sup, &env, saved).await;
+    remove_stale_log_dirs(&env.log_dir, &sup.workspace_ids()).await;
     let status = sup.status_line();
     let sup_stop = CancellationToken::new();
     let sup_task = tokio::spawn(sup.run(rx, sup_stop.clone()));
@@ -502,6 +503,32 @@ async fn restore(sup: &mut Supervisor, env: &Environment, saved: Vec<SavedWorksp
                 .kv("label", &s.label)
                 .kv("unit", &s.unit),
             &format!("left by a daemon that did not stop cleanly; {outcome}"),
+        );
+    }
+}
+
+/// Removes the log directories of workspaces that no longer exist (reaped or
+/// stopped before this start): only re-adopted workspaces' logs are readable.
+async fn remove_stale_log_dirs(log_dir: &std::path::Path, live: &[shipote_protocol::WorkspaceId]) {
+    let live: std::collections::HashSet<String> = live.iter().map(|w| w.to_string()).collect();
+    let log_dir = log_dir.to_owned();
+    let removed = tokio::task::spawn_blocking(move || {
+        let mut removed = 0;
+        for e in std::fs::read_dir(&log_dir).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let ours = shipote_protocol::Ulid::from_string(&name).is_ok();
+            if ours && !live.contains(&name) && std::fs::remove_dir_all(e.path()).is_ok() {
+                removed += 1;
+            }
+        }
+        removed
+    })
+    .await
+    .unwrap_or(0);
+    if removed > 0 {
+        tracing::info!(
+            removed,
+            "removed the logs of workspaces that no longer exist"
         );
     }
 }

@@ -14,7 +14,7 @@ use crate::workspace::backend::{Backend, Created};
 use crate::workspace::restart::{Decision, RestartPolicy, RestartState};
 use crate::workspace::state::{self, SavedWorkspace};
 use crate::workspace::stats::{self, Reading, HISTORY_CAPACITY, HISTORY_INTERVAL};
-use crate::workspace::{self as ws, pipeline, saved, unit_name};
+use crate::workspace::{self as ws, budget, pipeline, saved, unit_name};
 use shipote_protocol::{
     Breach, CommandInfo, EdgeDiscernmentInfo, ErrorCode, ExitPolicy, FlowInfo, FlowThroughputInfo,
     LogStream, PipelineSpec, QuotaEnforce, Request, Response, Ulid, WorkspaceId, WorkspaceSpec,
@@ -35,6 +35,9 @@ pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Most workspaces one daemon runs.
 pub const MAX_WORKSPACES: usize = 1000;
+
+/// Ended commands a workspace keeps (exit status, logs) before the oldest go.
+pub const KEPT_ENDED_COMMANDS: usize = 1000;
 
 /// Most bytes of log one CommandLogs answer carries (the frame limit is 1 MiB).
 pub const MAX_LOG_TAIL_BYTES: u64 = 1_000_000;
@@ -167,6 +170,13 @@ pub enum Event {
         generation: u64,
         /// Why it could not be written.
         error: Option<String>,
+    },
+    /// The log budget removed these commands' logs (freeing `freed` bytes).
+    LogsPruned {
+        /// Whose logs went.
+        pruned: Vec<(WorkspaceId, Ulid)>,
+        /// Bytes freed.
+        freed: u64,
     },
     /// The daemon stops: reap what must be reaped, persist the rest.
     Shutdown {
@@ -329,6 +339,8 @@ struct CommandRec {
     restart: RestartState,
     started_at: Instant,
     failure: Option<String>,
+    /// Its log was removed to keep within the log budget (workspace/budget.rs).
+    logs_pruned: bool,
 }
 
 /// A pipeline: its commands are ordinary commands of its workspace.
@@ -392,6 +404,38 @@ struct RunSpec {
 
 impl CommandRec {
     /// Blocking: sizes the logs.
+    /// What `ps` shows in NOTE: why it stays failed, and output that was not
+    /// kept (disk full) or was removed (log budget).
+    fn note(&self) -> Option<String> {
+        let lost = self.capture.lost.load(std::sync::atomic::Ordering::Relaxed);
+        let mut notes: Vec<String> = self.failure.iter().cloned().collect();
+        if lost > 0 {
+            notes.push(format!(
+                "{lost} bytes of output not kept (the disk is full or the log unwritable)"
+            ));
+        }
+        if self.logs_pruned {
+            notes.push("output removed to keep within the log budget".into());
+        }
+        (!notes.is_empty()).then(|| notes.join("; "))
+    }
+
+    /// The answer to a logs request for a command whose output is gone.
+    fn pruned_answer(&self) -> Option<Response> {
+        self.logs_pruned.then(|| {
+            Response::error(
+                ErrorCode::NotFound,
+                format!(
+                    "the output of command {} was removed to keep the logs within their budget \
+                     ({} MiB per workspace, {} MiB in all; the oldest ended commands go first)",
+                    self.id,
+                    budget::WORKSPACE_BUDGET >> 20,
+                    budget::TOTAL_BUDGET >> 20
+                ),
+            )
+        })
+    }
+
     fn info(&self) -> CommandInfo {
         CommandInfo {
             id: self.id,
@@ -401,8 +445,12 @@ impl CommandRec {
             exit_status: self.exit_status,
             exit_signal: self.exit_signal,
             restarts: self.restart.restarts,
-            failure: self.failure.clone(),
-            log_bytes: self.logs.kept_bytes(),
+            failure: self.note(),
+            log_bytes: if self.logs_pruned {
+                0
+            } else {
+                self.logs.kept_bytes()
+            },
         }
     }
 }
@@ -549,6 +597,10 @@ pub struct Supervisor {
     creating: BTreeMap<WorkspaceId, String>,
     /// `None` while a sampling round is in flight.
     sampler: Option<Box<stats::Sampler>>,
+    /// A command ended since the log budget was last enforced.
+    budget_due: bool,
+    /// An enforcement round is in flight.
+    budget_running: bool,
     generation: u64,
     persisted: u64,
     /// WorkspaceCreated answers held until the state that holds the new
@@ -582,6 +634,8 @@ impl Supervisor {
             stopped: VecDeque::new(),
             creating: BTreeMap::new(),
             sampler: Some(Box::default()),
+            budget_due: false,
+            budget_running: false,
             generation: 0,
             persisted: 0,
             after_persist: Vec::new(),
@@ -593,6 +647,11 @@ impl Supervisor {
     }
 
     /// Takes over workspaces a previous daemon left running (before READY).
+    /// The ids of the workspaces it holds (after `adopt`, the re-adopted ones).
+    pub fn workspace_ids(&self) -> Vec<WorkspaceId> {
+        self.workspaces.keys().copied().collect()
+    }
+
     pub fn adopt(&mut self, saved: SavedWorkspace) {
         let Ok(ulid) = Ulid::from_string(&saved.id) else {
             tracing::warn!(id = %saved.id, "state file holds an invalid workspace id; skipping it");
@@ -708,7 +767,11 @@ impl Supervisor {
                 reply,
             } => self.on_created(id, unit, *spec, result, namespaces, reply),
             Event::Stopped { id, result, reply } => self.on_stopped(id, result, reply),
-            Event::SampleTick => self.sample(),
+            Event::SampleTick => {
+                self.sample();
+                self.enforce_log_budget();
+            }
+            Event::LogsPruned { pruned, freed } => self.on_logs_pruned(pruned, freed),
             Event::Sampled {
                 sampler,
                 readings,
@@ -806,6 +869,7 @@ impl Supervisor {
                 tail_bytes,
                 stream,
             } => match self.command(workspace, command) {
+                Ok(c) if c.logs_pruned => c.pruned_answer().expect("pruned"),
                 Ok(c) => {
                     let logs = c.logs.clone();
                     // Leave room for the frame around the bytes.
@@ -836,6 +900,7 @@ impl Supervisor {
                 tail_bytes,
                 max_bytes,
             } => match self.command(workspace, command) {
+                Ok(c) if c.logs_pruned => c.pruned_answer().expect("pruned"),
                 Ok(c) => {
                     let logs = c.logs.clone();
                     let capture = c.capture.clone();
@@ -953,6 +1018,7 @@ impl Supervisor {
                     None => not_found(workspace),
                 }
             }
+            // Answered by the connection, off the supervisor (see connection.rs).
             Request::Discern { sample, hint_path } => {
                 crate::discern::respond(&sample, hint_path.as_deref())
             }
@@ -1102,6 +1168,7 @@ impl Supervisor {
                     restart: RestartState::default(),
                     started_at: Instant::now(),
                     failure: None,
+                    logs_pruned: false,
                 }
             })
             .collect();
@@ -1620,6 +1687,7 @@ impl Supervisor {
             restart: RestartState::default(),
             started_at: Instant::now(),
             failure: None,
+            logs_pruned: false,
         };
         let (leaf, logs) = (rec.leaf.clone(), rec.logs.clone());
         start_in_background(
@@ -1877,6 +1945,14 @@ impl Supervisor {
         }
         // Done for good: its peers may now see EOF or EPIPE.
         rec.ends = None;
+        self.budget_due = true;
+        self.forget_old_commands(workspace);
+        let Some(rec) = self
+            .find_mut(workspace)
+            .and_then(|ws| ws.commands.get_mut(&command))
+        else {
+            return;
+        };
         if let Some(leaf) = rec.leaf.clone() {
             // Its leaf goes once its last process is gone (children may linger).
             tokio::task::spawn_blocking(move || {
@@ -2105,6 +2181,102 @@ impl Supervisor {
             let info = stats::quota(cgroup.as_ref(), &spec, &seen);
             let _ = reply.send(Response::WorkspaceQuota { info });
         });
+    }
+
+    /// Forgets the oldest ended commands of a workspace (and removes their
+    /// logs) beyond [`KEPT_ENDED_COMMANDS`], so a workspace that runs commands
+    /// for months does not grow without bound. Commands of live pipelines stay.
+    fn forget_old_commands(&mut self, workspace: WorkspaceId) {
+        let in_pipelines: std::collections::HashSet<Ulid> = self
+            .pipelines
+            .values()
+            .filter(|p| p.workspace == workspace)
+            .flat_map(|p| p.commands.iter().copied())
+            .collect();
+        let Some(ws) = self.find_mut(workspace) else {
+            return;
+        };
+        let ended: Vec<Ulid> = ws
+            .commands
+            .values()
+            .filter(|c| !c.alive && !in_pipelines.contains(&c.id))
+            .map(|c| c.id)
+            .collect();
+        let Some(excess) = ended.len().checked_sub(KEPT_ENDED_COMMANDS) else {
+            return;
+        };
+        let mut gone = Vec::with_capacity(excess);
+        for id in ended.into_iter().take(excess) {
+            if let Some(rec) = ws.commands.remove(&id) {
+                gone.push(rec.logs);
+            }
+        }
+        if !gone.is_empty() {
+            tokio::task::spawn_blocking(move || {
+                for logs in gone {
+                    logs.remove();
+                }
+            });
+        }
+    }
+
+    /// Removes the logs of ended commands, oldest first, while a workspace's
+    /// (or all) logs pass their budget (workspace/budget.rs). Off the
+    /// supervisor: sizes are read and files removed on a blocking thread.
+    fn enforce_log_budget(&mut self) {
+        if !self.budget_due || self.budget_running {
+            return;
+        }
+        self.budget_due = false;
+        self.budget_running = true;
+        let entries: Vec<(WorkspaceId, Ulid, LogPaths, bool)> = self
+            .workspaces
+            .values()
+            .chain(self.stopped.iter())
+            .flat_map(|ws| {
+                ws.commands
+                    .values()
+                    .filter(|c| !c.logs_pruned)
+                    .map(move |c| (ws.id, c.id, c.logs.clone(), c.alive))
+            })
+            .collect();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let sized: Vec<budget::Entry<WorkspaceId, Ulid>> = entries
+                .iter()
+                .map(|(w, c, logs, alive)| budget::Entry {
+                    workspace: *w,
+                    command: *c,
+                    bytes: logs.kept_bytes(),
+                    alive: *alive,
+                })
+                .collect();
+            let pruned = budget::prune(&sized, budget::WORKSPACE_BUDGET, budget::TOTAL_BUDGET);
+            let mut freed = 0;
+            for (w, c) in &pruned {
+                if let Some((_, _, logs, _)) = entries.iter().find(|e| e.0 == *w && e.1 == *c) {
+                    freed += logs.remove();
+                }
+            }
+            let _ = tx.blocking_send(Event::LogsPruned { pruned, freed });
+        });
+    }
+
+    fn on_logs_pruned(&mut self, pruned: Vec<(WorkspaceId, Ulid)>, freed: u64) {
+        self.budget_running = false;
+        if pruned.is_empty() {
+            return;
+        }
+        for (w, c) in &pruned {
+            if let Some(rec) = self.find_mut(*w).and_then(|ws| ws.commands.get_mut(c)) {
+                rec.logs_pruned = true;
+            }
+        }
+        tracing::info!(
+            commands = pruned.len(),
+            freed_bytes = freed,
+            "removed the logs of ended commands to keep within the log budget"
+        );
     }
 
     fn sample(&mut self) {

@@ -126,6 +126,19 @@ impl LogPaths {
             .sum()
     }
 
+    /// Removes every file of this command's log; returns the bytes freed.
+    pub fn remove(&self) -> u64 {
+        let mut freed = 0;
+        for e in ["log", "idx", "log.1", "idx.1"] {
+            let p = self.path(e);
+            let len = p.metadata().map(|m| m.len()).unwrap_or(0);
+            if std::fs::remove_file(&p).is_ok() {
+                freed += len;
+            }
+        }
+        freed
+    }
+
     /// The generations kept, oldest first.
     fn generations(&self) -> std::io::Result<Vec<Generation>> {
         let mut gens = Vec::with_capacity(2);

@@ -3,6 +3,7 @@
 //! process groups). The supervisor owns the records; this module owns the rules.
 
 pub mod backend;
+pub mod budget;
 pub mod command;
 pub mod pipeline;
 pub mod restart;
