@@ -800,3 +800,47 @@ fn through_a_tap_eof_and_epipe_still_propagate() {
     assert_eq!(s.logs("head"), "y\ny\ny\n");
     assert_eq!(s.exited("yes")["exit_signal"], 13, "the producer got EPIPE");
 }
+
+/// The request that once took the daemon down: a 512 KiB var placed 4,096
+/// times (2 GiB if expanded). Refused at once by name; others are served.
+#[test]
+fn a_templating_bomb_is_refused_before_it_expands() {
+    let s = setup("bomb");
+    let mut c = cmd("a", "echo", &[]);
+    c.argv = vec!["${A}".repeat(4096)];
+    let spec = PipelineSpec {
+        workspace: s.ws,
+        label: "bomb".into(),
+        commands: vec![c],
+        edges: vec![],
+    };
+    let vars = BTreeMap::from([("A".to_owned(), "x".repeat(512 << 10))]);
+    let start = std::time::Instant::now();
+    match s.call(Request::PipelineRun {
+        spec,
+        tap: false,
+        vars,
+    }) {
+        Response::Error {
+            code: ErrorCode::Invalid,
+            message,
+        } => assert!(
+            message.contains("longer than 128 KiB after templating"),
+            "{message}"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        start.elapsed()
+    );
+    assert!(s.d.cli(&["ping"]).status.success());
+    let rss: u64 = std::fs::read_to_string(format!("/proc/{}/status", s.d.child.id()))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    assert!(rss < 100 << 10, "RSS {rss} KiB: something expanded");
+}

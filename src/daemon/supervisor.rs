@@ -171,6 +171,15 @@ pub enum Event {
         /// Why it could not be written.
         error: Option<String>,
     },
+    /// A pipeline's spec was rendered and validated (off the supervisor).
+    PipelinePlanned {
+        /// The plan.
+        plan: Box<pipeline::Plan>,
+        /// Tap every edge.
+        tap: bool,
+        /// Where the answer goes.
+        reply: oneshot::Sender<Response>,
+    },
     /// The log budget removed these commands' logs (freeing `freed` bytes).
     LogsPruned {
         /// Whose logs went.
@@ -772,6 +781,7 @@ impl Supervisor {
                 self.enforce_log_budget();
             }
             Event::LogsPruned { pruned, freed } => self.on_logs_pruned(pruned, freed),
+            Event::PipelinePlanned { plan, tap, reply } => self.pipeline_run(*plan, tap, reply),
             Event::Sampled {
                 sampler,
                 readings,
@@ -807,7 +817,7 @@ impl Supervisor {
         }
     }
 
-    fn answer(&mut self, request: Request, uid: u32, reply: oneshot::Sender<Response>) {
+    fn answer(&mut self, request: Request, _uid: u32, reply: oneshot::Sender<Response>) {
         let response = match request {
             Request::Ping => Response::Pong,
             Request::Health => Response::Health {
@@ -936,7 +946,11 @@ impl Supervisor {
                 Err(response) => *response,
             },
             Request::PipelineRun { spec, tap, vars } => {
-                return self.pipeline_run(spec, tap, vars, reply);
+                // Templating (bounded, up to 4 MiB) and validation off the
+                // supervisor; the plan comes back as an event.
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || planned(&tx, &spec, &vars, tap, reply));
+                return;
             }
             Request::PipelineSave { name, spec } => {
                 let dir = self.env.pipelines_dir.clone();
@@ -987,13 +1001,7 @@ impl Supervisor {
                             return;
                         }
                     };
-                    // Back through the queue, as if the client had sent the spec.
-                    let event = Event::Request {
-                        request: Box::new(Request::PipelineRun { spec, tap, vars }),
-                        uid,
-                        reply,
-                    };
-                    let _ = tx.blocking_send(event);
+                    planned(&tx, &spec, &vars, tap, reply);
                 });
                 return;
             }
@@ -1114,19 +1122,9 @@ impl Supervisor {
             .count() as u32
     }
 
-    fn pipeline_run(
-        &mut self,
-        spec: PipelineSpec,
-        tap: bool,
-        vars: BTreeMap<String, String>,
-        reply: oneshot::Sender<Response>,
-    ) {
+    fn pipeline_run(&mut self, plan: pipeline::Plan, tap: bool, reply: oneshot::Sender<Response>) {
         let fail = |reply: oneshot::Sender<Response>, code, msg: String| {
             let _ = reply.send(Response::error(code, msg));
-        };
-        let plan = match pipeline::plan(&spec, &vars) {
-            Ok(p) => p,
-            Err(e) => return fail(reply, ErrorCode::Invalid, e),
         };
         let workspace = plan.spec.workspace;
         let Some(ws) = self.workspaces.get(&workspace) else {
@@ -1625,7 +1623,9 @@ impl Supervisor {
             if let (Some(e), Response::WorkspaceCreated { warnings, .. }) = (&error, &mut response)
             {
                 warnings.push(format!(
-                    "the state file could not be written ({e}); if shipoted dies before it can, this workspace is not re-adopted"
+                    "the state file could not be written yet ({e}); shipoted writes it again until it can \
+                     (shipote health says dirty meanwhile); should it die first, the next start keeps this \
+                     workspace if something runs in it and removes it if empty"
                 ));
             }
             if let Err(Response::WorkspaceCreated { id, .. }) = reply.send(response) {
@@ -2549,6 +2549,30 @@ fn not_found(id: WorkspaceId) -> Response {
         ErrorCode::NotFound,
         format!("no live workspace {id}; list them with shipote ws ls"),
     )
+}
+
+/// Renders and validates a pipeline on a blocking thread and hands the plan
+/// to the supervisor, or answers the client with what is wrong.
+fn planned(
+    tx: &mpsc::Sender<Event>,
+    spec: &PipelineSpec,
+    vars: &BTreeMap<String, String>,
+    tap: bool,
+    reply: oneshot::Sender<Response>,
+) {
+    match pipeline::plan(spec, vars) {
+        Ok(plan) => {
+            let event = Event::PipelinePlanned {
+                plan: Box::new(plan),
+                tap,
+                reply,
+            };
+            let _ = tx.blocking_send(event);
+        }
+        Err(e) => {
+            let _ = reply.send(Response::error(ErrorCode::Invalid, e));
+        }
+    }
 }
 
 /// What to do once a start's event is queued (answer the client).
