@@ -58,10 +58,11 @@ fn real_main(
     }
     let mut fds = inherited.context("cannot read the sockets passed by the service manager")?;
     let socket = match fds.next() {
-        // SAFETY: systemd passes us ownership of fd 3 (LISTEN_FDS start) and
-        // nothing else in this process uses it.
         Some(fd) => {
-            SocketSource::Inherited(unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) })
+            // SAFETY: systemd passes us ownership of fd 3 (LISTEN_FDS start)
+            // and nothing else in this process uses it.
+            let listener = unsafe { std::os::unix::net::UnixListener::from_raw_fd(fd) };
+            SocketSource::Inherited(listener)
         }
         None => SocketSource::Path(
             args.socket

@@ -210,6 +210,7 @@ impl SupervisorHandle {
     /// Sends a request and waits for its response. Never fails: a supervisor
     /// that is gone yields an `Error` response.
     pub async fn request(&self, uid: u32, request: Request) -> Response {
+        let name = request.name();
         let (reply, rx) = oneshot::channel();
         let event = Event::Request {
             request: Box::new(request),
@@ -219,7 +220,15 @@ impl SupervisorHandle {
         if self.tx.send(event).await.is_err() {
             return shutting_down();
         }
-        rx.await.unwrap_or_else(|_| shutting_down())
+        // A reply dropped unsent while the supervisor still runs is a bug of
+        // ours, said as such, never a false "shutting down".
+        rx.await.unwrap_or_else(|_| {
+            if self.tx.is_closed() {
+                shutting_down()
+            } else {
+                dropped(name)
+            }
+        })
     }
 
     /// Sends an event that needs no answer; dropped if the supervisor is gone.
@@ -241,6 +250,15 @@ impl SupervisorHandle {
             let _ = rx.await;
         }
     }
+}
+
+/// The answer to a request whose reply was dropped unsent.
+fn dropped(name: &str) -> Response {
+    tracing::error!(request = name, "a request's reply was dropped unsent");
+    Response::error(
+        ErrorCode::Internal,
+        format!("shipoted dropped its answer to {name} (a bug: please report it with `journalctl --user -u shipote`); try again"),
+    )
 }
 
 fn shutting_down() -> Response {
@@ -1659,6 +1677,8 @@ impl Supervisor {
         };
         let (id, spare) = self.command_id(workspace);
         let Some(ws) = self.workspaces.get(&workspace) else {
+            // Looked up above; never gone in between (one owner, no await).
+            let _ = reply.send(not_found(workspace));
             return;
         };
         let label = run.exec.rsplit('/').next().unwrap_or(&run.exec).to_owned();

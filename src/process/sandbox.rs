@@ -436,6 +436,7 @@ impl Sandbox {
     /// parent's memory: only system calls happen here. `scratch` holds at
     /// least [`Sandbox::slots`] entries.
     pub unsafe fn prepare(&self, scratch: &mut [libc::c_int]) -> Result<(), (usize, libc::c_int)> {
+        // SAFETY: __errno_location returns this thread's errno slot, always valid.
         let errno = || unsafe { *libc::__errno_location() };
         // SAFETY: system calls on valid C strings and buffers.
         unsafe {

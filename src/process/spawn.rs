@@ -791,6 +791,8 @@ pub fn make_namespaces(
         .filter(|(fd, _)| **fd >= 0)
         .map(|(fd, kind)| {
             (
+                // SAFETY: the child opened these descriptors for us and nothing
+                // else owns them; each is taken once.
                 unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd) },
                 kind,
             )
