@@ -20,12 +20,13 @@ use shipote_protocol::{
     LogStream, PipelineSpec, QuotaEnforce, Request, Response, Ulid, WorkspaceId, WorkspaceSpec,
     WorkspaceStatsInfo, WorkspaceSummary,
 };
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_util::sync::CancellationToken;
+use tokio_util::time::{delay_queue, DelayQueue};
 
 /// How many events may wait for the supervisor before senders wait.
 const EVENT_QUEUE: usize = 1024;
@@ -122,13 +123,6 @@ pub enum Event {
         /// How it ended.
         status: Option<std::process::ExitStatus>,
     },
-    /// A command's backoff ran out: start it again.
-    RestartDue {
-        /// Its workspace.
-        workspace: WorkspaceId,
-        /// Which.
-        command: Ulid,
-    },
     /// A restarted command's new process (or why it could not start).
     Restarted {
         /// Its workspace.
@@ -162,8 +156,6 @@ pub enum Event {
         /// When.
         at: Instant,
     },
-    /// A workspace's TTL ran out.
-    TtlExpired(WorkspaceId),
     /// The persister wrote this generation of the state, or failed to.
     Persisted {
         /// Which generation.
@@ -191,6 +183,20 @@ pub enum Event {
     Shutdown {
         /// Answered when done.
         reply: oneshot::Sender<()>,
+    },
+}
+
+/// What a timer of the supervisor's loop is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timer {
+    /// A workspace's TTL ran out.
+    Ttl(WorkspaceId),
+    /// A command's restart backoff is over.
+    Restart {
+        /// Its workspace.
+        workspace: WorkspaceId,
+        /// The command.
+        command: Ulid,
     },
 }
 
@@ -624,6 +630,13 @@ pub struct Supervisor {
     creating: BTreeMap<WorkspaceId, String>,
     /// `None` while a sampling round is in flight.
     sampler: Option<Box<stats::Sampler>>,
+    /// Every timer (TTLs, restart backoffs), in the loop: cancellable, and
+    /// driven by tokio's clock (paused time in tests).
+    timers: DelayQueue<Timer>,
+    /// The TTL timer of each workspace that has one.
+    ttl_timers: HashMap<WorkspaceId, delay_queue::Key>,
+    /// The backoff timer of each command waiting to restart.
+    restart_timers: HashMap<(WorkspaceId, Ulid), delay_queue::Key>,
     /// A command ended since the log budget was last enforced.
     budget_due: bool,
     /// An enforcement round is in flight.
@@ -661,6 +674,9 @@ impl Supervisor {
             stopped: VecDeque::new(),
             creating: BTreeMap::new(),
             sampler: Some(Box::default()),
+            timers: DelayQueue::new(),
+            ttl_timers: HashMap::new(),
+            restart_timers: HashMap::new(),
             budget_due: false,
             budget_running: false,
             generation: 0,
@@ -726,27 +742,19 @@ impl Supervisor {
 
     /// Handles events until the queue closes or `shutdown` fires.
     pub async fn run(mut self, mut rx: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+        use futures_util::StreamExt;
         let mut tick = tokio::time::interval(STATUS_INTERVAL);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let sample_tx = self.tx.clone();
-        let sampler_stop = shutdown.clone();
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(HISTORY_INTERVAL);
-            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = sampler_stop.cancelled() => return,
-                    _ = every.tick() => {}
-                }
-                if sample_tx.send(Event::SampleTick).await.is_err() {
-                    return;
-                }
-            }
-        });
+        let mut sample_every = tokio::time::interval(HISTORY_INTERVAL);
+        sample_every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = tick.tick() => {}
+                _ = sample_every.tick() => self.handle(Event::SampleTick),
+                Some(due) = self.timers.next(), if !self.timers.is_empty() => {
+                    self.on_timer(due.into_inner());
+                }
                 ev = rx.recv() => match ev {
                     Some(ev) => self.handle(ev),
                     None => break,
@@ -805,7 +813,6 @@ impl Supervisor {
                 readings,
                 at,
             } => self.on_sampled(sampler, readings, at),
-            Event::TtlExpired(id) => self.on_ttl(id),
             Event::CommandStarted { workspace, rec } => self.on_command_started(workspace, rec),
             Event::SpareLeaf {
                 workspace,
@@ -817,7 +824,6 @@ impl Supervisor {
                 command,
                 status,
             } => self.on_command_exited(workspace, command, status),
-            Event::RestartDue { workspace, command } => self.on_restart_due(workspace, command),
             Event::PipelineStarted {
                 workspace,
                 pipeline,
@@ -1950,11 +1956,10 @@ impl Supervisor {
                     // Waiting to restart counts as alive.
                     rec.alive = true;
                     rec.backoff = true;
-                    let tx = self.tx.clone();
-                    tokio::spawn(async move {
-                        tokio::time::sleep(delay).await;
-                        let _ = tx.send(Event::RestartDue { workspace, command }).await;
-                    });
+                    let key = self
+                        .timers
+                        .insert(Timer::Restart { workspace, command }, delay);
+                    self.restart_timers.insert((workspace, command), key);
                     return;
                 }
                 Decision::GiveUp(why) => {
@@ -1983,19 +1988,47 @@ impl Supervisor {
         }
     }
 
-    fn arm_ttl(&self, ws: &Workspace) {
+    fn arm_ttl(&mut self, ws: &Workspace) {
         let Some(deadline) = ws.ttl_deadline() else {
             return;
         };
         let left = deadline
             .duration_since(SystemTime::now())
             .unwrap_or_default();
-        let tx = self.tx.clone();
-        let id = ws.id;
-        tokio::spawn(async move {
-            tokio::time::sleep(left).await;
-            let _ = tx.send(Event::TtlExpired(id)).await;
-        });
+        let key = self.timers.insert(Timer::Ttl(ws.id), left);
+        self.ttl_timers.insert(ws.id, key);
+    }
+
+    /// A timer of the loop fired.
+    fn on_timer(&mut self, timer: Timer) {
+        match timer {
+            Timer::Ttl(id) => {
+                self.ttl_timers.remove(&id);
+                self.on_ttl(id);
+            }
+            Timer::Restart { workspace, command } => {
+                self.restart_timers.remove(&(workspace, command));
+                self.on_restart_due(workspace, command);
+            }
+        }
+    }
+
+    /// Cancels a workspace's timers (its TTL, its commands' backoffs).
+    fn cancel_timers(&mut self, id: WorkspaceId) {
+        if let Some(key) = self.ttl_timers.remove(&id) {
+            self.timers.try_remove(&key);
+        }
+        let keys: Vec<(WorkspaceId, Ulid)> = self
+            .restart_timers
+            .keys()
+            .filter(|(w, _)| *w == id)
+            .copied()
+            .collect();
+        for k in keys {
+            if let Some(key) = self.restart_timers.remove(&k) {
+                self.timers.try_remove(&key);
+            }
+        }
     }
 
     fn stop(&mut self, id: WorkspaceId, grace: Duration, reply: Option<oneshot::Sender<Response>>) {
@@ -2037,6 +2070,8 @@ impl Supervisor {
                 .map_err(|e| e.to_string());
             let _ = tx.send(Event::Stopped { id, result, reply }).await;
         });
+        // No TTL or restart fires for it any more.
+        self.cancel_timers(id);
     }
 
     fn on_stopped(
@@ -2695,4 +2730,127 @@ fn jitter_unit() -> f64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     f64::from(nanos % 2001) / 1000.0 - 1.0
+}
+
+#[cfg(test)]
+mod tests {
+    //! The supervisor's timers on tokio's paused clock: TTLs and restart
+    //! backoffs fire when due and are cancelled by a stop, with no real
+    //! waiting. The process-group backend needs no cgroup.
+    use super::*;
+    use crate::cgroup::{Layout, OwnCgroup};
+
+    fn env(dir: &Path, restart_policy: RestartPolicy) -> Environment {
+        Environment {
+            caps: Arc::new(HostCaps {
+                kernel_version: (6, 1, 0),
+                user_ns: "allowed".into(),
+                cgroup: OwnCgroup {
+                    layout: Layout::None,
+                    path: None,
+                    dir: None,
+                    controllers: vec![],
+                    writable: false,
+                },
+                has_cap_sys_admin: false,
+            }),
+            backend: Arc::new(BackendInfo {
+                backend: Backend::ProcessGroup,
+                reason: "test".into(),
+            }),
+            keeper_program: "/bin/true".into(),
+            state_file: dir.join("state/workspaces.json"),
+            log_dir: dir.join("state/logs"),
+            pipelines_dir: dir.join("state/pipelines"),
+            flows_dir: dir.join("flows"),
+            restart_policy,
+            own_uid: 0,
+            shielded: vec![],
+        }
+    }
+
+    async fn start(
+        dir: &Path,
+        policy: RestartPolicy,
+    ) -> (
+        SupervisorHandle,
+        CancellationToken,
+        tokio::task::JoinHandle<()>,
+    ) {
+        let (sup, handle, rx) = Supervisor::new(env(dir, policy), Notifier::default());
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(sup.run(rx, stop.clone()));
+        (handle, stop, task)
+    }
+
+    async fn live(handle: &SupervisorHandle) -> usize {
+        match handle.request(0, Request::WorkspaceList).await {
+            Response::WorkspaceList { items } => items.len(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    async fn create(handle: &SupervisorHandle, spec: WorkspaceSpec) -> WorkspaceId {
+        match handle.request(0, Request::WorkspaceCreate { spec }).await {
+            Response::WorkspaceCreated { id, .. } => id,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_ttl_stops_its_workspace_when_due_not_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let (handle, stop, task) = start(dir.path(), RestartPolicy::default()).await;
+        let mut spec = WorkspaceSpec::new("ttl");
+        spec.ttl_ms = Some(600_000);
+        create(&handle, spec).await;
+        // Ten minutes pass in no time.
+        tokio::time::pause();
+        tokio::time::sleep(Duration::from_secs(590)).await;
+        assert_eq!(live(&handle).await, 1, "still there 10 s before its TTL");
+        tokio::time::sleep(Duration::from_secs(20)).await;
+        // Its stop runs real work: wait for it in real time, asking rather
+        // than sleeping (a paused clock jumps only when every task is idle).
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while live(&handle).await != 0 && std::time::Instant::now() < deadline {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(live(&handle).await, 0, "gone once its TTL ran out");
+        stop.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_stop_cancels_every_timer_of_its_workspace() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut sup, _handle, _rx) = Supervisor::new(
+            env(dir.path(), RestartPolicy::default()),
+            Notifier::default(),
+        );
+        let (a, b) = (WorkspaceId(Ulid::new()), WorkspaceId(Ulid::new()));
+        let hour = Duration::from_secs(3600);
+        let key = sup.timers.insert(Timer::Ttl(a), hour);
+        sup.ttl_timers.insert(a, key);
+        for (w, c) in [(a, Ulid::new()), (a, Ulid::new()), (b, Ulid::new())] {
+            let key = sup.timers.insert(
+                Timer::Restart {
+                    workspace: w,
+                    command: c,
+                },
+                hour,
+            );
+            sup.restart_timers.insert((w, c), key);
+        }
+        sup.cancel_timers(a);
+        assert_eq!(sup.timers.len(), 1, "only b's restart is left");
+        assert!(sup.ttl_timers.is_empty());
+        assert_eq!(
+            sup.restart_timers.keys().map(|k| k.0).collect::<Vec<_>>(),
+            [b]
+        );
+        // Cancelling again, or a workspace without timers, is harmless.
+        sup.cancel_timers(a);
+        sup.cancel_timers(WorkspaceId(Ulid::new()));
+        assert_eq!(sup.timers.len(), 1);
+    }
 }
