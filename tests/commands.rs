@@ -654,3 +654,21 @@ fn output_that_cannot_be_kept_is_reported() {
         stderr(&o)
     );
 }
+
+/// A command is reported ended only once its output is in its log: whoever
+/// sees it ended (`ps`, a script waiting on it) reads all of it.
+#[test]
+fn an_ended_command_has_all_its_output_in_its_log() {
+    let (_root, d) = setup("drained");
+    for _ in 0..5 {
+        let id = run(
+            &d,
+            "w",
+            &["sh", "-c", "head -c 600000 /dev/zero; echo; echo last line"],
+        );
+        let c = wait_exit(&d, "w", &id);
+        assert!(c["log_bytes"].as_u64().unwrap() >= 600_011, "{c}");
+        let tail = logs(&d, "w", &id, &["--tail", "10"]);
+        assert!(tail.ends_with("last line\n"), "{tail:?}");
+    }
+}

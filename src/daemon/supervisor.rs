@@ -37,6 +37,10 @@ pub const STATUS_INTERVAL: Duration = Duration::from_secs(1);
 /// Most workspaces one daemon runs.
 pub const MAX_WORKSPACES: usize = 1000;
 
+/// Longest a command's exit waits to be told for its output to reach its log
+/// (only a child that keeps the pipes open makes it wait that long).
+pub const DRAIN_WAIT: Duration = Duration::from_millis(500);
+
 /// Ended commands a workspace keeps (exit status, logs) before the oldest go.
 pub const KEPT_ENDED_COMMANDS: usize = 1000;
 
@@ -1440,7 +1444,15 @@ impl Supervisor {
         }
         tracing::info!(pipeline = %id, label = p.label, "stopping pipeline");
         tokio::task::spawn_blocking(move || {
-            let reaped = end_processes(&targets, grace);
+            use crate::process::end::{end, Target};
+            let targets: Vec<Target> = targets
+                .into_iter()
+                .map(|(leaf, pid)| match leaf {
+                    Some(leaf) => Target::Tree(leaf),
+                    None => Target::Group(pid),
+                })
+                .collect();
+            let reaped = end(&targets, grace, None);
             let _ = reply.send(Response::PipelineStopped {
                 pipeline: id,
                 reaped,
@@ -2543,50 +2555,6 @@ pub const PERSIST_RETRY_FIRST: Duration = Duration::from_millis(100);
 /// Longest wait between two tries of a failed state write.
 pub const PERSIST_RETRY_MAX: Duration = Duration::from_secs(10);
 
-/// SIGTERM to every process of `targets` (a command's leaf tree, or its
-/// process group), SIGKILL to what is left after `grace`; how many ended.
-fn end_processes(targets: &[(Option<Cgroup>, i32)], grace: Duration) -> u32 {
-    use nix::sys::signal::{killpg, Signal};
-    use nix::unistd::Pid;
-    let list = || -> Vec<u32> {
-        let mut all: Vec<u32> = Vec::new();
-        for (leaf, pid) in targets {
-            match leaf {
-                Some(l) => all.extend(l.procs_recursive()),
-                None if crate::process::proc_usage(*pid as u32).is_some() => all.push(*pid as u32),
-                None => {}
-            }
-        }
-        all.sort_unstable();
-        all.dedup();
-        all
-    };
-    let first = list();
-    let send = |sig: Signal| {
-        for p in list() {
-            crate::process::signal(p, sig);
-        }
-        for (leaf, pid) in targets {
-            if leaf.is_none() {
-                let _ = killpg(Pid::from_raw(*pid), sig);
-            }
-        }
-    };
-    send(if grace.is_zero() {
-        Signal::SIGKILL
-    } else {
-        Signal::SIGTERM
-    });
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && !list().is_empty() {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    if !list().is_empty() {
-        send(Signal::SIGKILL);
-    }
-    first.len() as u32
-}
-
 fn log_stream(s: LogStream) -> Stream {
     match s {
         LogStream::Stdout => Stream::Stdout,
@@ -2711,8 +2679,12 @@ fn follow(
 ) {
     started.capture();
     let child = started.child;
+    let capture = started.capture.clone();
     tokio::spawn(async move {
         let status = child.wait().await.ok();
+        // Its exit is told once its output is in its log: whoever sees it
+        // ended (`ps`, a waiting client) then reads all of it.
+        capture.wait_drained(DRAIN_WAIT).await;
         let _ = tx
             .send(Event::CommandExited {
                 workspace,

@@ -445,6 +445,32 @@ pub struct CaptureState {
     pub lost: AtomicU64,
     /// Both pipes closed and everything in them is in the log.
     pub drained: AtomicBool,
+    /// Woken when `drained` becomes true.
+    pub drained_notify: tokio::sync::Notify,
+}
+
+impl CaptureState {
+    /// Marks the capture drained and wakes whoever waits for it.
+    pub fn set_drained(&self) {
+        self.drained.store(true, Ordering::Release);
+        self.drained_notify.notify_waiters();
+    }
+
+    /// Waits until everything the command wrote is in its log, or `limit`
+    /// passes (a daemonized child may hold the pipes open for good).
+    pub async fn wait_drained(&self, limit: std::time::Duration) {
+        let wait = async {
+            loop {
+                // Registered before the check: a notify in between is not lost.
+                let notified = self.drained_notify.notified();
+                if self.drained.load(Ordering::Acquire) {
+                    return;
+                }
+                notified.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
+    }
 }
 
 /// Drains a command's stdout and stderr pipes into its log on a thread of its
@@ -507,7 +533,7 @@ pub fn capture(
                     }
                 }
             }
-            state.drained.store(true, Ordering::Release);
+            state.set_drained();
         })
 }
 

@@ -5,6 +5,7 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
 
+pub mod end;
 pub mod fds;
 pub mod logs;
 pub mod sandbox;

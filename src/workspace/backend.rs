@@ -9,22 +9,15 @@ use crate::process;
 use crate::systemd::scopes::{ScopeSpec, SystemdError, SystemdScopes};
 use nix::sys::signal::Signal;
 use shipote_protocol::{QuotaEnforce, WorkspaceSpec};
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The slice that holds workspace scopes (units/shipote.slice).
 pub const SLICE: &str = "shipote.slice";
 
 /// The leaf sub-cgroup the keeper lives in.
 pub const KEEPER_CGROUP: &str = "keeper";
-
-/// How often a stop checks whether the workspace is empty yet.
-const STOP_POLL: Duration = Duration::from_millis(10);
-
-/// How long processes may take to vanish after cgroup.kill.
-const KILL_WAIT: Duration = Duration::from_secs(5);
 
 /// Which mechanism makes workspaces.
 #[derive(Debug, Clone)]
@@ -180,12 +173,16 @@ impl Backend {
         grace: Duration,
         groups: &[u32],
     ) -> Result<u32, BackendError> {
-        let reaped = match cgroup {
-            Some(cg) => end_cgroup(cg.clone(), keeper, grace).await?,
+        use crate::process::end::{end, Target};
+        let targets: Vec<Target> = match cgroup {
+            Some(cg) => vec![Target::Tree(cg.clone())],
             // Without a cgroup, each command is the leader of its own session
             // and process group: signal the groups.
-            None => end_groups(groups, grace).await,
+            None => groups.iter().map(|g| Target::Group(*g as i32)).collect(),
         };
+        let reaped = tokio::task::spawn_blocking(move || end(&targets, grace, keeper))
+            .await
+            .expect("ending processes does not panic");
         match self {
             Backend::Systemd { scopes, .. } => scopes.stop_unit(unit).await?,
             Backend::Cgroup { .. } => {
@@ -381,76 +378,4 @@ fn place_keeper(
     scope.enable_controllers(&["cpu", "memory", "pids", "io"])?;
     let warnings = unenforceable(spec, &available, "is not delegated to the user manager");
     Ok((scope, warnings))
-}
-
-/// Every process in the cgroup's subtree, read off the async threads.
-async fn procs_of(cg: &Cgroup) -> Vec<u32> {
-    let cg = cg.clone();
-    tokio::task::spawn_blocking(move || cg.procs_recursive())
-        .await
-        .expect("listing cgroup.procs does not panic")
-}
-
-/// SIGTERM everything in the cgroup, wait up to `grace`, then cgroup.kill (or
-/// SIGKILL each process where cgroup.kill is missing) and wait for it to empty.
-async fn end_cgroup(cg: Cgroup, keeper: Option<u32>, grace: Duration) -> Result<u32, BackendError> {
-    let mut seen: BTreeSet<u32> = BTreeSet::new();
-    let deadline = Instant::now() + grace;
-    loop {
-        let procs = procs_of(&cg).await;
-        if procs.is_empty() {
-            break;
-        }
-        for pid in procs {
-            // Each process once, new arrivals (forks) included.
-            if seen.insert(pid) {
-                process::signal(pid, Signal::SIGTERM);
-            }
-        }
-        if grace.is_zero() || Instant::now() >= deadline {
-            break;
-        }
-        tokio::time::sleep(STOP_POLL).await;
-    }
-    let kill_deadline = Instant::now() + KILL_WAIT;
-    loop {
-        let procs = procs_of(&cg).await;
-        if procs.is_empty() {
-            break;
-        }
-        seen.extend(procs.iter().copied());
-        if cg.kill().is_err() {
-            for pid in &procs {
-                process::signal(*pid, Signal::SIGKILL);
-            }
-        }
-        if Instant::now() >= kill_deadline {
-            break;
-        }
-        tokio::time::sleep(STOP_POLL).await;
-    }
-    if let Some(k) = keeper {
-        seen.remove(&k);
-    }
-    Ok(seen.len() as u32)
-}
-
-/// SIGTERM to each process group, up to `grace` for them to go, then SIGKILL.
-/// Returns how many groups had to be ended.
-async fn end_groups(groups: &[u32], grace: Duration) -> u32 {
-    use nix::sys::signal::killpg;
-    use nix::unistd::Pid;
-    let alive = |g: &u32| killpg(Pid::from_raw(*g as i32), None).is_ok();
-    let live: Vec<u32> = groups.iter().copied().filter(alive).collect();
-    for g in &live {
-        let _ = killpg(Pid::from_raw(*g as i32), Signal::SIGTERM);
-    }
-    let deadline = Instant::now() + grace;
-    while Instant::now() < deadline && live.iter().any(alive) {
-        tokio::time::sleep(STOP_POLL).await;
-    }
-    for g in live.iter().filter(|g| alive(g)) {
-        let _ = killpg(Pid::from_raw(*g as i32), Signal::SIGKILL);
-    }
-    live.len() as u32
 }

@@ -157,9 +157,7 @@ impl Started {
             tracing::error!(pid = self.pid, error = %e, "cannot start a log thread; ending the command");
             crate::process::signal(self.pid as u32, nix::sys::signal::Signal::SIGKILL);
             // Nothing will come: followers must not wait.
-            self.capture
-                .drained
-                .store(true, std::sync::atomic::Ordering::Release);
+            self.capture.set_drained();
         }
     }
 }
