@@ -3,8 +3,16 @@
 //! Code map, in reading order:
 //! - [`daemon`]: `shipoted`'s core: the listener, one task per connection, and the
 //!   supervisor task that owns all state. Entry point [`daemon::run`].
-//! - [`systemd`]: everything that talks to systemd (today: sd_notify).
-//! - [`cgroup`]: everything that reads cgroupfs.
+//! - [`workspace`]: the rules: specs and limits, backends (systemd scopes, a
+//!   cgroup subtree, process groups), commands, restarts, pipelines, stats,
+//!   the persisted state, the log budget.
+//! - [`process`]: forking, exec'ing and signalling commands: the clean spawn
+//!   into a cgroup leaf and namespaces, sandboxes, captured logs, ending
+//!   processes, the daemon's own descriptor budget.
+//! - [`flow`]: pipeline edges: taps, flow sockets, rate limits.
+//! - [`systemd`]: everything that talks to systemd: sd_notify and the D-Bus
+//!   manager (transient scopes).
+//! - [`cgroup`]: everything that reads and writes cgroupfs.
 //! - [`host`]: probes of the kernel and the process (Capabilities).
 //! - [`logging`]: journald or stderr, filtered by `SHIPOTE_LOG`.
 //! - [`discern`]: content sniffing of byte samples (type, MIME, confidence, lens).

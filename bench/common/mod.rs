@@ -24,15 +24,11 @@ pub struct BenchDaemon {
 
 /// Where the cgroup2 hierarchy is mounted, if anywhere.
 pub fn cgroup2_mount() -> Option<PathBuf> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .ok()?
-        .lines()
-        .find(|l| {
-            l.split(" - ")
-                .nth(1)
-                .is_some_and(|r| r.starts_with("cgroup2 "))
-        })
-        .map(|l| PathBuf::from(l.split_whitespace().nth(4).unwrap()))
+    // The daemon's own parser, so tests and benches find what it finds.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    shipote::cgroup::parse_layout(&mountinfo)
+        .mount_point()
+        .map(PathBuf::from)
 }
 
 fn cgroup_root() -> Option<PathBuf> {

@@ -553,10 +553,7 @@ fn orphan_record(
         backend: backend.to_owned(),
         cgroup: Some(cgroup.dir().to_owned()),
         keeper_pid: keeper,
-        created_at_ms: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0),
+        created_at_ms: supervisor::ms_since_epoch(std::time::SystemTime::now()),
     };
     Some(SavedWorkspace::new(identity, &spec))
 }

@@ -605,7 +605,8 @@ impl Workspace {
     }
 }
 
-fn ms_since_epoch(t: SystemTime) -> u64 {
+/// Milliseconds from the Unix epoch to `t` (0 before it).
+pub fn ms_since_epoch(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
@@ -734,12 +735,14 @@ impl Supervisor {
     /// The status line systemd shows (`systemctl --user status shipote`).
     pub fn status_line(&self) -> String {
         format!(
-            "serving: {} workspaces, {} commands, 0 pipelines, 0 flows, {} clients",
+            "serving: {} workspaces, {} commands, {} pipelines, {} flows, {} clients",
             self.workspaces.len(),
             self.workspaces
                 .values()
                 .map(Workspace::alive_commands)
                 .sum::<u32>(),
+            self.alive_pipelines(),
+            self.active_flows(),
             self.clients
         )
     }
@@ -847,7 +850,15 @@ impl Supervisor {
 
     fn answer(&mut self, request: Request, _uid: u32, reply: oneshot::Sender<Response>) {
         let response = match request {
-            Request::Ping => Response::Pong,
+            // Answered by the connection, off the supervisor's queue
+            // (connection.rs): never sent here.
+            Request::Ping | Request::Discern { .. } | Request::Hello { .. } => Response::error(
+                ErrorCode::Internal,
+                format!(
+                    "{} reached the supervisor; the connection answers it",
+                    request.name()
+                ),
+            ),
             Request::Health => Response::Health {
                 version: crate::VERSION.to_owned(),
                 uptime_ms: self.started.elapsed().as_millis() as u64,
@@ -1054,15 +1065,6 @@ impl Supervisor {
                     None => not_found(workspace),
                 }
             }
-            // Answered by the connection, off the supervisor (see connection.rs).
-            Request::Discern { sample, hint_path } => {
-                crate::discern::respond(&sample, hint_path.as_deref())
-            }
-            // Answered by the connection, which owns the protocol switch.
-            Request::Hello { .. } => Response::error(
-                ErrorCode::Internal,
-                "Hello reached the supervisor; the connection answers it",
-            ),
         };
         let _ = reply.send(response);
     }
@@ -1187,7 +1189,7 @@ impl Supervisor {
                         .created
                         .cgroup
                         .as_ref()
-                        .map(|cg| cg.child(&format!("cmd-{id}"))),
+                        .map(|cg| cg.child(&ws::leaf_name(id))),
                     backoff: false,
                     ends: None,
                     run: None,
@@ -1704,7 +1706,7 @@ impl Supervisor {
             .created
             .cgroup
             .as_ref()
-            .map(|c| c.child(&format!("cmd-{id}")));
+            .map(|c| c.child(&ws::leaf_name(id)));
         let logs = LogPaths::new(
             &self.env.log_dir.join(workspace.to_string()),
             &id.to_string(),
@@ -1780,7 +1782,7 @@ impl Supervisor {
             Some(spare) if spare > ws.last_command.get() => (spare, true),
             stale => {
                 if let (Some(old), Some(cg)) = (stale, &ws.created.cgroup) {
-                    let leaf = cg.child(&format!("cmd-{old}"));
+                    let leaf = cg.child(&ws::leaf_name(old));
                     tokio::task::spawn_blocking(move || leaf.remove());
                 }
                 (self.ids.next(), false)
@@ -1803,7 +1805,7 @@ impl Supervisor {
         }
         ws.spare_pending = true;
         let id = self.ids.next();
-        let leaf = cg.child(&format!("cmd-{id}"));
+        let leaf = cg.child(&ws::leaf_name(id));
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
             let made = leaf.create().is_ok();
@@ -1825,7 +1827,7 @@ impl Supervisor {
             }
             // Stale or unwanted: a stopping workspace's leaves go with it.
             if let (true, false, Some(cg)) = (made, ws.stopping, &ws.created.cgroup) {
-                let leaf = cg.child(&format!("cmd-{id}"));
+                let leaf = cg.child(&ws::leaf_name(id));
                 tokio::task::spawn_blocking(move || leaf.remove());
             }
         }

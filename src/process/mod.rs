@@ -1,5 +1,6 @@
-//! The only place that forks, execs and signals processes, and reads their
-//! /proc entries.
+//! Where the user's processes are forked, exec'd and signalled (the one other
+//! fork is the user-namespace probe in `host.rs`), and their /proc entries
+//! read.
 
 use std::os::unix::process::CommandExt;
 use std::path::Path;

@@ -1,6 +1,6 @@
-//! Everything that talks to systemd. Today: sd_notify (readiness, status,
-//! watchdog). The D-Bus scope manager lands here too; nothing outside this module
-//! speaks to systemd.
+//! Everything that talks to systemd: sd_notify (readiness, status, watchdog,
+//! `notify.rs`) and the user manager over D-Bus (transient scopes, `scopes.rs`).
+//! Nothing outside this module speaks to systemd.
 
 pub mod notify;
 pub mod scopes;

@@ -101,6 +101,11 @@ pub fn unit_name(label: &str, id: &shipote_protocol::WorkspaceId) -> String {
     format!("shipote-{label}-{id}.scope")
 }
 
+/// The name of a command's leaf cgroup in its workspace: `cmd-<id>`.
+pub fn leaf_name(command: impl std::fmt::Display) -> String {
+    format!("cmd-{command}")
+}
+
 /// One requested limit: its systemd property, the value, the cgroup controller
 /// that enforces it and the spec field it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

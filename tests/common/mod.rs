@@ -213,16 +213,11 @@ pub fn stderr(o: &std::process::Output) -> String {
 
 /// The host's cgroup2 mount point (from mountinfo), if any.
 pub fn cgroup2_mount() -> Option<PathBuf> {
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .ok()?
-        .lines()
-        .filter(|l| {
-            l.split(" - ")
-                .nth(1)
-                .is_some_and(|r| r.starts_with("cgroup2 "))
-        })
-        .map(|l| PathBuf::from(l.split_whitespace().nth(4).unwrap()))
-        .next()
+    // The daemon's own parser, so tests and benches find what it finds.
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    shipote::cgroup::parse_layout(&mountinfo)
+        .mount_point()
+        .map(PathBuf::from)
 }
 
 /// A private cgroup root for one test, removed (when empty) on drop.
