@@ -1,0 +1,537 @@
+//! Command handlers on the supervisor: Run, spare leaves, exits, restarts,
+//! and what ended commands leave behind (the kept records, the log budget).
+
+use super::*;
+
+impl Supervisor {
+    pub(super) fn command_list(&self, workspace: WorkspaceId, reply: oneshot::Sender<Response>) {
+        let Some(ws) = self.find(workspace) else {
+            let _ = reply.send(not_found(workspace));
+            return;
+        };
+        // Sizing the logs reads the disk: off the loop.
+        let recs: Vec<CommandRec> = ws.commands.values().cloned().collect();
+        tokio::task::spawn_blocking(move || {
+            let items = recs.iter().map(CommandRec::info).collect();
+            let _ = reply.send(Response::CommandList { items });
+        });
+    }
+
+    pub(super) fn command_logs(
+        &self,
+        workspace: WorkspaceId,
+        command: Ulid,
+        tail_bytes: u64,
+        stream: LogStream,
+        reply: oneshot::Sender<Response>,
+    ) {
+        let c = match self.command(workspace, command) {
+            Ok(c) => c,
+            Err(response) => {
+                let _ = reply.send(*response);
+                return;
+            }
+        };
+        if let Some(gone) = c.pruned_answer() {
+            let _ = reply.send(gone);
+            return;
+        }
+        let logs = c.logs.clone();
+        // Leave room for the frame around the bytes.
+        let n = tail_bytes.min(MAX_LOG_TAIL_BYTES);
+        tokio::task::spawn_blocking(move || {
+            let response = match logs.tail(log_stream(stream), n) {
+                Ok((bytes, _)) => Response::CommandLogs { bytes },
+                Err(e) => logs_unreadable(e),
+            };
+            let _ = reply.send(response);
+        });
+    }
+
+    pub(super) fn command_logs_from(
+        &self,
+        workspace: WorkspaceId,
+        command: Ulid,
+        read: LogsFrom,
+        reply: oneshot::Sender<Response>,
+    ) {
+        let c = match self.command(workspace, command) {
+            Ok(c) => c,
+            Err(response) => {
+                let _ = reply.send(*response);
+                return;
+            }
+        };
+        if let Some(gone) = c.pruned_answer() {
+            let _ = reply.send(gone);
+            return;
+        }
+        let logs = c.logs.clone();
+        let capture = c.capture.clone();
+        let alive = c.alive;
+        let max = read.max_bytes.min(MAX_LOG_READ_BYTES);
+        tokio::task::spawn_blocking(move || {
+            // Read after sampling `running`: bytes that arrive in between
+            // are read now or by the next ask, never lost.
+            let running = alive || !capture.drained.load(std::sync::atomic::Ordering::Acquire);
+            let stream = log_stream(read.stream);
+            let got = match read.from {
+                None => logs
+                    .tail(stream, read.tail_bytes.min(max))
+                    .map(|(bytes, next)| (bytes, next, 0)),
+                Some(p) => logs
+                    .read_from(stream, p, max)
+                    .map(|c| (c.bytes, c.next, c.skipped)),
+            };
+            let response = match got {
+                Ok((bytes, next, skipped)) => Response::CommandLogsFrom {
+                    bytes,
+                    next,
+                    skipped,
+                    running,
+                },
+                Err(e) => logs_unreadable(e),
+            };
+            let _ = reply.send(response);
+        });
+    }
+
+    pub(super) fn run_command(
+        &mut self,
+        workspace: WorkspaceId,
+        run: RunSpec,
+        restart_on_failure: bool,
+        reply: oneshot::Sender<Response>,
+    ) {
+        let Some(ws) = self.workspaces.get(&workspace) else {
+            let _ = reply.send(not_found(workspace));
+            return;
+        };
+        if ws.stopping {
+            let msg = format!("workspace {workspace} is stopping; it takes no new commands");
+            let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
+            return;
+        }
+        let namespaces = match ws.namespaces() {
+            Ok(s) => s,
+            Err(msg) => {
+                let _ = reply.send(Response::error(ErrorCode::Unsupported, msg));
+                return;
+            }
+        };
+        let (id, spare) = self.command_id(workspace);
+        let Some(ws) = self.workspaces.get(&workspace) else {
+            // Looked up above; never gone in between (one owner, no await).
+            let _ = reply.send(not_found(workspace));
+            return;
+        };
+        let label = run.exec.rsplit('/').next().unwrap_or(&run.exec).to_owned();
+        let leaf = ws
+            .created
+            .cgroup
+            .as_ref()
+            .map(|c| c.child(&ws::leaf_name(id)));
+        let logs = LogPaths::new(
+            &self.env.log_dir.join(workspace.to_string()),
+            &id.to_string(),
+        );
+        let rec = CommandRec {
+            id,
+            label,
+            pid: 0,
+            alive: true,
+            exit_status: None,
+            exit_signal: None,
+            logs,
+            capture: Arc::default(),
+            leaf,
+            backoff: false,
+            ends: None,
+            run: restart_on_failure.then(|| run.clone()),
+            restart: RestartState::default(),
+            started_at: Instant::now(),
+            failure: None,
+            logs_pruned: false,
+        };
+        let (leaf, logs) = (rec.leaf.clone(), rec.logs.clone());
+        start_in_background(
+            self.tx.clone(),
+            workspace,
+            id,
+            run,
+            leaf,
+            spare,
+            namespaces,
+            logs,
+            false,
+            None,
+            move |result| match result {
+                Ok((pid, capture)) => {
+                    let mut rec = rec;
+                    rec.pid = pid;
+                    rec.capture = capture;
+                    rec.started_at = Instant::now();
+                    let event = Event::CommandStarted {
+                        workspace,
+                        rec: Box::new(CommandRecPublic { rec }),
+                    };
+                    let response = Response::RunStarted {
+                        workspace,
+                        command_id: id,
+                        pid,
+                    };
+                    (Some(event), Box::new(move || drop(reply.send(response))))
+                }
+                Err(e) => {
+                    let response = if crate::process::fds::names_exhaustion(&e) {
+                        let why = crate::process::fds::check(usize::MAX / 2).unwrap_err();
+                        Response::error(ErrorCode::Busy, format!("cannot run: {why}"))
+                    } else {
+                        Response::error(ErrorCode::Invalid, format!("cannot run: {e}"))
+                    };
+                    (None, Box::new(move || drop(reply.send(response))))
+                }
+            },
+        );
+    }
+
+    /// The id of a new command of `workspace`: its spare leaf's when it has
+    /// one that is newer than every id handed out there, else a fresh one.
+    /// True with it: its leaf exists.
+    pub(super) fn command_id(&mut self, workspace: WorkspaceId) -> (Ulid, bool) {
+        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+            return (self.ids.next(), false);
+        };
+        let (id, spare) = match ws.spare.take() {
+            Some(spare) if spare > ws.last_command.get() => (spare, true),
+            stale => {
+                if let (Some(old), Some(cg)) = (stale, &ws.created.cgroup) {
+                    let leaf = cg.child(&ws::leaf_name(old));
+                    tokio::task::spawn_blocking(move || leaf.remove());
+                }
+                (self.ids.next(), false)
+            }
+        };
+        ws.last_command.set(id);
+        (id, spare)
+    }
+
+    /// Makes the next command's leaf ahead of time, off any request's path.
+    pub(super) fn refill_spare(&mut self, workspace: WorkspaceId) {
+        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+            return;
+        };
+        let Some(cg) = &ws.created.cgroup else {
+            return;
+        };
+        if ws.stopping || ws.spare.is_some() || ws.spare_pending {
+            return;
+        }
+        ws.spare_pending = true;
+        let id = self.ids.next();
+        let leaf = cg.child(&ws::leaf_name(id));
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let made = leaf.create().is_ok();
+            let _ = tx.blocking_send(Event::SpareLeaf {
+                workspace,
+                id,
+                made,
+            });
+        });
+    }
+
+    pub(super) fn on_spare_leaf(&mut self, workspace: WorkspaceId, id: Ulid, made: bool) {
+        let ws = self.workspaces.get_mut(&workspace);
+        if let Some(ws) = ws {
+            ws.spare_pending = false;
+            if made && !ws.stopping && id > ws.last_command.get() {
+                ws.spare = Some(id);
+                return;
+            }
+            // Stale or unwanted: a stopping workspace's leaves go with it.
+            if let (true, false, Some(cg)) = (made, ws.stopping, &ws.created.cgroup) {
+                let leaf = cg.child(&ws::leaf_name(id));
+                tokio::task::spawn_blocking(move || leaf.remove());
+            }
+        }
+    }
+
+    pub(super) fn on_restart_due(&mut self, workspace: WorkspaceId, command: Ulid) {
+        let Some(ws) = self.workspaces.get(&workspace) else {
+            return;
+        };
+        // A stopping workspace never restarts anything.
+        if ws.stopping {
+            return;
+        }
+        let Some(rec) = ws.commands.get(&command) else {
+            return;
+        };
+        if !rec.backoff {
+            return;
+        }
+        let Some(run) = rec.run.clone() else { return };
+        // Never restarted less confined than asked.
+        let namespaces = match ws.namespaces() {
+            Ok(s) => s,
+            Err(e) => {
+                let why = format!("not restarted: {e}");
+                if let Some(rec) = self
+                    .workspaces
+                    .get_mut(&workspace)
+                    .and_then(|w| w.commands.get_mut(&command))
+                {
+                    rec.backoff = false;
+                    rec.alive = false;
+                    rec.failure = Some(why);
+                }
+                return;
+            }
+        };
+        let (leaf, logs) = (rec.leaf.clone(), rec.logs.clone());
+        start_in_background(
+            self.tx.clone(),
+            workspace,
+            command,
+            run,
+            leaf,
+            false,
+            namespaces,
+            logs,
+            true,
+            rec.ends.clone(),
+            move |result| {
+                let event = Event::Restarted {
+                    workspace,
+                    command,
+                    result,
+                };
+                (Some(event), Box::new(|| ()))
+            },
+        );
+    }
+
+    pub(super) fn on_restarted(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Ulid,
+        result: Result<(i32, Arc<CaptureState>), String>,
+    ) {
+        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+            if let Ok((pid, _)) = result {
+                crate::process::signal(pid as u32, nix::sys::signal::Signal::SIGKILL);
+            }
+            return;
+        };
+        let stopping = ws.stopping;
+        let Some(rec) = ws.commands.get_mut(&command) else {
+            return;
+        };
+        rec.backoff = false;
+        match result {
+            Ok((pid, _)) if stopping => {
+                crate::process::signal(pid as u32, nix::sys::signal::Signal::SIGKILL)
+            }
+            Ok((pid, capture)) => {
+                rec.pid = pid;
+                rec.capture = capture;
+                rec.alive = true;
+                rec.started_at = Instant::now();
+                tracing::info!(workspace = %workspace, command = %command, pid, restarts = rec.restart.restarts, "command restarted");
+            }
+            Err(e) => {
+                rec.alive = false;
+                rec.failure = Some(format!("restart failed: {e}"));
+            }
+        }
+    }
+
+    pub(super) fn on_command_started(
+        &mut self,
+        workspace: WorkspaceId,
+        rec: Box<CommandRecPublic>,
+    ) {
+        let rec = rec.rec;
+        match self.workspaces.get_mut(&workspace) {
+            Some(ws) => {
+                ws.commands.insert(rec.id, rec);
+                self.refill_spare(workspace);
+            }
+            None => {
+                // The workspace was stopped while the command started: end it.
+                crate::process::signal(rec.pid as u32, nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+
+    pub(super) fn on_command_exited(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Ulid,
+        status: Option<std::process::ExitStatus>,
+    ) {
+        use std::os::unix::process::ExitStatusExt;
+        let policy = self.env.restart_policy;
+        // A stopped workspace's commands still get their exit recorded.
+        let Some(ws) = self.find_mut(workspace) else {
+            return;
+        };
+        let stopping = ws.stopping;
+        let Some(rec) = ws.commands.get_mut(&command) else {
+            return;
+        };
+        rec.alive = false;
+        rec.exit_status = status.and_then(|s| s.code());
+        rec.exit_signal = status.and_then(|s| s.signal());
+        tracing::info!(workspace = %workspace, command = %command, status = ?rec.exit_status, signal = ?rec.exit_signal, "command exited");
+        if rec.run.is_some() && !stopping {
+            let success = rec.exit_status == Some(0);
+            match policy.decide(
+                &mut rec.restart,
+                success,
+                rec.started_at.elapsed(),
+                jitter_unit(),
+            ) {
+                Decision::Done => {}
+                Decision::RestartAfter(delay) => {
+                    // Waiting to restart counts as alive.
+                    rec.alive = true;
+                    rec.backoff = true;
+                    let key = self
+                        .timers
+                        .insert(Timer::Restart { workspace, command }, delay);
+                    self.restart_timers.insert((workspace, command), key);
+                    return;
+                }
+                Decision::GiveUp(why) => {
+                    tracing::warn!(workspace = %workspace, command = %command, "{why}");
+                    rec.failure = Some(why);
+                }
+            }
+        }
+        // Done for good: its peers may now see EOF or EPIPE.
+        rec.ends = None;
+        self.budget_due = true;
+        self.forget_old_commands(workspace);
+        let Some(rec) = self
+            .find_mut(workspace)
+            .and_then(|ws| ws.commands.get_mut(&command))
+        else {
+            return;
+        };
+        if let Some(leaf) = rec.leaf.clone() {
+            // Its leaf goes once its last process is gone (children may linger).
+            tokio::task::spawn_blocking(move || {
+                if leaf.procs_recursive().is_empty() {
+                    let _ = leaf.remove();
+                }
+            });
+        }
+    }
+
+    /// Forgets the oldest ended commands of a workspace (and removes their
+    /// logs) beyond [`KEPT_ENDED_COMMANDS`], so a workspace that runs commands
+    /// for months does not grow without bound. Commands of live pipelines stay.
+    pub(super) fn forget_old_commands(&mut self, workspace: WorkspaceId) {
+        let in_pipelines: std::collections::HashSet<Ulid> = self
+            .pipelines
+            .values()
+            .filter(|p| p.workspace == workspace)
+            .flat_map(|p| p.commands.iter().copied())
+            .collect();
+        let Some(ws) = self.find_mut(workspace) else {
+            return;
+        };
+        let ended: Vec<Ulid> = ws
+            .commands
+            .values()
+            .filter(|c| !c.alive && !in_pipelines.contains(&c.id))
+            .map(|c| c.id)
+            .collect();
+        let Some(excess) = ended.len().checked_sub(KEPT_ENDED_COMMANDS) else {
+            return;
+        };
+        let mut gone = Vec::with_capacity(excess);
+        for id in ended.into_iter().take(excess) {
+            if let Some(rec) = ws.commands.remove(&id) {
+                gone.push(rec.logs);
+            }
+        }
+        if !gone.is_empty() {
+            tokio::task::spawn_blocking(move || {
+                for logs in gone {
+                    logs.remove();
+                }
+            });
+        }
+    }
+
+    /// Removes the logs of ended commands, oldest first, while a workspace's
+    /// (or all) logs pass their budget (workspace/budget.rs). Off the
+    /// supervisor: sizes are read and files removed on a blocking thread.
+    pub(super) fn enforce_log_budget(&mut self) {
+        if !self.budget_due || self.budget_running {
+            return;
+        }
+        self.budget_due = false;
+        self.budget_running = true;
+        let entries: Vec<(WorkspaceId, Ulid, LogPaths, bool)> = self
+            .workspaces
+            .values()
+            .chain(self.stopped.iter())
+            .flat_map(|ws| {
+                ws.commands
+                    .values()
+                    .filter(|c| !c.logs_pruned)
+                    .map(move |c| (ws.id, c.id, c.logs.clone(), c.alive))
+            })
+            .collect();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let sized: Vec<budget::Entry<WorkspaceId, Ulid>> = entries
+                .iter()
+                .map(|(w, c, logs, alive)| budget::Entry {
+                    workspace: *w,
+                    command: *c,
+                    bytes: logs.kept_bytes(),
+                    alive: *alive,
+                })
+                .collect();
+            let pruned = budget::prune(&sized, budget::WORKSPACE_BUDGET, budget::TOTAL_BUDGET);
+            let mut freed = 0;
+            for (w, c) in &pruned {
+                if let Some((_, _, logs, _)) = entries.iter().find(|e| e.0 == *w && e.1 == *c) {
+                    freed += logs.remove();
+                }
+            }
+            let _ = tx.blocking_send(Event::LogsPruned { pruned, freed });
+        });
+    }
+
+    pub(super) fn on_logs_pruned(&mut self, pruned: Vec<(WorkspaceId, Ulid)>, freed: u64) {
+        self.budget_running = false;
+        if pruned.is_empty() {
+            return;
+        }
+        for (w, c) in &pruned {
+            if let Some(rec) = self.find_mut(*w).and_then(|ws| ws.commands.get_mut(c)) {
+                rec.logs_pruned = true;
+            }
+        }
+        tracing::info!(
+            commands = pruned.len(),
+            freed_bytes = freed,
+            "removed the logs of ended commands to keep within the log budget"
+        );
+    }
+}
+
+/// What a CommandLogsFrom asks for.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct LogsFrom {
+    pub(super) stream: LogStream,
+    pub(super) from: Option<u64>,
+    pub(super) tail_bytes: u64,
+    pub(super) max_bytes: u64,
+}

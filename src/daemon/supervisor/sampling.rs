@@ -1,0 +1,181 @@
+//! Stats, quota and sampling on the supervisor (the reads run off the loop).
+
+use super::*;
+
+impl Supervisor {
+    pub(super) fn history(&self, workspace: WorkspaceId, tail: u32) -> Response {
+        let Some(ws) = self.workspaces.get(&workspace) else {
+            return not_found(workspace);
+        };
+        let skip = if tail == 0 {
+            0
+        } else {
+            ws.history.len().saturating_sub(tail as usize)
+        };
+        Response::WorkspaceStatsHistory {
+            samples: ws.history.iter().skip(skip).cloned().collect(),
+        }
+    }
+
+    pub(super) fn stats(&mut self, id: WorkspaceId, reply: oneshot::Sender<Response>, full: bool) {
+        let Some(ws) = self.workspaces.get(&id) else {
+            let _ = reply.send(not_found(id));
+            return;
+        };
+        let snapshot = Workspace {
+            id,
+            unit: ws.unit.clone(),
+            spec: ws.spec.clone(),
+            created: ws.created.clone(),
+            created_at: ws.created_at,
+            started: ws.started,
+            history: VecDeque::new(),
+            last_cpu: ws.last_cpu,
+            peak_seen: ws.peak_seen,
+            report_breaches: ws.report_breaches.clone(),
+            stopping: ws.stopping,
+            commands: ws.commands.clone(),
+            spare: None,
+            spare_pending: false,
+            last_command: ws.last_command.clone(),
+            namespaces: Ok(None),
+        };
+        let flow_sockets: Vec<PathBuf> = self
+            .pipelines
+            .values()
+            .filter(|p| p.workspace == id)
+            .flat_map(|p| p.taps.iter().filter_map(|t| t.published().cloned()))
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let r = stats::read(
+                snapshot.created.cgroup.as_ref(),
+                snapshot.created.keeper_pid,
+            );
+            let info = snapshot.info(&r, Instant::now());
+            let response = if full {
+                Response::WorkspaceFullSummary {
+                    stats: info,
+                    quota: stats::quota(
+                        snapshot.created.cgroup.as_ref(),
+                        &snapshot.spec,
+                        &snapshot.report_only_breaches(),
+                    ),
+                    commands: snapshot.commands.values().map(CommandRec::info).collect(),
+                    flow_sockets,
+                }
+            } else {
+                Response::WorkspaceStats { info }
+            };
+            let _ = reply.send(response);
+        });
+    }
+
+    pub(super) fn quota(&mut self, id: WorkspaceId, reply: oneshot::Sender<Response>) {
+        let Some(ws) = self.workspaces.get(&id) else {
+            let _ = reply.send(not_found(id));
+            return;
+        };
+        let cgroup = ws.created.cgroup.clone();
+        let spec = ws.spec.clone();
+        let seen = ws.report_only_breaches();
+        tokio::task::spawn_blocking(move || {
+            let info = stats::quota(cgroup.as_ref(), &spec, &seen);
+            let _ = reply.send(Response::WorkspaceQuota { info });
+        });
+    }
+
+    pub(super) fn sample(&mut self) {
+        if self.workspaces.is_empty() {
+            return;
+        }
+        // One round at a time: the sampler travels with it.
+        let Some(mut sampler) = self.sampler.take() else {
+            return;
+        };
+        let targets: Vec<(WorkspaceId, Option<Cgroup>, Option<u32>)> = self
+            .workspaces
+            .values()
+            .filter(|w| !w.stopping)
+            .map(|w| (w.id, w.created.cgroup.clone(), w.created.keeper_pid))
+            .collect();
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            let live = targets
+                .iter()
+                .filter_map(|(_, cg, _)| cg.as_ref().map(|c| c.dir().to_owned()))
+                .collect();
+            sampler.retain(&live);
+            let readings = targets
+                .into_iter()
+                .map(|(id, cg, keeper)| (id, sampler.read(cg.as_ref(), keeper)))
+                .collect();
+            let _ = tx.blocking_send(Event::Sampled {
+                sampler,
+                readings,
+                at: Instant::now(),
+            });
+        });
+    }
+
+    pub(super) fn on_sampled(
+        &mut self,
+        sampler: Box<stats::Sampler>,
+        readings: Vec<(WorkspaceId, Reading)>,
+        at: Instant,
+    ) {
+        self.sampler = Some(sampler);
+        let mut vanished = Vec::new();
+        for (id, r) in readings {
+            let Some(ws) = self.workspaces.get_mut(&id) else {
+                continue;
+            };
+            if ws.stopping {
+                continue;
+            }
+            if ws.created.cgroup.as_ref().is_some_and(|c| !c.exists()) {
+                vanished.push(id);
+                continue;
+            }
+            let info = ws.info(&r, at);
+            if let Some(cpu) = r.cpu_usec {
+                ws.last_cpu = Some((at, cpu));
+            }
+            ws.peak_seen = ws.peak_seen.max(r.rss_bytes.unwrap_or(0));
+            if ws.spec.quota_enforce == QuotaEnforce::ReportOnly {
+                let soma = &ws.spec.soma;
+                if let (Some(limit), Some(rss)) = (soma.mem_max_bytes, r.rss_bytes) {
+                    if rss > limit {
+                        *ws.report_breaches
+                            .entry("memory.max (report-only)".into())
+                            .or_default() += 1;
+                    }
+                }
+                if let (Some(limit), Some(tasks)) = (soma.tasks_max, r.tasks) {
+                    if tasks > limit {
+                        *ws.report_breaches
+                            .entry("pids.max (report-only)".into())
+                            .or_default() += 1;
+                    }
+                }
+            }
+            if ws.history.len() == HISTORY_CAPACITY {
+                ws.history.pop_front();
+            }
+            ws.history.push_back(info);
+        }
+        for id in vanished {
+            if let Some(ws) = self.workspaces.remove(&id) {
+                audit::record(
+                    self.env.own_uid,
+                    "workspace.vanished",
+                    &audit::Detail::new()
+                        .kv("id", id)
+                        .kv("label", &ws.spec.label)
+                        .kv("unit", &ws.unit),
+                    "its cgroup disappeared (stopped outside shipote or by systemd)",
+                );
+                self.changed();
+            }
+        }
+    }
+}
