@@ -34,18 +34,11 @@ pub struct StartRequest {
     pub io: CommandIo,
 }
 
-/// A command's descriptors other than the captured defaults.
-#[derive(Debug, Default)]
-pub struct CommandIo {
-    /// Standard input (default /dev/null).
-    pub stdin: Option<std::os::fd::OwnedFd>,
-    /// Standard output (default: captured).
-    pub stdout: Option<std::os::fd::OwnedFd>,
-    /// Standard error (default: captured).
-    pub stderr: Option<std::os::fd::OwnedFd>,
-    /// Descriptors 3, 4, ... in order.
-    pub extra: Vec<std::os::fd::OwnedFd>,
-}
+/// A command's descriptors other than the captured defaults: a pipeline
+/// command's edges ([`crate::flow::Ends`]: standard streams where an edge
+/// takes them, named ports as 3, 4, ...); the default captures stdout and
+/// stderr to its log and gives /dev/null as stdin.
+pub type CommandIo = crate::flow::Ends;
 
 /// A started command.
 #[derive(Debug)]

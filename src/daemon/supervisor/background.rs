@@ -31,37 +31,58 @@ pub(super) fn planned(
 /// What to do once a start's event is queued (answer the client).
 pub(super) type Then = Box<dyn FnOnce() + Send>;
 
+/// A command to start (or restart), as the loop hands it off.
+pub(super) struct Launch {
+    /// Where its events go.
+    pub(super) tx: mpsc::Sender<Event>,
+    /// Its workspace.
+    pub(super) workspace: WorkspaceId,
+    /// The command.
+    pub(super) command: Ulid,
+    /// Its program.
+    pub(super) run: RunSpec,
+    /// Its cgroup leaf (`cmd-<id>`), when the backend has cgroups.
+    pub(super) leaf: Option<Cgroup>,
+    /// The leaf exists already (a workspace's spare).
+    pub(super) leaf_exists: bool,
+    /// The workspace's namespaces, when it has permissions.
+    pub(super) namespaces: Option<Arc<Namespaces>>,
+    /// Its log files.
+    pub(super) logs: LogPaths,
+    /// Continue the log (a restart) rather than start it.
+    pub(super) append: bool,
+    /// A pipeline command's edges.
+    pub(super) ends: Option<Arc<crate::flow::Ends>>,
+}
+
 /// Starts (or restarts) a command's process on a blocking thread, queues the
 /// event `report` makes of the outcome (pid or error) and then runs what it
 /// returns with it, then reports the process's exit.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn start_in_background(
-    tx: mpsc::Sender<Event>,
-    workspace: WorkspaceId,
-    command: Ulid,
-    run: RunSpec,
-    leaf: Option<Cgroup>,
-    leaf_exists: bool,
-    namespaces: Option<Arc<Namespaces>>,
-    logs: LogPaths,
-    append: bool,
-    ends: Option<Arc<crate::flow::Ends>>,
+    launch: Launch,
     report: impl FnOnce(Result<(i32, Arc<CaptureState>), String>) -> (Option<Event>, Then)
         + Send
         + 'static,
 ) {
+    let Launch {
+        tx,
+        workspace,
+        command,
+        run,
+        leaf,
+        leaf_exists,
+        namespaces,
+        logs,
+        append,
+        ends,
+    } = launch;
     tokio::task::spawn_blocking(move || {
         let io = match ends
             .as_deref()
             .map(crate::flow::Ends::try_clone)
             .transpose()
         {
-            Ok(Some(e)) => crate::workspace::command::CommandIo {
-                stdin: e.stdin,
-                stdout: e.stdout,
-                stderr: e.stderr,
-                extra: e.extra,
-            },
+            Ok(Some(e)) => e,
             Ok(None) => Default::default(),
             Err(e) => {
                 let (event, then) = report(Err(format!("cannot copy its pipes: {e}")));

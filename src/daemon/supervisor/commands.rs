@@ -154,45 +154,45 @@ impl Supervisor {
             logs_pruned: false,
         };
         let (leaf, logs) = (rec.leaf.clone(), rec.logs.clone());
-        start_in_background(
-            self.tx.clone(),
+        let launch = Launch {
+            tx: self.tx.clone(),
             workspace,
-            id,
+            command: id,
             run,
             leaf,
-            spare,
+            leaf_exists: spare,
             namespaces,
             logs,
-            false,
-            None,
-            move |result| match result {
-                Ok((pid, capture)) => {
-                    let mut rec = rec;
-                    rec.pid = pid;
-                    rec.capture = capture;
-                    rec.started_at = Instant::now();
-                    let event = Event::CommandStarted {
-                        workspace,
-                        rec: Box::new(CommandRecPublic { rec }),
-                    };
-                    let response = Response::RunStarted {
-                        workspace,
-                        command_id: id,
-                        pid,
-                    };
-                    (Some(event), Box::new(move || drop(reply.send(response))))
-                }
-                Err(e) => {
-                    let response = if crate::process::fds::names_exhaustion(&e) {
-                        let why = crate::process::fds::check(usize::MAX / 2).unwrap_err();
-                        Response::error(ErrorCode::Busy, format!("cannot run: {why}"))
-                    } else {
-                        Response::error(ErrorCode::Invalid, format!("cannot run: {e}"))
-                    };
-                    (None, Box::new(move || drop(reply.send(response))))
-                }
-            },
-        );
+            append: false,
+            ends: None,
+        };
+        start_in_background(launch, move |result| match result {
+            Ok((pid, capture)) => {
+                let mut rec = rec;
+                rec.pid = pid;
+                rec.capture = capture;
+                rec.started_at = Instant::now();
+                let event = Event::CommandStarted {
+                    workspace,
+                    rec: Box::new(CommandRecPublic { rec }),
+                };
+                let response = Response::RunStarted {
+                    workspace,
+                    command_id: id,
+                    pid,
+                };
+                (Some(event), Box::new(move || drop(reply.send(response))))
+            }
+            Err(e) => {
+                let response = if crate::process::fds::names_exhaustion(&e) {
+                    let why = crate::process::fds::check(usize::MAX / 2).unwrap_err();
+                    Response::error(ErrorCode::Busy, format!("cannot run: {why}"))
+                } else {
+                    Response::error(ErrorCode::Invalid, format!("cannot run: {e}"))
+                };
+                (None, Box::new(move || drop(reply.send(response))))
+            }
+        });
     }
 
     /// The id of a new command of `workspace`: its spare leaf's when it has
@@ -290,26 +290,26 @@ impl Supervisor {
             }
         };
         let (leaf, logs) = (rec.leaf.clone(), rec.logs.clone());
-        start_in_background(
-            self.tx.clone(),
+        let launch = Launch {
+            tx: self.tx.clone(),
             workspace,
             command,
             run,
             leaf,
-            false,
+            leaf_exists: false,
             namespaces,
             logs,
-            true,
-            rec.ends.clone(),
-            move |result| {
-                let event = Event::Restarted {
-                    workspace,
-                    command,
-                    result,
-                };
-                (Some(event), Box::new(|| ()))
-            },
-        );
+            append: true,
+            ends: rec.ends.clone(),
+        };
+        start_in_background(launch, move |result| {
+            let event = Event::Restarted {
+                workspace,
+                command,
+                result,
+            };
+            (Some(event), Box::new(|| ()))
+        });
     }
 
     pub(super) fn on_restarted(

@@ -280,12 +280,7 @@ impl Supervisor {
                     leaf_exists: false,
                     namespaces: namespaces.clone(),
                     append: false,
-                    io: crate::workspace::command::CommandIo {
-                        stdin: ends.stdin,
-                        stdout: ends.stdout,
-                        stderr: ends.stderr,
-                        extra: ends.extra,
-                    },
+                    io: ends,
                 };
                 match crate::workspace::command::start(req) {
                     Ok(s) => started.push(s),
