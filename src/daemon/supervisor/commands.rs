@@ -434,6 +434,13 @@ impl Supervisor {
     /// logs) beyond [`KEPT_ENDED_COMMANDS`], so a workspace that runs commands
     /// for months does not grow without bound. Commands of live pipelines stay.
     pub(super) fn forget_old_commands(&mut self, workspace: WorkspaceId) {
+        // Cheap test first: this runs at every command's end.
+        if self
+            .find(workspace)
+            .map_or(true, |ws| ws.commands.len() <= KEPT_ENDED_COMMANDS)
+        {
+            return;
+        }
         let in_pipelines: std::collections::HashSet<Ulid> = self
             .pipelines
             .values()
