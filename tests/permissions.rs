@@ -25,7 +25,10 @@ fn setup(name: &str, create: &[&str]) -> (CgroupRoot, Daemon) {
 fn sh(d: &Daemon, script: &str) -> (i64, String) {
     let id = run(d, "w", &["sh", "-c", script]);
     let status = wait_exit(d, "w", &id)["exit_status"].as_i64().unwrap_or(-1);
-    (status, logs(d, "w", &id, &[]))
+    // Each stream whole: merged, a shell's two-part error ("sh: 1: " then the
+    // rest) may arrive with a stdout line between its parts.
+    let out = logs(d, "w", &id, &["--stdout"]) + &logs(d, "w", &id, &["--stderr"]);
+    (status, out)
 }
 
 /// A Python snippet that connects to 127.0.0.1:`port` and prints how it went.
@@ -93,7 +96,10 @@ fn read_only_root_refuses_writes_outside_the_writable_paths() {
     assert_eq!(status, 0, "{out}");
     assert!(out.contains("Read-only file system"), "{out}");
     let status_of = |what: &str| -> i32 {
-        let line = out.lines().find_map(|l| l.strip_prefix(what)).unwrap();
+        let line = out
+            .lines()
+            .find_map(|l| l.strip_prefix(what))
+            .unwrap_or_else(|| panic!("no {what:?} line in {out:?}"));
         line.trim().parse().unwrap()
     };
     assert_ne!(status_of("write:"), 0, "{out}");

@@ -78,9 +78,12 @@ pub fn end(targets: &[Target], grace: Duration, spare: Option<u32>) -> u32 {
     };
     let deadline = Instant::now() + grace;
     loop {
+        // Every target listed before any is signalled: one's death (a pipe
+        // closing) may end another's processes before they are counted.
+        let now: Vec<(&Target, Vec<u32>)> = targets.iter().map(|t| (t, t.members())).collect();
         let mut any = false;
-        for t in targets {
-            for pid in t.members() {
+        for (t, pids) in now {
+            for pid in pids {
                 any = true;
                 // Each process once, new arrivals (forks) included.
                 if seen.insert(pid) {
