@@ -141,15 +141,10 @@ impl Supervisor {
     }
 
     pub(super) fn flow_drop(&mut self, pipeline: Ulid) -> Response {
-        let mut existed = false;
-        if let Some(p) = self.pipelines.get(&pipeline) {
-            for t in &p.taps {
-                if let Some(socket) = t.published() {
-                    existed = true;
-                    crate::flow::tap::unpublish(&t.tap.state, socket);
-                }
-            }
-        }
+        let existed = self
+            .pipelines
+            .get(&pipeline)
+            .is_some_and(|p| EdgeTap::unpublish_all(&p.taps));
         Response::FlowDropped { pipeline, existed }
     }
 
@@ -321,11 +316,7 @@ impl Supervisor {
                     }),
                     Err(err) => {
                         kill_all(&started);
-                        for t in &taps {
-                            if let Some(p) = &t.tap.socket {
-                                crate::flow::tap::unpublish(&t.tap.state, p);
-                            }
-                        }
+                        EdgeTap::unpublish_all(&taps);
                         return fail(
                             reply,
                             ErrorCode::Internal,
@@ -411,11 +402,7 @@ impl Supervisor {
             for r in &recs {
                 crate::process::signal(r.rec.pid as u32, nix::sys::signal::Signal::SIGKILL);
             }
-            for t in &taps {
-                if let Some(p) = &t.tap.socket {
-                    crate::flow::tap::unpublish(&t.tap.state, p);
-                }
-            }
+            EdgeTap::unpublish_all(&taps);
             return;
         };
         let commands = recs.iter().map(|r| r.rec.id).collect();

@@ -80,6 +80,23 @@ pub struct EdgeTap {
 }
 
 impl EdgeTap {
+    /// Removes its flow socket (once); whether it still had one.
+    pub(super) fn unpublish(&self) -> bool {
+        match self.published() {
+            Some(socket) => {
+                crate::flow::tap::unpublish(&self.tap.state, socket);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the flow sockets of `taps`; whether any had one.
+    pub(super) fn unpublish_all(taps: &[EdgeTap]) -> bool {
+        // Every one, not just up to the first.
+        taps.iter().filter(|t| t.unpublish()).count() > 0
+    }
+
     pub(super) fn published(&self) -> Option<&PathBuf> {
         self.tap.socket.as_ref().filter(|_| {
             !self

@@ -317,11 +317,7 @@ impl Supervisor {
                     .collect();
                 for k in gone {
                     if let Some(p) = self.pipelines.remove(&k) {
-                        for t in &p.taps {
-                            if let Some(socket) = &t.tap.socket {
-                                crate::flow::tap::unpublish(&t.tap.state, socket);
-                            }
-                        }
+                        EdgeTap::unpublish_all(&p.taps);
                     }
                 }
                 self.changed();
