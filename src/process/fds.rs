@@ -58,6 +58,39 @@ pub fn is_exhaustion(e: &std::io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EMFILE) | Some(libc::ENFILE))
 }
 
+/// The soft RLIMIT_NOFILE the daemon started with (0: not raised); commands
+/// get it back before exec.
+pub(crate) static ORIGINAL_NOFILE_SOFT: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(0);
+
+/// Raises this process's soft descriptor limit to its hard limit, so that a
+/// thousand clients and workspaces cannot run the daemon out of descriptors;
+/// commands started afterwards get the original soft limit back. Returns
+/// (original soft, new soft).
+pub fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let original = lim.rlim_cur;
+    if lim.rlim_cur < lim.rlim_max {
+        let raised = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        // SAFETY: setrlimit reads the struct we own.
+        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        ORIGINAL_NOFILE_SOFT.store(original, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok((original, lim.rlim_max))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 pub mod end;
+pub mod env;
 pub mod fds;
 pub mod logs;
 pub mod sandbox;

@@ -7,7 +7,6 @@
 use std::ffi::CString;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// PATH when the daemon has none.
@@ -62,118 +61,8 @@ pub enum SpawnError {
     },
 }
 
-/// The environment every command starts from: nothing of the daemon's own
-/// (NOTIFY_SOCKET, LISTEN_*, WATCHDOG_*, SHIPOTE_*, INVOCATION_ID...) leaks.
-/// Computed once (it reads the password database), then copied per command.
-pub fn base_env() -> Vec<(String, String)> {
-    static BASE: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
-    BASE.get_or_init(compute_base_env).clone()
-}
-
-fn compute_base_env() -> Vec<(String, String)> {
-    let get = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    let user = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten();
-    let home = get("HOME").or_else(|| user.as_ref().map(|u| u.dir.to_string_lossy().into_owned()));
-    let name = get("USER").or_else(|| user.as_ref().map(|u| u.name.clone()));
-    let mut env = vec![(
-        "PATH".to_owned(),
-        get("PATH").unwrap_or_else(|| DEFAULT_PATH.to_owned()),
-    )];
-    if let Some(h) = home {
-        env.push(("HOME".into(), h));
-    }
-    if let Some(n) = name {
-        env.push(("USER".into(), n.clone()));
-        env.push(("LOGNAME".into(), n));
-    }
-    env.push((
-        "SHELL".into(),
-        get("SHELL").unwrap_or_else(|| "/bin/sh".into()),
-    ));
-    env.push((
-        "LANG".into(),
-        get("LANG").unwrap_or_else(|| "C.UTF-8".into()),
-    ));
-    for k in ["XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "TZ"] {
-        if let Some(v) = get(k) {
-            env.push((k.into(), v));
-        }
-    }
-    env
-}
-
-/// `base` with `extra` added (later entries override earlier ones); base
-/// entries keep their order, then extra ones in the order of their last
-/// setting. Linear in the number of variables.
-pub fn merge_env(
-    base: Vec<(String, String)>,
-    extra: &[(String, String)],
-) -> Result<Vec<(String, String)>, SpawnError> {
-    use std::collections::HashMap;
-    // The last setting of each extra name.
-    let mut last: HashMap<&str, usize> = HashMap::with_capacity(extra.len());
-    for (i, (k, v)) in extra.iter().enumerate() {
-        if k.is_empty() || k.contains('=') || k.contains('\0') || v.contains('\0') {
-            return Err(SpawnError::BadEnv(k.clone()));
-        }
-        last.insert(k.as_str(), i);
-    }
-    let mut env: Vec<(String, String)> = base
-        .into_iter()
-        .filter(|(k, _)| !last.contains_key(k.as_str()))
-        .collect();
-    env.extend(
-        extra
-            .iter()
-            .enumerate()
-            .filter(|(i, (k, _))| last.get(k.as_str()) == Some(i))
-            .map(|(_, kv)| kv.clone()),
-    );
-    Ok(env)
-}
-
-/// Finds `exec` like a shell: a name with a `/` is a path, anything else is
-/// searched in `path`.
-pub fn resolve(exec: &str, path: &str) -> Result<PathBuf, SpawnError> {
-    let executable = |p: &Path| {
-        p.metadata()
-            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-            .unwrap_or(false)
-    };
-    if exec.is_empty() {
-        return Err(SpawnError::NotFound {
-            exec: exec.to_owned(),
-            path: path.to_owned(),
-        });
-    }
-    if exec.contains('/') {
-        let p = PathBuf::from(exec);
-        if !p.exists() {
-            return Err(SpawnError::NotFound {
-                exec: exec.to_owned(),
-                path: path.to_owned(),
-            });
-        }
-        return if executable(&p) && nix::unistd::access(&p, nix::unistd::AccessFlags::X_OK).is_ok()
-        {
-            Ok(p)
-        } else {
-            Err(SpawnError::NotExecutable { path: p })
-        };
-    }
-    for dir in path.split(':').filter(|d| !d.is_empty()) {
-        let p = Path::new(dir).join(exec);
-        if executable(&p) && nix::unistd::access(&p, nix::unistd::AccessFlags::X_OK).is_ok() {
-            return Ok(p);
-        }
-    }
-    Err(SpawnError::NotFound {
-        exec: exec.to_owned(),
-        path: path.to_owned(),
-    })
-}
+pub use super::env::{base_env, merge_env, resolve};
+pub use super::fds::raise_nofile_limit;
 
 /// What to start.
 #[derive(Debug)]
@@ -413,7 +302,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         libc::sigprocmask(libc::SIG_SETMASK, &plan.mask, std::ptr::null_mut());
         // The descriptor limit the daemon was started with, not the one it
         // raised for itself (select(2)-based programs break above 1024).
-        let soft = ORIGINAL_NOFILE_SOFT.load(std::sync::atomic::Ordering::Relaxed);
+        let soft = super::fds::ORIGINAL_NOFILE_SOFT.load(std::sync::atomic::Ordering::Relaxed);
         if soft != 0 {
             let mut lim = libc::rlimit {
                 rlim_cur: 0,
@@ -427,38 +316,6 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         libc::execve(plan.program, plan.argv, plan.envp);
         fail(plan, STEP_EXEC)
     }
-}
-
-/// The soft RLIMIT_NOFILE the daemon started with (0: not raised); commands
-/// get it back before exec.
-static ORIGINAL_NOFILE_SOFT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-
-/// Raises this process's soft descriptor limit to its hard limit, so that a
-/// thousand clients and workspaces cannot run the daemon out of descriptors;
-/// commands started afterwards get the original soft limit back. Returns
-/// (original soft, new soft).
-pub fn raise_nofile_limit() -> std::io::Result<(u64, u64)> {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes into the struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let original = lim.rlim_cur;
-    if lim.rlim_cur < lim.rlim_max {
-        let raised = libc::rlimit {
-            rlim_cur: lim.rlim_max,
-            rlim_max: lim.rlim_max,
-        };
-        // SAFETY: setrlimit reads the struct we own.
-        if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &raised) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        ORIGINAL_NOFILE_SOFT.store(original, std::sync::atomic::Ordering::Relaxed);
-    }
-    Ok((original, lim.rlim_max))
 }
 
 fn cstring(s: impl Into<Vec<u8>>) -> Result<CString, SpawnError> {
