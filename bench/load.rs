@@ -72,13 +72,7 @@ fn pct(sorted: &[Duration], p: f64) -> Duration {
 }
 
 fn rss_mib(pid: u32) -> f64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .unwrap_or(0.0)
-        / 1024.0
+    common::rss_kib(pid) as f64 / 1024.0
 }
 
 async fn create(c: &mut Client, label: &str) -> WorkspaceId {

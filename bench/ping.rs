@@ -47,7 +47,7 @@ fn main() {
         dir.path(),
         "daemon",
     );
-    let idle_rss = rss_kib(daemon.id());
+    let idle_rss = common::rss_kib(daemon.id());
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -82,7 +82,7 @@ fn main() {
             );
         }
     }
-    let loaded_rss = rss_kib(daemon.id());
+    let loaded_rss = common::rss_kib(daemon.id());
     println!(
         "shipoted RSS: {:.1} MiB idle, {:.1} MiB after the load",
         idle_rss as f64 / 1024.0,
@@ -178,13 +178,4 @@ async fn load(socket: &Path, clients: usize, secs: f64, seed: bool) -> Figures {
         p99_us: pct(0.99),
         rps: all.len() as f64 / elapsed,
     }
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
 }

@@ -433,13 +433,9 @@ fn no_descriptor_of_the_daemon_reaches_a_command() {
 /// variable; the workspace keeps working.
 #[test]
 fn a_nul_in_an_argument_is_named() {
-    use shipote_protocol::{client::Client, ErrorCode, Request, Response, WorkspaceId};
+    use shipote_protocol::{client::Client, ErrorCode, Request, Response};
     let (_root, d) = setup("nul");
-    let ws = json(&d.cli(&["--json", "ws", "ls"]))[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ws = WorkspaceId(shipote_protocol::Ulid::from_string(&ws).unwrap());
+    let ws = first_workspace(&d);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let r = rt.block_on(async {
         let mut c = Client::connect(&d.socket).await.unwrap();
@@ -499,13 +495,9 @@ fn the_daemon_raises_its_descriptor_limit_and_commands_keep_the_original() {
 /// ones go, so months of commands do not grow the daemon without bound.
 #[test]
 fn a_workspace_keeps_its_last_thousand_ended_commands() {
-    use shipote_protocol::{client::Client, Request, Response, WorkspaceId};
+    use shipote_protocol::{client::Client, Request, Response};
     let (_root, d) = setup("kept");
-    let ws = json(&d.cli(&["--json", "ws", "ls"]))[0]["id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let ws = WorkspaceId(shipote_protocol::Ulid::from_string(&ws).unwrap());
+    let ws = first_workspace(&d);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let (first, items) = rt.block_on(async {
         let mut c = Client::connect(&d.socket).await.unwrap();

@@ -712,15 +712,6 @@ fn output_into_a_closed_pipe_is_not_a_panic() {
     assert_eq!(stdout(&o).trim(), "status 0", "{err}");
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
-}
-
 /// 400 clients each send a 1 MiB request and stay connected, then leave: the
 /// daemon's memory comes back to within 2x of idle (it once stayed at 1 GB).
 #[test]

@@ -836,11 +836,6 @@ fn a_templating_bomb_is_refused_before_it_expands() {
         start.elapsed()
     );
     assert!(s.d.cli(&["ping"]).status.success());
-    let rss: u64 = std::fs::read_to_string(format!("/proc/{}/status", s.d.child.id()))
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap();
+    let rss = rss_kib(s.d.child.id());
     assert!(rss < 100 << 10, "RSS {rss} KiB: something expanded");
 }

@@ -35,16 +35,26 @@ pub fn check(want: usize) -> Result<(), String> {
     verdict(in_use(), limit(), want)
 }
 
+/// The message for a shortage met anyway (EMFILE, ENFILE): what is open now,
+/// the limit, and the fix.
+pub fn shortage() -> String {
+    message(in_use(), limit())
+}
+
 /// The rule behind [`check`].
 pub fn verdict(in_use: usize, limit: usize, want: usize) -> Result<(), String> {
     if in_use.saturating_add(want).saturating_add(RESERVE) <= limit {
         return Ok(());
     }
-    Err(format!(
+    Err(message(in_use, limit))
+}
+
+fn message(in_use: usize, limit: usize) -> String {
+    format!(
         "shipoted is out of file descriptors ({in_use} of its limit of {limit} are open, \
          {RESERVE} are kept for its own work); close idle clients or stop workspaces, \
          or raise LimitNOFILE= of shipote.service"
-    ))
+    )
 }
 
 /// Whether an error's text is that of EMFILE or ENFILE (errors that reach

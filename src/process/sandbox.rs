@@ -498,7 +498,7 @@ pub fn make(perms: &Permissions, shielded: &[PathBuf]) -> Result<Option<Namespac
         .map_err(|e| {
             // EMFILE/ENFILE met while making them: name the shortage.
             if crate::process::fds::names_exhaustion(&e) {
-                Refusal::Exhausted(crate::process::fds::check(usize::MAX / 2).unwrap_err())
+                Refusal::Exhausted(crate::process::fds::shortage())
             } else {
                 Refusal::Unenforceable(e)
             }

@@ -372,3 +372,22 @@ pub fn run_to_end(d: &Daemon, ws: &str, args: &[&str]) -> String {
     wait_exit(d, ws, &id);
     logs(d, ws, &id, &[])
 }
+
+/// A process's resident memory in KiB (VmRSS), 0 when it is gone.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The id of the daemon's first listed workspace.
+pub fn first_workspace(d: &Daemon) -> shipote_protocol::WorkspaceId {
+    let id = json(&d.cli(&["--json", "ws", "ls"]))[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    shipote_protocol::WorkspaceId(shipote_protocol::Ulid::from_string(&id).unwrap())
+}

@@ -17,6 +17,20 @@ impl Supervisor {
         });
     }
 
+    /// A command whose logs can be read, or the answer saying why not (no
+    /// such command, or its output removed by the log budget).
+    fn readable(
+        &self,
+        workspace: WorkspaceId,
+        command: Ulid,
+    ) -> Result<&CommandRec, Box<Response>> {
+        let c = self.command(workspace, command)?;
+        match c.pruned_answer() {
+            Some(gone) => Err(Box::new(gone)),
+            None => Ok(c),
+        }
+    }
+
     pub(super) fn command_logs(
         &self,
         workspace: WorkspaceId,
@@ -25,17 +39,13 @@ impl Supervisor {
         stream: LogStream,
         reply: oneshot::Sender<Response>,
     ) {
-        let c = match self.command(workspace, command) {
+        let c = match self.readable(workspace, command) {
             Ok(c) => c,
             Err(response) => {
                 let _ = reply.send(*response);
                 return;
             }
         };
-        if let Some(gone) = c.pruned_answer() {
-            let _ = reply.send(gone);
-            return;
-        }
         let logs = c.logs.clone();
         // Leave room for the frame around the bytes.
         let n = tail_bytes.min(MAX_LOG_TAIL_BYTES);
@@ -55,17 +65,13 @@ impl Supervisor {
         read: LogsFrom,
         reply: oneshot::Sender<Response>,
     ) {
-        let c = match self.command(workspace, command) {
+        let c = match self.readable(workspace, command) {
             Ok(c) => c,
             Err(response) => {
                 let _ = reply.send(*response);
                 return;
             }
         };
-        if let Some(gone) = c.pruned_answer() {
-            let _ = reply.send(gone);
-            return;
-        }
         let logs = c.logs.clone();
         let capture = c.capture.clone();
         let alive = c.alive;
@@ -185,7 +191,7 @@ impl Supervisor {
             }
             Err(e) => {
                 let response = if crate::process::fds::names_exhaustion(&e) {
-                    let why = crate::process::fds::check(usize::MAX / 2).unwrap_err();
+                    let why = crate::process::fds::shortage();
                     Response::error(ErrorCode::Busy, format!("cannot run: {why}"))
                 } else {
                     Response::error(ErrorCode::Invalid, format!("cannot run: {e}"))
