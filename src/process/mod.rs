@@ -6,10 +6,12 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::Stdio;
 
+pub mod clone;
 pub mod end;
 pub mod env;
 pub mod fds;
 pub mod logs;
+pub mod namespaces;
 pub mod sandbox;
 pub mod spawn;
 

@@ -4,7 +4,7 @@
 //! a new mount namespace when the filesystem view changes and a new network
 //! namespace unless the network is full; it rearranges its mounts, brings
 //! `lo` up for loopback-only, and leaves the daemon a descriptor of each
-//! namespace ([`Namespaces`]). Every command of the workspace then joins them
+//! namespace ([`super::namespaces::Namespaces`]). Every command of the workspace then joins them
 //! between clone and exec (setns) and drops every capability from its
 //! bounding set, so even uid 0 inside execs with none. A workspace's commands
 //! thus share one view: one private /tmp, one `lo` to talk over.
@@ -459,104 +459,9 @@ impl Sandbox {
     }
 }
 
-/// Why a workspace's permissions cannot be had.
-#[derive(Debug, thiserror::Error)]
-pub enum Refusal {
-    /// A path or combination the client asked for is wrong.
-    #[error("permissions: {0}")]
-    Invalid(String),
-    /// This host cannot enforce them.
-    #[error(
-        "this host cannot enforce the workspace's permissions: {0}{hint}; ask for fewer \
-         permissions, or allow unprivileged user namespaces (see `shipote capabilities`)",
-        hint = crate::host::userns_sysctl_hint()
-    )]
-    Unenforceable(String),
-    /// The daemon is out of file descriptors (not a namespace problem).
-    #[error("{0}")]
-    Exhausted(String),
-}
-
-/// Descriptors a workspace's namespaces hold (user, mount, network) plus what
-/// making them opens for a moment.
-pub const NAMESPACE_FDS: usize = 8;
-
-/// The namespaces of a workspace with permissions `perms` (`None` when it
-/// asks for none), for the daemon's own uid and gid, with `shielded` hidden
-/// (see [`Sandbox::plan`]). Touches the filesystem and clones: call it off
-/// the supervisor.
-pub fn make(perms: &Permissions, shielded: &[PathBuf]) -> Result<Option<Namespaces>, Refusal> {
-    let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-    let Some(plan) =
-        Sandbox::plan(perms, uid.as_raw(), gid.as_raw(), shielded).map_err(Refusal::Invalid)?
-    else {
-        return Ok(None);
-    };
-    crate::process::fds::check(NAMESPACE_FDS).map_err(Refusal::Exhausted)?;
-    crate::process::spawn::make_namespaces(&plan)
-        .map(Some)
-        .map_err(|e| {
-            // EMFILE/ENFILE met while making them: name the shortage.
-            if crate::process::fds::names_exhaustion(&e) {
-                Refusal::Exhausted(crate::process::fds::shortage())
-            } else {
-                Refusal::Unenforceable(e)
-            }
-        })
-}
-
 /// Step indices outside the mount plan.
 const STEP_MAPS: usize = usize::MAX - 1;
 const STEP_LOOPBACK: usize = usize::MAX;
-
-/// A workspace's namespaces, made once ([`crate::process::spawn::make_namespaces`])
-/// and held open here; every command of the workspace joins them before
-/// exec, so its commands share one private /tmp, one `lo`, one view.
-#[derive(Debug)]
-pub struct Namespaces {
-    /// user, then mount and network when made: the setns order.
-    fds: Vec<(std::os::fd::OwnedFd, libc::c_int)>,
-}
-
-impl Namespaces {
-    /// From descriptors of /proc/PID/ns files and their CLONE_NEW* kinds.
-    pub fn new(fds: Vec<(std::os::fd::OwnedFd, libc::c_int)>) -> Self {
-        Namespaces { fds }
-    }
-
-    /// Runs in a command's child before exec: joins each namespace, then
-    /// empties the bounding and ambient capability sets so the exec grants
-    /// none. On failure: which namespace kind (0: the capabilities) and errno.
-    ///
-    /// # Safety
-    /// Only in a child that shares neither its files' table with threads it
-    /// waits for nor its fs struct (no CLONE_FS); only system calls happen.
-    pub unsafe fn join(&self) -> Result<(), (libc::c_int, libc::c_int)> {
-        use std::os::fd::AsRawFd;
-        // SAFETY: setns on descriptors we own; prctl with integers.
-        unsafe {
-            for (fd, kind) in &self.fds {
-                if libc::setns(fd.as_raw_fd(), *kind) != 0 {
-                    return Err((*kind, *libc::__errno_location()));
-                }
-            }
-            if !drop_caps() {
-                return Err((0, *libc::__errno_location()));
-            }
-        }
-        Ok(())
-    }
-
-    /// Names a [`Namespaces::join`] failure.
-    pub fn describe(kind: libc::c_int) -> &'static str {
-        match kind {
-            libc::CLONE_NEWUSER => "joining the workspace's user namespace",
-            libc::CLONE_NEWNS => "joining the workspace's mount namespace",
-            libc::CLONE_NEWNET => "joining the workspace's network namespace",
-            _ => "dropping its capabilities",
-        }
-    }
-}
 
 /// open + one write + close.
 unsafe fn write_file(path: &std::ffi::CStr, data: &[u8]) -> bool {
@@ -706,7 +611,7 @@ unsafe fn loopback_up() -> bool {
 
 /// Empties the bounding and ambient sets: the exec that follows grants no
 /// capability, not even to uid 0 inside.
-unsafe fn drop_caps() -> bool {
+pub(super) unsafe fn drop_caps() -> bool {
     // SAFETY: prctl with integer arguments.
     unsafe {
         let zero: libc::c_ulong = 0;

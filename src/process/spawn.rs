@@ -89,7 +89,7 @@ pub struct Launch {
     pub extra_fds: Vec<OwnedFd>,
     /// The workspace's namespaces, joined before exec; `None`: the daemon's
     /// own.
-    pub namespaces: Option<std::sync::Arc<super::sandbox::Namespaces>>,
+    pub namespaces: Option<std::sync::Arc<super::namespaces::Namespaces>>,
 }
 
 /// A started command's process, waited for through its pidfd.
@@ -134,9 +134,9 @@ impl Child {
     }
 }
 
-/// Everything the child needs, prepared before the clone: between clone and
-/// exec it only makes system calls (no allocation, no lock).
-struct ChildPlan {
+/// Everything a command's child needs, prepared before the clone: between
+/// clone and exec it only makes system calls (no allocation, no lock).
+struct CommandPlan {
     program: *const libc::c_char,
     argv: *const *const libc::c_char,
     envp: *const *const libc::c_char,
@@ -151,40 +151,14 @@ struct ChildPlan {
     /// Set by the child when a step fails: (step, errno).
     failed: (libc::c_int, libc::c_int),
     /// The workspace namespaces to join (null: none).
-    namespaces: *const super::sandbox::Namespaces,
-    /// Making a workspace's namespaces instead of starting a command (see
-    /// `make_namespaces`): the plan, its scratch descriptors, and where the
-    /// child leaves descriptors of its user, mount and network namespaces.
-    prepare: *const super::sandbox::Sandbox,
-    scratch: *mut libc::c_int,
-    nscratch: usize,
-    ns_out: [libc::c_int; 3],
-    /// Which sandbox step (or namespace kind to join) failed.
-    sandbox_step: usize,
+    namespaces: *const super::namespaces::Namespaces,
+    /// Which namespace kind to join failed.
+    join_kind: libc::c_int,
 }
 
-impl ChildPlan {
-    /// A plan that runs nothing yet: no program, no descriptors, no
-    /// namespaces, working directory `/`.
-    fn new() -> Self {
-        ChildPlan {
-            program: std::ptr::null(),
-            argv: std::ptr::null(),
-            envp: std::ptr::null(),
-            cwd: c"/".as_ptr(),
-            procs: -1,
-            fds: std::ptr::null(),
-            nfds: 0,
-            // SAFETY: an all-zero sigset_t is valid; it is filled in before use.
-            mask: unsafe { std::mem::zeroed() },
-            failed: (0, 0),
-            namespaces: std::ptr::null(),
-            prepare: std::ptr::null(),
-            scratch: std::ptr::null_mut(),
-            nscratch: 0,
-            ns_out: [-1; 3],
-            sandbox_step: 0,
-        }
+impl super::clone::Entry for CommandPlan {
+    fn mask(&mut self) -> &mut libc::sigset_t {
+        &mut self.mask
     }
 }
 
@@ -193,67 +167,23 @@ const STEP_SETSID: libc::c_int = 2;
 const STEP_FDS: libc::c_int = 3;
 const STEP_CWD: libc::c_int = 4;
 const STEP_EXEC: libc::c_int = 5;
-const STEP_SANDBOX: libc::c_int = 6;
 const STEP_JOIN: libc::c_int = 8;
 const STEP_NO_NEW_PRIVS: libc::c_int = 7;
 
-/// The child, on its own stack, sharing the parent's memory while the parent
-/// is suspended (CLONE_VM | CLONE_VFORK): it joins the leaf cgroup, becomes a
-/// session leader, sets up its fds, directory and signals, and execs.
-extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the parent's ChildPlan, alive while the parent waits
+/// The command's child, on its own stack, sharing the daemon's memory while
+/// the daemon is suspended: it joins the leaf cgroup (when not born there)
+/// and the workspace's namespaces, becomes a session leader, sets up its
+/// fds, directory and signals, and execs.
+extern "C" fn command_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's CommandPlan, alive while the parent waits
     // for this child to exec or exit; only async-signal-safe calls follow.
     unsafe {
-        let plan = &mut *(arg as *mut ChildPlan);
-        let fail = |plan: &mut ChildPlan, step| -> ! {
+        let plan = &mut *(arg as *mut CommandPlan);
+        let fail = |plan: &mut CommandPlan, step| -> ! {
             plan.failed = (step, *libc::__errno_location());
             libc::_exit(127)
         };
-        // The program starts with every signal at its default: nothing the
-        // daemon handles or ignores (SIGPIPE, under Rust and under systemd)
-        // reaches it, and no daemon handler can run in this child, which
-        // shares the daemon's memory until exec. The raw call also resets
-        // the signals glibc reserves for itself.
-        let dfl = [0u64; 4];
-        for sig in 1..=64 {
-            if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-                libc::syscall(
-                    libc::SYS_rt_sigaction,
-                    sig,
-                    dfl.as_ptr(),
-                    std::ptr::null_mut::<u64>(),
-                    8,
-                );
-            }
-        }
-        // Making a workspace's namespaces: enter the plan, leave the daemon
-        // (which shares this files table, CLONE_FILES) a descriptor of each
-        // namespace, and end.
-        if !plan.prepare.is_null() {
-            let sandbox = &*plan.prepare;
-            let scratch = std::slice::from_raw_parts_mut(plan.scratch, plan.nscratch);
-            if let Err((step, errno)) = sandbox.prepare(scratch) {
-                // Clones not attached would stay open in the daemon.
-                for fd in scratch.iter_mut().filter(|fd| **fd >= 0) {
-                    libc::close(*fd);
-                }
-                plan.sandbox_step = step;
-                *libc::__errno_location() = errno;
-                fail(plan, STEP_SANDBOX);
-            }
-            let flags = sandbox.clone_flags();
-            let files = [
-                (c"/proc/self/ns/user", libc::CLONE_NEWUSER),
-                (c"/proc/self/ns/mnt", libc::CLONE_NEWNS),
-                (c"/proc/self/ns/net", libc::CLONE_NEWNET),
-            ];
-            for (i, (file, kind)) in files.iter().enumerate() {
-                if flags & *kind as u64 != 0 {
-                    plan.ns_out[i] = libc::open(file.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-                }
-            }
-            libc::_exit(0);
-        }
+        super::clone::reset_signals();
         if plan.procs >= 0 && libc::write(plan.procs, b"0".as_ptr().cast(), 1) != 1 {
             fail(plan, STEP_CGROUP);
         }
@@ -261,7 +191,7 @@ extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
         // daemon's user) and before anything of the command's own.
         if !plan.namespaces.is_null() {
             if let Err((kind, errno)) = (*plan.namespaces).join() {
-                plan.sandbox_step = kind as usize;
+                plan.join_kind = kind;
                 *libc::__errno_location() = errno;
                 fail(plan, STEP_JOIN);
             }
@@ -331,142 +261,6 @@ fn dev_null() -> std::io::Result<&'static File> {
     }
     let f = File::open("/dev/null")?;
     Ok(NULL.get_or_init(|| f))
-}
-
-/// The child's stack: it only makes system calls before exec.
-const CHILD_STACK: usize = 64 << 10;
-
-/// linux/sched.h (libc's constant is a 32-bit value that overflows).
-const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
-
-/// clone3's arguments (linux/sched.h, version 2).
-#[repr(C)]
-#[derive(Default)]
-struct CloneArgs {
-    flags: u64,
-    pidfd: u64,
-    child_tid: u64,
-    parent_tid: u64,
-    exit_signal: u64,
-    stack: u64,
-    stack_size: u64,
-    tls: u64,
-    set_tid: u64,
-    set_tid_size: u64,
-    cgroup: u64,
-}
-
-/// clone3 with CLONE_VM: the child must start on its own stack, so the call
-/// is made in assembly; the child calls `f(arg)` there and never returns.
-/// Returns the raw result (pid, or -errno).
-///
-/// # Safety
-/// `args` must describe a valid stack and flags including CLONE_VM |
-/// CLONE_VFORK; `f` must only make async-signal-safe calls and end the child.
-#[cfg(target_arch = "x86_64")]
-unsafe fn clone3_vm(
-    args: &CloneArgs,
-    f: extern "C" fn(*mut libc::c_void) -> libc::c_int,
-    arg: *mut libc::c_void,
-) -> i64 {
-    let ret: i64;
-    // SAFETY: upheld by the caller; the parent path only clobbers rax, rcx
-    // and r11 (the syscall ABI); the child path runs on the new stack and
-    // ends with exit(2) without coming back.
-    unsafe {
-        std::arch::asm!(
-            "syscall",
-            "test rax, rax",
-            "jnz 2f",
-            "mov rdi, r13",
-            "call r12",
-            "mov edi, eax",
-            "mov eax, 60",
-            "syscall",
-            "ud2",
-            "2:",
-            inlateout("rax") libc::SYS_clone3 => ret,
-            in("rdi") args as *const CloneArgs,
-            in("rsi") std::mem::size_of::<CloneArgs>(),
-            in("r12") f,
-            in("r13") arg,
-            lateout("rcx") _,
-            lateout("r11") _,
-            options(nostack),
-        );
-    }
-    ret
-}
-
-/// Makes the child that runs `plan` (born in `cgroup` when given) and
-/// returns once it has exec'd or failed: its pid and pidfd.
-fn clone_child(
-    plan: &mut ChildPlan,
-    stack: &mut [u8],
-    cgroup: Option<&File>,
-    namespaces: u64,
-) -> std::io::Result<(i32, OwnedFd)> {
-    let mut pidfd: libc::c_int = -1;
-    let arg: *mut libc::c_void = (plan as *mut ChildPlan).cast();
-    // SAFETY: the stack is ours and outlives the child's use of it (the
-    // parent is suspended until the child execs or exits); all signals are
-    // blocked across the clone so no handler runs on the shared memory, and
-    // the child restores the original mask just before exec.
-    let pid = unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut plan.mask);
-        let r = match cgroup {
-            #[cfg(target_arch = "x86_64")]
-            Some(dir) => {
-                let args = CloneArgs {
-                    flags: (libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PIDFD) as u64
-                        | CLONE_INTO_CGROUP
-                        | namespaces,
-                    pidfd: (&mut pidfd as *mut libc::c_int) as u64,
-                    exit_signal: libc::SIGCHLD as u64,
-                    stack: stack.as_mut_ptr() as u64,
-                    stack_size: (stack.len() & !15) as u64,
-                    cgroup: dir.as_raw_fd() as u64,
-                    ..CloneArgs::default()
-                };
-                let r = clone3_vm(&args, child_main, arg);
-                if r < 0 {
-                    Err(std::io::Error::from_raw_os_error(-r as i32))
-                } else {
-                    Ok(r as i32)
-                }
-            }
-            #[cfg(not(target_arch = "x86_64"))]
-            Some(_) => Err(std::io::Error::from_raw_os_error(libc::ENOSYS)),
-            None => {
-                let top = stack.as_mut_ptr().add(stack.len());
-                let top = (top as usize & !15) as *mut libc::c_void;
-                let r = libc::clone(
-                    child_main,
-                    top,
-                    libc::CLONE_VM
-                        | libc::CLONE_VFORK
-                        | libc::CLONE_PIDFD
-                        | libc::SIGCHLD
-                        | namespaces as libc::c_int,
-                    arg,
-                    &mut pidfd as *mut libc::c_int,
-                );
-                if r < 0 {
-                    Err(std::io::Error::last_os_error())
-                } else {
-                    Ok(r)
-                }
-            }
-        };
-        libc::pthread_sigmask(libc::SIG_SETMASK, &plan.mask, std::ptr::null_mut());
-        r?
-    };
-    // SAFETY: the kernel gave us this pidfd (CLONE_PIDFD) and nobody else owns it.
-    Ok((pid, unsafe {
-        <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(pidfd)
-    }))
 }
 
 /// Starts the command in its own session (so it has a process group to
@@ -545,26 +339,35 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             fds.push(src.as_raw_fd());
         }
     }
-    let mut plan = ChildPlan {
+    let mut plan = CommandPlan {
         program: program.as_ptr(),
         argv: argv.as_ptr(),
         envp: envp.as_ptr(),
         cwd: cwd.as_ptr(),
+        procs: -1,
         fds: fds.as_ptr(),
         nfds,
+        // SAFETY: an all-zero sigset_t is valid; clone_vfork fills it in.
+        mask: unsafe { std::mem::zeroed() },
+        failed: (0, 0),
         namespaces: l
             .namespaces
             .as_deref()
             .map_or(std::ptr::null(), |s| s as *const _),
-        ..ChildPlan::new()
+        join_kind: 0,
+    };
+    // SAFETY: command_main reads a CommandPlan and only makes system calls
+    // before it execs or _exits.
+    let clone = |plan: &mut CommandPlan, stack: &mut [u8], cgroup: Option<&File>| unsafe {
+        super::clone::clone_vfork(command_main, plan, stack, cgroup, 0)
     };
     // One stack per spawning thread, reused: no allocation (and no fresh
     // pages for the child to fault in) per command.
     thread_local! {
-        static STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; CHILD_STACK]);
+        static STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; super::clone::STACK]);
     }
-    let (pid, pidfd) = STACK.with_borrow_mut(|stack| match &l.cgroup {
-        None => clone_child(&mut plan, stack, None, 0),
+    let born = STACK.with_borrow_mut(|stack| match &l.cgroup {
+        None => clone(&mut plan, stack, None),
         Some(dir) => {
             let open_err = |e: std::io::Error| {
                 let what = format!("cannot open its cgroup {}: {e}", dir.display());
@@ -574,7 +377,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             // Born in its cgroup (clone3 CLONE_INTO_CGROUP, Linux 5.7): no
             // migration at all. Where clone3 is refused (old kernel, seccomp),
             // the child moves itself there before exec.
-            match clone_child(&mut plan, stack, Some(&dir_fd), 0) {
+            match clone(&mut plan, stack, Some(&dir_fd)) {
                 Ok(started) => Ok(started),
                 Err(e) => {
                     tracing::debug!(error = %e, "clone3 into the cgroup refused; the child moves itself");
@@ -583,7 +386,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
                         .open(dir.join("cgroup.procs"))
                         .map_err(open_err)?;
                     plan.procs = procs.as_raw_fd();
-                    let r = clone_child(&mut plan, stack, None, 0);
+                    let r = clone(&mut plan, stack, None);
                     drop(procs);
                     r
                 }
@@ -593,9 +396,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
     .map_err(|e| spawn_err(&l.program, e))?;
     let (step, errno) = plan.failed;
     if step != 0 {
-        let mut status = 0;
-        // SAFETY: reaps the child that just failed.
-        unsafe { libc::waitpid(pid, &mut status, 0) };
+        super::clone::reap(born.pid);
         let cause = std::io::Error::from_raw_os_error(errno);
         let what = match step {
             STEP_CGROUP => "joining its cgroup".to_owned(),
@@ -603,9 +404,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             STEP_FDS => "setting up its stdin/stdout/stderr".to_owned(),
             STEP_CWD => "entering its working directory".to_owned(),
             STEP_NO_NEW_PRIVS => "setting no_new_privs".to_owned(),
-            STEP_JOIN => {
-                super::sandbox::Namespaces::describe(plan.sandbox_step as libc::c_int).to_owned()
-            }
+            STEP_JOIN => super::namespaces::Namespaces::describe(plan.join_kind).to_owned(),
             _ => "exec".to_owned(),
         };
         return Err(spawn_err(
@@ -613,66 +412,10 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             std::io::Error::new(cause.kind(), format!("{what}: {cause}")),
         ));
     }
-    Ok(Child { pid, pidfd })
-}
-
-/// Makes a workspace's namespaces: a throwaway child, sharing the daemon's
-/// files table (CLONE_FILES), is born in them, enters `sandbox`'s plan
-/// (ids, mounts, lo) and leaves a descriptor of each namespace behind before
-/// it ends. This is also the proof that this host can enforce the
-/// permissions (user namespaces allowed, every mount step accepted); the
-/// error names the failing step.
-pub fn make_namespaces(
-    sandbox: &super::sandbox::Sandbox,
-) -> Result<super::sandbox::Namespaces, String> {
-    let mut scratch = vec![-1; sandbox.slots()];
-    let mut plan = ChildPlan {
-        prepare: sandbox as *const _,
-        scratch: scratch.as_mut_ptr(),
-        nscratch: scratch.len(),
-        ..ChildPlan::new()
-    };
-    let mut stack = vec![0u8; CHILD_STACK];
-    let flags = sandbox.clone_flags() | libc::CLONE_FILES as u64;
-    let (pid, _pidfd) = clone_child(&mut plan, &mut stack, None, flags)
-        .map_err(|e| format!("cannot create its namespaces: {e}"))?;
-    let mut status = 0;
-    // SAFETY: reaps our own child.
-    unsafe { libc::waitpid(pid, &mut status, 0) };
-    // SAFETY: the child opened these in our files table and nobody else
-    // knows them.
-    let fds: Vec<(OwnedFd, libc::c_int)> = plan
-        .ns_out
-        .iter()
-        .zip([libc::CLONE_NEWUSER, libc::CLONE_NEWNS, libc::CLONE_NEWNET])
-        .filter(|(fd, _)| **fd >= 0)
-        .map(|(fd, kind)| {
-            (
-                // SAFETY: the child opened these descriptors for us and nothing
-                // else owns them; each is taken once.
-                unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd) },
-                kind,
-            )
-        })
-        .collect();
-    match plan.failed {
-        (0, _) => {}
-        (_, errno) => {
-            return Err(format!(
-                "{}: {}",
-                sandbox.describe(plan.sandbox_step),
-                std::io::Error::from_raw_os_error(errno)
-            ))
-        }
-    }
-    let wanted = (sandbox.clone_flags() as libc::c_int).count_ones() as usize;
-    if fds.len() != wanted {
-        return Err(format!(
-            "could not open its namespaces in /proc/{pid}/ns (got {} of {wanted})",
-            fds.len()
-        ));
-    }
-    Ok(super::sandbox::Namespaces::new(fds))
+    Ok(Child {
+        pid: born.pid,
+        pidfd: born.pidfd,
+    })
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ pub struct StartRequest {
     /// The leaf was made ahead of time (a workspace's spare leaf).
     pub leaf_exists: bool,
     /// The workspace's namespaces, joined before exec (`None`: no permissions asked).
-    pub namespaces: Option<std::sync::Arc<crate::process::sandbox::Namespaces>>,
+    pub namespaces: Option<std::sync::Arc<crate::process::namespaces::Namespaces>>,
     /// Where its logs go.
     pub logs: LogPaths,
     /// Continue existing logs (a restart) instead of starting them afresh.

@@ -31,7 +31,7 @@ use super::audit;
 use crate::cgroup::Cgroup;
 use crate::host::HostCaps;
 use crate::process::logs::{CaptureState, LogPaths, Stream};
-use crate::process::sandbox::{self, Namespaces, Refusal};
+use crate::process::namespaces::{self, Namespaces, Refusal};
 use crate::systemd::notify::Notifier;
 use crate::workspace::backend::{Backend, Created};
 use crate::workspace::restart::{Decision, RestartPolicy, RestartState};

@@ -41,7 +41,7 @@ impl Supervisor {
         let mut ws = Workspace::new(id, saved.unit.clone(), spec, created, created_at, started);
         // Its permissions hold for the commands it runs from now on (in new
         // namespaces: the previous daemon's went with it).
-        ws.namespaces = sandbox::make(&ws.spec.permissions, &self.env.shielded)
+        ws.namespaces = namespaces::make(&ws.spec.permissions, &self.env.shielded)
             .map(|n| n.map(Arc::new))
             .map_err(|e| e.to_string());
         if let Err(e) = &ws.namespaces {
@@ -101,7 +101,7 @@ impl Supervisor {
             // permissions this host cannot enforce (user namespaces may be
             // off) refuse the workspace.
             let made = tokio::task::spawn_blocking(move || {
-                sandbox::make(&perms, &shielded)
+                namespaces::make(&perms, &shielded)
                     .map(|n| n.map(Arc::new))
                     .map_err(|e| match e {
                         Refusal::Invalid(_) => (ErrorCode::Invalid, e.to_string()),
