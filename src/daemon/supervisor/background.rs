@@ -28,8 +28,49 @@ pub(super) fn planned(
     }
 }
 
-/// What to do once a start's event is queued (answer the client).
-pub(super) type Then = Box<dyn FnOnce() + Send>;
+/// What a start was for: it decides what the loop does with the outcome.
+#[derive(Debug)]
+pub(super) enum Purpose {
+    /// A `Run`: its record waits in the workspace's `starting`; its client
+    /// waits for RunStarted.
+    Run(oneshot::Sender<Response>),
+    /// A restart after a backoff: its record stays in `commands`.
+    Restart,
+    /// A pipeline: its commands' records wait in `starting`.
+    Pipeline(Box<PipelineStart>),
+}
+
+/// A pipeline's start, beyond its commands' processes.
+#[derive(Debug)]
+pub(super) struct PipelineStart {
+    pub(super) pipeline: Ulid,
+    pub(super) label: String,
+    /// Its interposed edges (empty when the start failed).
+    pub(super) taps: Vec<EdgeTap>,
+    /// The first bytes' discernment of each tapped edge.
+    pub(super) edges: Vec<EdgeDiscernmentInfo>,
+    pub(super) reply: oneshot::Sender<Response>,
+}
+
+/// One started process of a start.
+#[derive(Debug)]
+pub(super) struct Process {
+    pub(super) pid: i32,
+    pub(super) capture: Arc<CaptureState>,
+    /// A restartable pipeline command's edges, kept for its next run.
+    pub(super) kept_ends: Option<Arc<crate::flow::Ends>>,
+}
+
+/// The one report of every start, Run, restart or pipeline, to the loop:
+/// the commands it was for, and their processes (in the same order) or why
+/// they could not all start (those that had started are already ended).
+#[derive(Debug)]
+pub struct StartReport {
+    pub(super) workspace: WorkspaceId,
+    pub(super) commands: Vec<Ulid>,
+    pub(super) result: Result<Vec<Process>, (ErrorCode, String)>,
+    pub(super) purpose: Purpose,
+}
 
 /// A command to start (or restart), as the loop hands it off.
 pub(super) struct Launch {
@@ -53,17 +94,13 @@ pub(super) struct Launch {
     pub(super) append: bool,
     /// A pipeline command's edges.
     pub(super) ends: Option<Arc<crate::flow::Ends>>,
+    /// What the start is for.
+    pub(super) purpose: Purpose,
 }
 
-/// Starts (or restarts) a command's process on a blocking thread, queues the
-/// event `report` makes of the outcome (pid or error) and then runs what it
-/// returns with it, then reports the process's exit.
-pub(super) fn start_in_background(
-    launch: Launch,
-    report: impl FnOnce(Result<(i32, Arc<CaptureState>), String>) -> (Option<Event>, Then)
-        + Send
-        + 'static,
-) {
+/// Starts (or restarts) a command's process on a blocking thread, reports
+/// the outcome ([`StartReport`]), then follows the process to its exit.
+pub(super) fn start_in_background(launch: Launch) {
     let Launch {
         tx,
         workspace,
@@ -75,52 +112,68 @@ pub(super) fn start_in_background(
         logs,
         append,
         ends,
+        purpose,
     } = launch;
     tokio::task::spawn_blocking(move || {
-        let io = match ends
+        let started = ends
             .as_deref()
             .map(crate::flow::Ends::try_clone)
             .transpose()
-        {
-            Ok(Some(e)) => e,
-            Ok(None) => Default::default(),
-            Err(e) => {
-                let (event, then) = report(Err(format!("cannot copy its pipes: {e}")));
-                if let Some(event) = event {
-                    let _ = tx.blocking_send(event);
-                }
-                then();
-                return;
+            .map_err(|e| format!("cannot copy its pipes: {e}"))
+            .and_then(|io| {
+                crate::workspace::command::start(crate::workspace::command::StartRequest {
+                    exec: run.exec,
+                    argv: run.argv,
+                    envp: run.envp,
+                    cwd: run.cwd,
+                    leaf,
+                    logs,
+                    leaf_exists,
+                    namespaces,
+                    append,
+                    io: io.unwrap_or_default(),
+                })
+            });
+        let result = match &started {
+            Ok(s) => Ok(vec![Process {
+                pid: s.pid,
+                capture: s.capture.clone(),
+                kept_ends: None,
+            }]),
+            Err(e) if crate::process::fds::names_exhaustion(e) => {
+                let why = crate::process::fds::shortage();
+                Err((ErrorCode::Busy, why))
             }
+            Err(e) => Err((ErrorCode::Invalid, e.clone())),
         };
-        let req = crate::workspace::command::StartRequest {
-            exec: run.exec,
-            argv: run.argv,
-            envp: run.envp,
-            cwd: run.cwd,
-            leaf,
-            logs,
-            leaf_exists,
-            namespaces,
-            append,
-            io,
-        };
-        let (result, started) = match crate::workspace::command::start(req) {
-            Ok(s) => (Ok((s.pid, s.capture.clone())), Some(s)),
-            Err(e) => (Err(e), None),
-        };
-        let (event, then) = report(result);
-        if let Some(event) = event {
-            let _ = tx.blocking_send(event);
-        }
-        then();
-        if let Some(started) = started {
-            follow(tx, workspace, command, started);
-        }
+        report_started(
+            &tx,
+            StartReport {
+                workspace,
+                commands: vec![command],
+                result,
+                purpose,
+            },
+            started.into_iter().map(|s| (command, s)).collect(),
+        );
     });
 }
 
-/// Once a started command's client has its answer: drains its output into
+/// Queues a start's report, then follows each started process: its exit is
+/// reported after its start.
+pub(super) fn report_started(
+    tx: &mpsc::Sender<Event>,
+    report: StartReport,
+    started: Vec<(Ulid, crate::workspace::command::Started)>,
+) {
+    let workspace = report.workspace;
+    let _ = tx.blocking_send(Event::Started(Box::new(report)));
+    for (command, s) in started {
+        follow(tx.clone(), workspace, command, s);
+    }
+}
+
+/// Once a started command's start is reported: drains its output into
 /// its log and reports its exit as an event.
 pub(super) fn follow(
     tx: mpsc::Sender<Event>,
@@ -153,4 +206,142 @@ pub(super) fn jitter_unit() -> f64 {
         .map(|d| d.subsec_nanos())
         .unwrap_or(0);
     f64::from(nanos % 2001) / 1000.0 - 1.0
+}
+
+/// A pipeline's started processes (with their follow handles), its taps and
+/// its tapped edges' first discernment.
+pub(super) type PipelineProcesses = (
+    Vec<Process>,
+    Vec<crate::workspace::command::Started>,
+    Vec<EdgeTap>,
+    Vec<EdgeDiscernmentInfo>,
+);
+
+/// Where a pipeline command runs: its leaf, its log, its environment (the
+/// spec's plus its ports').
+#[derive(Debug)]
+pub(super) struct Place {
+    pub(super) leaf: Option<Cgroup>,
+    pub(super) logs: LogPaths,
+    pub(super) envp: Vec<(String, String)>,
+}
+
+/// Starts a pipeline on a blocking thread: wires its edges, starts each
+/// command (in its leaf, with its log and environment from `places`), its
+/// relays and taps, and waits briefly for the first bytes' discernment. On
+/// failure every process it started is ended.
+pub(super) fn start_pipeline(
+    plan: &pipeline::Plan,
+    places: Vec<Place>,
+    namespaces: Option<Arc<Namespaces>>,
+    tap: bool,
+    flows_dir: &Path,
+    pipeline: Ulid,
+) -> Result<PipelineProcesses, (ErrorCode, String)> {
+    let internal =
+        |what: &str, e: &dyn std::fmt::Display| (ErrorCode::Internal, format!("{what}: {e}"));
+    let wiring = crate::flow::wire(plan, tap).map_err(|e| internal("cannot make the pipes", &e))?;
+    let mut started: Vec<crate::workspace::command::Started> = Vec::with_capacity(places.len());
+    let mut procs = Vec::with_capacity(places.len());
+    let kill_all = |started: &[crate::workspace::command::Started]| {
+        for s in started {
+            crate::process::signal(s.pid as u32, nix::sys::signal::Signal::SIGKILL);
+        }
+    };
+    for (i, (ends, Place { leaf, logs, envp })) in wiring.ends.into_iter().zip(places).enumerate() {
+        let c = &plan.spec.commands[i];
+        let kept_ends = match c.restart_on_failure.then(|| ends.try_clone()).transpose() {
+            Ok(kept) => kept.map(Arc::new),
+            Err(e) => {
+                kill_all(&started);
+                return Err(internal("cannot keep the pipes", &e));
+            }
+        };
+        let req = crate::workspace::command::StartRequest {
+            exec: c.exec.clone(),
+            argv: c.argv.clone(),
+            envp,
+            cwd: c.cwd.clone(),
+            leaf,
+            logs,
+            leaf_exists: false,
+            namespaces: namespaces.clone(),
+            append: false,
+            io: ends,
+        };
+        match crate::workspace::command::start(req) {
+            Ok(s) => {
+                procs.push(Process {
+                    pid: s.pid,
+                    capture: s.capture.clone(),
+                    kept_ends,
+                });
+                started.push(s);
+            }
+            Err(e) => {
+                kill_all(&started);
+                let msg = format!("cannot start {:?}: {e}", c.label);
+                return Err((ErrorCode::Invalid, msg));
+            }
+        }
+    }
+    for (src, dsts) in wiring.relays {
+        if let Err(e) = crate::flow::relay(src, dsts) {
+            kill_all(&started);
+            return Err(internal("cannot start a relay", &e));
+        }
+    }
+    let mut taps = Vec::with_capacity(wiring.interposed.len());
+    for i in wiring.interposed {
+        let e = &plan.spec.edges[i.edge];
+        let socket = tap.then(|| flows_dir.join(format!("{pipeline}.{}.sock", i.edge)));
+        match crate::flow::tap::start(i.src, i.dst, socket.as_deref(), e.rate_limit_bytes_per_sec) {
+            Ok(t) => taps.push(EdgeTap {
+                edge: e.clone(),
+                tap: t,
+                last: (Instant::now(), 0),
+            }),
+            Err(err) => {
+                kill_all(&started);
+                EdgeTap::unpublish_all(&taps);
+                return Err(internal("cannot start a tap", &err));
+            }
+        }
+    }
+    // The first bytes' discernment, when they come soon.
+    let deadline = Instant::now() + DISCERN_WAIT;
+    while tap
+        && Instant::now() < deadline
+        && taps.iter().any(|t| {
+            t.tap.socket.is_some()
+                && !t.tap.state.ended.load(std::sync::atomic::Ordering::Acquire)
+                && t.tap
+                    .state
+                    .discerned
+                    .lock()
+                    .map(|d| d.is_none())
+                    .unwrap_or(false)
+        })
+    {
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let edges: Vec<EdgeDiscernmentInfo> = taps
+        .iter()
+        .filter(|t| t.tap.socket.is_some())
+        .map(|t| {
+            let d = t.tap.state.discerned.lock().ok().and_then(|d| *d);
+            EdgeDiscernmentInfo {
+                from_label: t.edge.from.label.clone(),
+                from_output: t.edge.from.port.clone(),
+                to_label: t.edge.to.label.clone(),
+                to_input: t.edge.to.port.clone(),
+                ty: d.map(|d| d.ty().to_owned()),
+                mime: d.map(|d| d.mime().to_owned()),
+                lens: d.map(|d| d.lens.as_str().to_owned()),
+                confidence: d.map_or(0.0, |d| d.confidence),
+                flow_socket: t.tap.socket.clone(),
+            }
+        })
+        .collect();
+    Ok((procs, started, taps, edges))
 }

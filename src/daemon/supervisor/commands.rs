@@ -159,46 +159,23 @@ impl Supervisor {
             failure: None,
             logs_pruned: false,
         };
-        let (leaf, logs) = (rec.leaf.clone(), rec.logs.clone());
         let launch = Launch {
             tx: self.tx.clone(),
             workspace,
             command: id,
             run,
-            leaf,
+            leaf: rec.leaf.clone(),
             leaf_exists: spare,
             namespaces,
-            logs,
+            logs: rec.logs.clone(),
             append: false,
             ends: None,
+            purpose: Purpose::Run(reply),
         };
-        start_in_background(launch, move |result| match result {
-            Ok((pid, capture)) => {
-                let mut rec = rec;
-                rec.pid = pid;
-                rec.capture = capture;
-                rec.started_at = Instant::now();
-                let event = Event::CommandStarted {
-                    workspace,
-                    rec: Box::new(CommandRecPublic { rec }),
-                };
-                let response = Response::RunStarted {
-                    workspace,
-                    command_id: id,
-                    pid,
-                };
-                (Some(event), Box::new(move || drop(reply.send(response))))
-            }
-            Err(e) => {
-                let response = if crate::process::fds::names_exhaustion(&e) {
-                    let why = crate::process::fds::shortage();
-                    Response::error(ErrorCode::Busy, format!("cannot run: {why}"))
-                } else {
-                    Response::error(ErrorCode::Invalid, format!("cannot run: {e}"))
-                };
-                (None, Box::new(move || drop(reply.send(response))))
-            }
-        });
+        if let Some(ws) = self.workspaces.get_mut(&workspace) {
+            ws.starting.insert(id, rec);
+        }
+        start_in_background(launch);
     }
 
     /// The id of a new command of `workspace`: its spare leaf's when it has
@@ -209,7 +186,7 @@ impl Supervisor {
             return (self.ids.next(), false);
         };
         let (id, spare) = match ws.spare.take() {
-            Some(spare) if spare > ws.last_command.get() => (spare, true),
+            Some(spare) if spare > ws.last_command => (spare, true),
             stale => {
                 if let (Some(old), Some(cg)) = (stale, &ws.created.cgroup) {
                     let leaf = cg.child(&ws::leaf_name(old));
@@ -218,7 +195,7 @@ impl Supervisor {
                 (self.ids.next(), false)
             }
         };
-        ws.last_command.set(id);
+        ws.last_command = id;
         (id, spare)
     }
 
@@ -251,7 +228,7 @@ impl Supervisor {
         let ws = self.workspaces.get_mut(&workspace);
         if let Some(ws) = ws {
             ws.spare_pending = false;
-            if made && !ws.stopping && id > ws.last_command.get() {
+            if made && !ws.stopping && id > ws.last_command {
                 ws.spare = Some(id);
                 return;
             }
@@ -307,66 +284,94 @@ impl Supervisor {
             logs,
             append: true,
             ends: rec.ends.clone(),
+            purpose: Purpose::Restart,
         };
-        start_in_background(launch, move |result| {
-            let event = Event::Restarted {
-                workspace,
-                command,
-                result,
-            };
-            (Some(event), Box::new(|| ()))
-        });
+        start_in_background(launch);
     }
 
-    pub(super) fn on_restarted(
-        &mut self,
-        workspace: WorkspaceId,
-        command: Ulid,
-        result: Result<(i32, Arc<CaptureState>), String>,
-    ) {
-        let Some(ws) = self.workspaces.get_mut(&workspace) else {
-            if let Ok((pid, _)) = result {
-                crate::process::signal(pid as u32, nix::sys::signal::Signal::SIGKILL);
+    /// Where every start ends up (Run, restart, pipeline): its processes
+    /// join their records, or the failure is recorded; then its client, if
+    /// any, is answered. A workspace stopped or gone meanwhile gets none of
+    /// them: they are ended.
+    pub(super) fn on_started(&mut self, report: StartReport) {
+        let StartReport {
+            workspace,
+            commands,
+            result,
+            purpose,
+        } = report;
+        let live = self
+            .workspaces
+            .get(&workspace)
+            .is_some_and(|ws| !ws.stopping);
+        let result = match result {
+            Ok(procs) if !live => {
+                for p in &procs {
+                    crate::process::signal(p.pid as u32, nix::sys::signal::Signal::SIGKILL);
+                }
+                let msg = format!(
+                    "workspace {workspace} was stopped while its command started; it was ended"
+                );
+                Err((ErrorCode::Invalid, msg))
             }
-            return;
+            other => other,
         };
-        let stopping = ws.stopping;
-        let Some(rec) = ws.commands.get_mut(&command) else {
-            return;
+        let ws = self.workspaces.get_mut(&workspace);
+        let (procs, failure) = match result {
+            Ok(procs) => (procs, None),
+            Err(e) => (Vec::new(), Some(e)),
         };
-        rec.backoff = false;
-        match result {
-            Ok((pid, _)) if stopping => {
-                crate::process::signal(pid as u32, nix::sys::signal::Signal::SIGKILL)
-            }
-            Ok((pid, capture)) => {
-                rec.pid = pid;
-                rec.capture = capture;
+        if let Some(ws) = ws {
+            for (i, id) in commands.iter().enumerate() {
+                let waiting = ws.starting.remove(id);
+                let Some(p) = procs.get(i) else {
+                    // Not started: a restart's record says why; a new
+                    // command's record is dropped with its answer.
+                    if let Some(rec) = ws.commands.get_mut(id) {
+                        rec.backoff = false;
+                        rec.alive = false;
+                        if let Some((_, e)) = &failure {
+                            rec.failure = Some(format!("restart failed: {e}"));
+                        }
+                    }
+                    continue;
+                };
+                if let Some(rec) = waiting {
+                    ws.commands.insert(*id, rec);
+                }
+                let Some(rec) = ws.commands.get_mut(id) else {
+                    continue;
+                };
+                rec.pid = p.pid;
+                rec.capture = p.capture.clone();
                 rec.alive = true;
+                rec.backoff = false;
                 rec.started_at = Instant::now();
-                tracing::info!(workspace = %workspace, command = %command, pid, restarts = rec.restart.restarts, "command restarted");
-            }
-            Err(e) => {
-                rec.alive = false;
-                rec.failure = Some(format!("restart failed: {e}"));
+                if p.kept_ends.is_some() {
+                    rec.ends = p.kept_ends.clone();
+                }
+                if matches!(purpose, Purpose::Restart) {
+                    tracing::info!(workspace = %workspace, command = %id, pid = p.pid, restarts = rec.restart.restarts, "command restarted");
+                }
             }
         }
-    }
-
-    pub(super) fn on_command_started(
-        &mut self,
-        workspace: WorkspaceId,
-        rec: Box<CommandRecPublic>,
-    ) {
-        let rec = rec.rec;
-        match self.workspaces.get_mut(&workspace) {
-            Some(ws) => {
-                ws.commands.insert(rec.id, rec);
+        match purpose {
+            Purpose::Run(reply) => {
+                let response = match (failure, procs.first()) {
+                    (None, Some(p)) => Response::RunStarted {
+                        workspace,
+                        command_id: commands[0],
+                        pid: p.pid,
+                    },
+                    (Some((code, msg)), _) => Response::error(code, format!("cannot run: {msg}")),
+                    (None, None) => Response::error(ErrorCode::Internal, "Run started nothing"),
+                };
+                let _ = reply.send(response);
                 self.refill_spare(workspace);
             }
-            None => {
-                // The workspace was stopped while the command started: end it.
-                crate::process::signal(rec.pid as u32, nix::sys::signal::Signal::SIGKILL);
+            Purpose::Restart => {}
+            Purpose::Pipeline(p) => {
+                self.on_pipeline_started(workspace, commands, procs, failure, *p)
             }
         }
     }

@@ -128,14 +128,9 @@ pub enum Event {
         /// The client waiting, if a client asked.
         reply: Option<oneshot::Sender<Response>>,
     },
-    /// A command was started (its client is answered right after this event
-    /// is queued, so the client's next request sees the command).
-    CommandStarted {
-        /// Its workspace.
-        workspace: WorkspaceId,
-        /// Its record.
-        rec: Box<CommandRecPublic>,
-    },
+    /// A start (Run, restart or pipeline) ended: its processes run, or it
+    /// failed.
+    Started(Box<StartReport>),
     /// A spare command leaf was made (or could not be).
     SpareLeaf {
         /// Its workspace.
@@ -153,28 +148,6 @@ pub enum Event {
         command: Ulid,
         /// How it ended.
         status: Option<std::process::ExitStatus>,
-    },
-    /// A restarted command's new process (or why it could not start).
-    Restarted {
-        /// Its workspace.
-        workspace: WorkspaceId,
-        /// Which.
-        command: Ulid,
-        /// New pid and its capture, or the error.
-        result: Result<(i32, Arc<CaptureState>), String>,
-    },
-    /// A pipeline's commands all started.
-    PipelineStarted {
-        /// Its workspace.
-        workspace: WorkspaceId,
-        /// Its id.
-        pipeline: Ulid,
-        /// Its label.
-        label: String,
-        /// Its commands' records, in spec order.
-        recs: Vec<CommandRecPublic>,
-        /// Its interposed edges.
-        taps: Vec<EdgeTap>,
     },
     /// Time to sample every workspace.
     SampleTick,
@@ -229,12 +202,6 @@ enum Timer {
         /// The command.
         command: Ulid,
     },
-}
-
-/// A started command, as the starting task hands it to the supervisor.
-#[derive(Debug)]
-pub struct CommandRecPublic {
-    rec: CommandRec,
 }
 
 /// A cheap, clonable way to talk to the supervisor.
@@ -537,7 +504,7 @@ impl Supervisor {
                 readings,
                 at,
             } => self.on_sampled(sampler, readings, at),
-            Event::CommandStarted { workspace, rec } => self.on_command_started(workspace, rec),
+            Event::Started(report) => self.on_started(*report),
             Event::SpareLeaf {
                 workspace,
                 id,
@@ -548,18 +515,6 @@ impl Supervisor {
                 command,
                 status,
             } => self.on_command_exited(workspace, command, status),
-            Event::PipelineStarted {
-                workspace,
-                pipeline,
-                label,
-                recs,
-                taps,
-            } => self.on_pipeline_started(workspace, pipeline, label, recs, taps),
-            Event::Restarted {
-                workspace,
-                command,
-                result,
-            } => self.on_restarted(workspace, command, result),
             Event::Persisted { generation, error } => self.on_persisted(generation, error),
             Event::Shutdown { reply } => self.on_shutdown(reply),
         }

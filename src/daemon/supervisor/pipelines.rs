@@ -179,45 +179,61 @@ impl Supervisor {
             let msg = format!("workspace {workspace} is stopping; it takes no new pipelines");
             return fail(reply, ErrorCode::Invalid, msg);
         }
-        let pipeline = Ulid::new();
-        let mut recs: Vec<CommandRec> = plan
-            .spec
-            .commands
-            .iter()
-            .map(|c| {
-                let id = self.ids.next();
-                ws.last_command.set(id);
-                CommandRec {
-                    id,
-                    label: c.label.clone(),
-                    pid: 0,
-                    alive: true,
-                    exit_status: None,
-                    exit_signal: None,
-                    logs: LogPaths::new(
-                        &self.env.log_dir.join(workspace.to_string()),
-                        &id.to_string(),
-                    ),
-                    capture: Arc::default(),
-                    leaf: ws
-                        .created
-                        .cgroup
-                        .as_ref()
-                        .map(|cg| cg.child(&ws::leaf_name(id))),
-                    backoff: false,
-                    ends: None,
-                    run: None,
-                    restart: RestartState::default(),
-                    started_at: Instant::now(),
-                    failure: None,
-                    logs_pruned: false,
-                }
-            })
-            .collect();
         let namespaces = match ws.namespaces() {
             Ok(s) => s,
             Err(msg) => return fail(reply, ErrorCode::Unsupported, msg),
         };
+        let pipeline = Ulid::new();
+        let ids: Vec<Ulid> = plan.spec.commands.iter().map(|_| self.ids.next()).collect();
+        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+            return fail(reply, ErrorCode::Internal, "workspace lost".into());
+        };
+        if let Some(last) = ids.last() {
+            ws.last_command = *last;
+        }
+        // Each command's record waits in `starting` (not listed, never
+        // signalled) until the start's report.
+        let mut places = Vec::with_capacity(ids.len());
+        for (i, (c, &id)) in plan.spec.commands.iter().zip(&ids).enumerate() {
+            let mut envp = c.env.clone();
+            envp.extend(plan.port_env(i));
+            let rec = CommandRec {
+                id,
+                label: c.label.clone(),
+                pid: 0,
+                alive: true,
+                exit_status: None,
+                exit_signal: None,
+                logs: LogPaths::new(
+                    &self.env.log_dir.join(workspace.to_string()),
+                    &id.to_string(),
+                ),
+                capture: Arc::default(),
+                leaf: ws
+                    .created
+                    .cgroup
+                    .as_ref()
+                    .map(|cg| cg.child(&ws::leaf_name(id))),
+                backoff: false,
+                ends: None,
+                run: c.restart_on_failure.then(|| RunSpec {
+                    exec: c.exec.clone(),
+                    argv: c.argv.clone(),
+                    envp: envp.clone(),
+                    cwd: c.cwd.clone(),
+                }),
+                restart: RestartState::default(),
+                started_at: Instant::now(),
+                failure: None,
+                logs_pruned: false,
+            };
+            places.push(Place {
+                leaf: rec.leaf.clone(),
+                logs: rec.logs.clone(),
+                envp,
+            });
+            ws.starting.insert(id, rec);
+        }
         let tx = self.tx.clone();
         let flows_dir = ws
             .spec
@@ -226,189 +242,61 @@ impl Supervisor {
             .cloned()
             .unwrap_or_else(|| self.env.flows_dir.join(workspace.to_string()));
         tokio::task::spawn_blocking(move || {
-            let wiring = match crate::flow::wire(&plan, tap) {
-                Ok(w) => w,
-                Err(e) => {
-                    return fail(
-                        reply,
-                        ErrorCode::Internal,
-                        format!("cannot make the pipes: {e}"),
-                    )
-                }
+            let label = plan.spec.label.clone();
+            let outcome = start_pipeline(&plan, places, namespaces, tap, &flows_dir, pipeline);
+            let (result, started, taps, edges) = match outcome {
+                Ok((procs, started, taps, edges)) => (Ok(procs), started, taps, edges),
+                Err(e) => (Err(e), Vec::new(), Vec::new(), Vec::new()),
             };
-            let mut started = Vec::with_capacity(recs.len());
-            let kill_all = |started: &[crate::workspace::command::Started]| {
-                for s in started {
-                    crate::process::signal(s.pid as u32, nix::sys::signal::Signal::SIGKILL);
-                }
-            };
-            for (i, (ends, rec)) in wiring.ends.into_iter().zip(recs.iter_mut()).enumerate() {
-                let c = &plan.spec.commands[i];
-                let mut envp = c.env.clone();
-                envp.extend(plan.port_env(i));
-                if c.restart_on_failure {
-                    match ends.try_clone() {
-                        Ok(kept) => rec.ends = Some(Arc::new(kept)),
-                        Err(e) => {
-                            kill_all(&started);
-                            return fail(
-                                reply,
-                                ErrorCode::Internal,
-                                format!("cannot keep the pipes: {e}"),
-                            );
-                        }
-                    }
-                    rec.run = Some(RunSpec {
-                        exec: c.exec.clone(),
-                        argv: c.argv.clone(),
-                        envp: envp.clone(),
-                        cwd: c.cwd.clone(),
-                    });
-                }
-                let req = crate::workspace::command::StartRequest {
-                    exec: c.exec.clone(),
-                    argv: c.argv.clone(),
-                    envp,
-                    cwd: c.cwd.clone(),
-                    leaf: rec.leaf.clone(),
-                    logs: rec.logs.clone(),
-                    leaf_exists: false,
-                    namespaces: namespaces.clone(),
-                    append: false,
-                    io: ends,
-                };
-                match crate::workspace::command::start(req) {
-                    Ok(s) => started.push(s),
-                    Err(e) => {
-                        kill_all(&started);
-                        return fail(
-                            reply,
-                            ErrorCode::Invalid,
-                            format!("cannot start {:?}: {e}", c.label),
-                        );
-                    }
-                }
-            }
-            for (src, dsts) in wiring.relays {
-                if let Err(e) = crate::flow::relay(src, dsts) {
-                    kill_all(&started);
-                    return fail(
-                        reply,
-                        ErrorCode::Internal,
-                        format!("cannot start a relay: {e}"),
-                    );
-                }
-            }
-            let mut taps = Vec::with_capacity(wiring.interposed.len());
-            for i in wiring.interposed {
-                let e = &plan.spec.edges[i.edge];
-                let socket = tap.then(|| flows_dir.join(format!("{pipeline}.{}.sock", i.edge)));
-                match crate::flow::tap::start(
-                    i.src,
-                    i.dst,
-                    socket.as_deref(),
-                    e.rate_limit_bytes_per_sec,
-                ) {
-                    Ok(t) => taps.push(EdgeTap {
-                        edge: e.clone(),
-                        tap: t,
-                        last: (Instant::now(), 0),
-                    }),
-                    Err(err) => {
-                        kill_all(&started);
-                        EdgeTap::unpublish_all(&taps);
-                        return fail(
-                            reply,
-                            ErrorCode::Internal,
-                            format!("cannot start a tap: {err}"),
-                        );
-                    }
-                }
-            }
-            // The first bytes' discernment, when they come soon.
-            let deadline = Instant::now() + DISCERN_WAIT;
-            while tap
-                && Instant::now() < deadline
-                && taps.iter().any(|t| {
-                    t.tap.socket.is_some()
-                        && !t.tap.state.ended.load(std::sync::atomic::Ordering::Acquire)
-                        && t.tap
-                            .state
-                            .discerned
-                            .lock()
-                            .map(|d| d.is_none())
-                            .unwrap_or(false)
-                })
-            {
-                std::thread::sleep(Duration::from_millis(2));
-            }
-            let edges: Vec<EdgeDiscernmentInfo> = taps
-                .iter()
-                .filter(|t| t.tap.socket.is_some())
-                .map(|t| {
-                    let d = t.tap.state.discerned.lock().ok().and_then(|d| *d);
-                    EdgeDiscernmentInfo {
-                        from_label: t.edge.from.label.clone(),
-                        from_output: t.edge.from.port.clone(),
-                        to_label: t.edge.to.label.clone(),
-                        to_input: t.edge.to.port.clone(),
-                        ty: d.map(|d| d.ty().to_owned()),
-                        mime: d.map(|d| d.mime().to_owned()),
-                        lens: d.map(|d| d.lens.as_str().to_owned()),
-                        confidence: d.map_or(0.0, |d| d.confidence),
-                        flow_socket: t.tap.socket.clone(),
-                    }
-                })
-                .collect();
-            let mut pids = Vec::with_capacity(recs.len());
-            for (s, rec) in started.iter().zip(recs.iter_mut()) {
-                rec.pid = s.pid;
-                rec.capture = s.capture.clone();
-                rec.started_at = Instant::now();
-                pids.push((rec.label.clone(), s.pid));
-            }
-            let ids: Vec<Ulid> = recs.iter().map(|r| r.id).collect();
-            let event = Event::PipelineStarted {
+            let report = StartReport {
                 workspace,
-                pipeline,
-                label: plan.spec.label.clone(),
-                recs: recs
-                    .into_iter()
-                    .map(|rec| CommandRecPublic { rec })
-                    .collect(),
-                taps,
+                commands: ids.clone(),
+                result,
+                purpose: Purpose::Pipeline(Box::new(PipelineStart {
+                    pipeline,
+                    label,
+                    taps,
+                    edges,
+                    reply,
+                })),
             };
-            let _ = tx.blocking_send(event);
-            let _ = reply.send(Response::PipelineStarted {
-                pipeline,
-                command_pids: pids,
-                edges,
-            });
-            for (s, command) in started.into_iter().zip(ids) {
-                follow(tx.clone(), workspace, command, s);
-            }
+            report_started(&tx, report, ids.into_iter().zip(started).collect());
         });
     }
 
+    /// The loop's side of a pipeline's start: its record, and its client's
+    /// answer.
     pub(super) fn on_pipeline_started(
         &mut self,
         workspace: WorkspaceId,
-        pipeline: Ulid,
-        label: String,
-        recs: Vec<CommandRecPublic>,
-        taps: Vec<EdgeTap>,
+        commands: Vec<Ulid>,
+        procs: Vec<Process>,
+        failure: Option<(ErrorCode, String)>,
+        start: PipelineStart,
     ) {
-        let Some(ws) = self.workspaces.get_mut(&workspace) else {
-            for r in &recs {
-                crate::process::signal(r.rec.pid as u32, nix::sys::signal::Signal::SIGKILL);
-            }
+        let PipelineStart {
+            pipeline,
+            label,
+            taps,
+            edges,
+            reply,
+        } = start;
+        if let Some((code, msg)) = failure {
             EdgeTap::unpublish_all(&taps);
+            let _ = reply.send(Response::error(code, msg));
             return;
-        };
-        let commands = recs.iter().map(|r| r.rec.id).collect();
-        for r in recs {
-            ws.commands.insert(r.rec.id, r.rec);
         }
+        let command_pids = match self.workspaces.get(&workspace) {
+            Some(ws) => commands
+                .iter()
+                .zip(&procs)
+                .map(|(id, p)| {
+                    let label = ws.commands.get(id).map(|r| r.label.clone());
+                    (label.unwrap_or_default(), p.pid)
+                })
+                .collect(),
+            None => Vec::new(),
+        };
         tracing::info!(workspace = %workspace, pipeline = %pipeline, label, "pipeline started");
         self.pipelines.insert(
             pipeline,
@@ -419,6 +307,11 @@ impl Supervisor {
                 taps,
             },
         );
+        let _ = reply.send(Response::PipelineStarted {
+            pipeline,
+            command_pids,
+            edges,
+        });
     }
 
     /// Ends one pipeline's processes and their descendants (each command's

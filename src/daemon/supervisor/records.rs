@@ -26,7 +26,10 @@ pub(super) struct Workspace {
     pub(super) spare_pending: bool,
     /// The newest command id handed out here: a spare made earlier than it
     /// is not used (ids list commands in start order).
-    pub(super) last_command: std::cell::Cell<Ulid>,
+    pub(super) last_command: Ulid,
+    /// New commands whose processes are being started: not listed, never
+    /// signalled; they join `commands` with the start's report.
+    pub(super) starting: BTreeMap<Ulid, CommandRec>,
     /// Its permissions: the namespaces each command joins (`None`: nothing
     /// asked); an error when a re-adopted workspace's cannot be made any more
     /// (its commands are then refused with it).
@@ -211,7 +214,8 @@ impl Workspace {
             commands: BTreeMap::new(),
             spare: None,
             spare_pending: false,
-            last_command: std::cell::Cell::new(Ulid::nil()),
+            last_command: Ulid::nil(),
+            starting: BTreeMap::new(),
             namespaces: Ok(None),
         }
     }
@@ -274,6 +278,37 @@ impl Workspace {
             .collect()
     }
 
+    /// What its stats answer needs, taken on the loop to be read off it.
+    pub(super) fn stats_view(&self) -> StatsView {
+        StatsView {
+            last_cpu: self.last_cpu,
+            peak_seen: self.peak_seen,
+            started: self.started,
+            alive: self.alive_commands(),
+            total: self.commands.len() as u32,
+            cpu_quota_percent: self.spec.soma.cpu_quota_percent,
+        }
+    }
+
+    /// Turns a reading into the wire's stats, with CPU % against the last sample.
+    pub(super) fn info(&self, r: &Reading, at: Instant) -> WorkspaceStatsInfo {
+        self.stats_view().info(r, at)
+    }
+}
+
+/// The few fields of a workspace its stats are made of: copied on the loop,
+/// turned into the wire's stats wherever the reading is taken.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct StatsView {
+    last_cpu: Option<(Instant, u64)>,
+    peak_seen: u64,
+    started: Instant,
+    alive: u32,
+    total: u32,
+    cpu_quota_percent: Option<u32>,
+}
+
+impl StatsView {
     /// Turns a reading into the wire's stats, with CPU % against the last sample.
     pub(super) fn info(&self, r: &Reading, at: Instant) -> WorkspaceStatsInfo {
         let cpu_percent = match (self.last_cpu, r.cpu_usec) {
@@ -283,15 +318,15 @@ impl Workspace {
             _ => None,
         };
         WorkspaceStatsInfo {
-            commands_alive: self.alive_commands(),
-            commands_total: self.commands.len() as u32,
+            commands_alive: self.alive,
+            commands_total: self.total,
             rss_bytes: r.rss_bytes,
             rss_peak_bytes: r
                 .rss_peak_bytes
                 .or(Some(self.peak_seen.max(r.rss_bytes.unwrap_or(0)))),
             cpu_usec: r.cpu_usec,
             cpu_percent,
-            cpu_cores: stats::cpu_cores(self.spec.soma.cpu_quota_percent),
+            cpu_cores: stats::cpu_cores(self.cpu_quota_percent),
             tasks: r.tasks,
             source: r.source.to_owned(),
             uptime_ms: self.started.elapsed().as_millis() as u64,

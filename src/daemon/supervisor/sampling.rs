@@ -22,24 +22,16 @@ impl Supervisor {
             let _ = reply.send(not_found(id));
             return;
         };
-        let snapshot = Workspace {
-            id,
-            unit: ws.unit.clone(),
-            spec: ws.spec.clone(),
-            created: ws.created.clone(),
-            created_at: ws.created_at,
-            started: ws.started,
-            history: VecDeque::new(),
-            last_cpu: ws.last_cpu,
-            peak_seen: ws.peak_seen,
-            report_breaches: ws.report_breaches.clone(),
-            stopping: ws.stopping,
-            commands: ws.commands.clone(),
-            spare: None,
-            spare_pending: false,
-            last_command: ws.last_command.clone(),
-            namespaces: Ok(None),
-        };
+        let view = ws.stats_view();
+        let (cgroup, keeper) = (ws.created.cgroup.clone(), ws.created.keeper_pid);
+        // The rest only for the full summary.
+        let full = full.then(|| {
+            (
+                ws.spec.clone(),
+                ws.report_only_breaches(),
+                ws.commands.values().cloned().collect::<Vec<_>>(),
+            )
+        });
         let flow_sockets: Vec<PathBuf> = self
             .pipelines
             .values()
@@ -47,24 +39,16 @@ impl Supervisor {
             .flat_map(|p| p.taps.iter().filter_map(|t| t.published().cloned()))
             .collect();
         tokio::task::spawn_blocking(move || {
-            let r = stats::read(
-                snapshot.created.cgroup.as_ref(),
-                snapshot.created.keeper_pid,
-            );
-            let info = snapshot.info(&r, Instant::now());
-            let response = if full {
-                Response::WorkspaceFullSummary {
+            let r = stats::read(cgroup.as_ref(), keeper);
+            let info = view.info(&r, Instant::now());
+            let response = match full {
+                Some((spec, breaches, commands)) => Response::WorkspaceFullSummary {
                     stats: info,
-                    quota: stats::quota(
-                        snapshot.created.cgroup.as_ref(),
-                        &snapshot.spec,
-                        &snapshot.report_only_breaches(),
-                    ),
-                    commands: snapshot.commands.values().map(CommandRec::info).collect(),
+                    quota: stats::quota(cgroup.as_ref(), &spec, &breaches),
+                    commands: commands.iter().map(CommandRec::info).collect(),
                     flow_sockets,
-                }
-            } else {
-                Response::WorkspaceStats { info }
+                },
+                None => Response::WorkspaceStats { info },
             };
             let _ = reply.send(response);
         });
