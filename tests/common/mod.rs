@@ -391,3 +391,4 @@ pub fn first_workspace(d: &Daemon) -> shipote_protocol::WorkspaceId {
         .to_owned();
     shipote_protocol::WorkspaceId(shipote_protocol::Ulid::from_string(&id).unwrap())
 }
+pub mod pipeline;
