@@ -26,6 +26,7 @@ pub mod daemon;
 pub mod discern;
 pub mod flow;
 pub mod host;
+pub mod keeper;
 pub mod logging;
 pub mod process;
 pub mod systemd;

@@ -246,6 +246,28 @@ impl Cgroup {
         out
     }
 
+    /// The processes directly in it.
+    pub fn procs(&self) -> Vec<u32> {
+        self.read("cgroup.procs")
+            .map(|t| {
+                t.lines()
+                    .filter_map(|l| l.trim().parse::<u32>().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// Its child cgroups.
+    pub fn children(&self) -> Vec<Cgroup> {
+        std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .map(|e| Cgroup::at(e.path()))
+            .collect()
+    }
+
     fn walk(&self, f: &mut impl FnMut(&Cgroup)) {
         f(self);
         if let Ok(entries) = std::fs::read_dir(&self.dir) {

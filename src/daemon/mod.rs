@@ -15,7 +15,7 @@ use crate::cgroup::Cgroup;
 use crate::host::HostCaps;
 use crate::systemd::notify::Notifier;
 use crate::systemd::scopes::SystemdScopes;
-use crate::workspace::backend::Backend;
+use crate::workspace::backend::{Backend, KeeperProgram};
 use crate::workspace::state::SavedWorkspace;
 use listener::{BoundSocket, ListenError};
 use shipote_protocol::{ErrorCode, Response};
@@ -260,7 +260,10 @@ async fn serve(
     let env = Environment {
         caps: Arc::new(caps),
         backend: Arc::new(backend),
-        keeper_program: config.keeper_program.clone(),
+        keeper: KeeperProgram {
+            program: config.keeper_program.clone(),
+            sockets: crate::keeper::sockets_dir(&config.state_dir),
+        },
         state_file,
         log_dir: config.state_dir.join("logs"),
         pipelines_dir: config.state_dir.join(crate::workspace::saved::DIR),
@@ -272,7 +275,11 @@ async fn serve(
         shielded: std::env::var_os("XDG_RUNTIME_DIR")
             .map(PathBuf::from)
             .into_iter()
-            .chain([bound.path.clone()])
+            .chain([
+                bound.path.clone(),
+                // A keeper starts whatever its socket asks for.
+                crate::keeper::sockets_dir(&config.state_dir),
+            ])
             .collect(),
     };
     let notifier = Notifier::from_env();

@@ -66,21 +66,33 @@ impl Target {
 
 /// Ends every process of `targets`: SIGTERM (SIGKILL at once when `grace` is
 /// zero), up to `grace` for them to leave, then SIGKILL. Returns how many
-/// processes were ended (a group counts as one), `spare` excluded (a
-/// workspace's keeper, ended with it but not counted). Blocking: reads cgroup
-/// files and sleeps; run it off the async workers.
-pub fn end(targets: &[Target], grace: Duration, spare: Option<u32>) -> u32 {
+/// processes were ended (a group counts as one), `keeper` excluded.
+///
+/// A workspace's keeper (`keeper`, in its cgroup's `keeper` leaf) goes last:
+/// it gets SIGTERM, never a first SIGKILL, and leaves by itself once it has
+/// reaped its commands and reported their exits; it is killed only if it
+/// has not left [`KEEPER_WAIT`] after the others are gone. Blocking: reads
+/// cgroup files and sleeps; run it off the async workers.
+pub fn end(targets: &[Target], grace: Duration, keeper: Option<u32>) -> u32 {
     let mut seen: BTreeSet<u32> = BTreeSet::new();
     let first = if grace.is_zero() {
         Signal::SIGKILL
     } else {
         Signal::SIGTERM
     };
+    let others = |t: &Target| -> Vec<u32> {
+        let mut m = t.members();
+        m.retain(|p| Some(*p) != keeper);
+        m
+    };
+    if let Some(k) = keeper {
+        super::signal(k, Signal::SIGTERM);
+    }
     let deadline = Instant::now() + grace;
     loop {
         // Every target listed before any is signalled: one's death (a pipe
         // closing) may end another's processes before they are counted.
-        let now: Vec<(&Target, Vec<u32>)> = targets.iter().map(|t| (t, t.members())).collect();
+        let now: Vec<(&Target, Vec<u32>)> = targets.iter().map(|t| (t, others(t))).collect();
         let mut any = false;
         for (t, pids) in now {
             for pid in pids {
@@ -100,24 +112,56 @@ pub fn end(targets: &[Target], grace: Duration, spare: Option<u32>) -> u32 {
     loop {
         let mut any = false;
         for t in targets {
-            let members = t.members();
+            let members = others(t);
             if members.is_empty() {
                 continue;
             }
             any = true;
             seen.extend(members.iter().copied());
-            t.kill(&members);
+            match (t, keeper) {
+                // All but the keeper's leaf, each at once (cgroup.kill).
+                (Target::Tree(cg), Some(_)) => {
+                    for child in cg.children() {
+                        if child.dir().file_name() != Some(KEEPER_LEAF.as_ref()) {
+                            Target::Tree(child).kill(&members);
+                        }
+                    }
+                    for pid in cg.procs() {
+                        if Some(pid) != keeper {
+                            super::signal(pid, Signal::SIGKILL);
+                        }
+                    }
+                }
+                _ => t.kill(&members),
+            }
         }
         if !any || Instant::now() >= kill_deadline {
             break;
         }
         std::thread::sleep(POLL);
     }
-    if let Some(k) = spare {
+    if let Some(k) = keeper {
+        let gone = |k: u32| {
+            nix::sys::signal::kill(Pid::from_raw(k as i32), None).is_err()
+                || targets.iter().all(|t| !t.members().contains(&k))
+        };
+        let wait = Instant::now() + KEEPER_WAIT;
+        while !gone(k) && Instant::now() < wait {
+            std::thread::sleep(POLL);
+        }
+        if !gone(k) {
+            super::signal(k, Signal::SIGKILL);
+        }
         seen.remove(&k);
     }
     seen.len() as u32
 }
+
+/// How long a keeper may take to report its commands' exits and leave.
+pub const KEEPER_WAIT: Duration = Duration::from_secs(2);
+
+/// The leaf a workspace's keeper lives in (`workspace::backend::KEEPER_CGROUP`).
+const KEEPER_LEAF: &str = "keeper";
 
 #[cfg(test)]
 mod tests {

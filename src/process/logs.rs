@@ -307,13 +307,11 @@ impl LogWriter {
             if let Some(g) = load_generation(&paths.path("idx"), paths.path("log"))? {
                 let size = g.end() - g.start;
                 let data = OpenOptions::new().write(true).open(&g.data)?;
-                // Bytes past the last record were never indexed: drop them.
-                data.set_len(size)?;
                 let mut idx = OpenOptions::new().write(true).open(paths.path("idx"))?;
                 let idx_size = HEADER + g.records.len() as u64 * RECORD;
                 idx.set_len(idx_size)?;
                 std::io::Seek::seek(&mut idx, std::io::SeekFrom::End(0))?;
-                return Ok(Self {
+                let mut w = Self {
                     paths,
                     data,
                     idx,
@@ -323,7 +321,16 @@ impl LogWriter {
                     cap,
                     idx_cap,
                     splice: true,
-                });
+                };
+                // Bytes past the last record were moved in by a daemon that
+                // died before it indexed them: they are the command's
+                // output, kept (as stdout: which stream they came from is
+                // not known).
+                let len = w.data.metadata()?.len();
+                if len > size {
+                    w.record(Stream::Stdout, (len - size) as usize)?;
+                }
+                return Ok(w);
             }
         }
         let (data, idx) = new_generation(&paths, 0)?;

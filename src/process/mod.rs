@@ -18,12 +18,18 @@ pub mod spawn;
 /// The argument that turns `shipoted` into a workspace keeper.
 pub const KEEPER_ARG: &str = "--keeper";
 
-/// Spawns a keeper: a process that does nothing but exist, so a workspace's
-/// scope has a member before any command runs. It runs `program --keeper NAME`
-/// (shipoted itself) in a new session, with an empty environment and no open
-/// files but /dev/null, and is reaped by the runtime if it dies.
-pub fn spawn_keeper(program: &Path, name: &str) -> std::io::Result<u32> {
+/// Spawns a keeper (`program --keeper NAME`, shipoted itself) in a new
+/// session, with an empty environment and no open files but /dev/null and
+/// `listener` as fd 3, where daemons reach it (see `crate::keeper`). It is
+/// reaped by the runtime if it dies while this daemon runs.
+pub fn spawn_keeper(
+    program: &Path,
+    name: &str,
+    listener: &std::os::unix::net::UnixListener,
+) -> std::io::Result<u32> {
+    use std::os::fd::AsRawFd;
     let mut cmd = tokio::process::Command::new(program);
+    let soft = fds::ORIGINAL_NOFILE_SOFT.load(std::sync::atomic::Ordering::Relaxed);
     cmd.arg(KEEPER_ARG)
         .arg(name)
         .env_clear()
@@ -32,10 +38,25 @@ pub fn spawn_keeper(program: &Path, name: &str) -> std::io::Result<u32> {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(false);
-    // SAFETY: setsid is async-signal-safe; nothing else runs between fork and exec.
+    if soft != 0 {
+        // The commands it starts get the limit the daemon was started with.
+        cmd.env("SHIPOTE_NOFILE_SOFT", soft.to_string());
+    }
+    let fd = listener.as_raw_fd();
+    // SAFETY: setsid and dup2 are async-signal-safe; nothing else runs
+    // between fork and exec.
     unsafe {
-        cmd.as_std_mut().pre_exec(|| {
+        cmd.as_std_mut().pre_exec(move || {
             nix::unistd::setsid().map_err(std::io::Error::from)?;
+            // dup2 clears close-on-exec on the copy; the same number needs it
+            // cleared by hand.
+            if fd == 3 {
+                if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            } else if libc::dup2(fd, 3) < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
             Ok(())
         });
     }
@@ -45,8 +66,12 @@ pub fn spawn_keeper(program: &Path, name: &str) -> std::io::Result<u32> {
         .ok_or_else(|| std::io::Error::other("keeper exited before it could be placed"))
 }
 
-/// The keeper's whole life: wait for a signal, never exit on its own.
+/// The keeper's whole life (see `crate::keeper::anchor`); a keeper started
+/// without a socket (by a daemon before 0.3) only waits for its signal.
 pub fn keeper_main() -> ! {
+    if let Some(listener) = crate::keeper::anchor::inherited_listener() {
+        crate::keeper::anchor::run(listener);
+    }
     loop {
         // SAFETY: pause has no preconditions.
         unsafe {

@@ -68,6 +68,12 @@ impl Namespaces {
         Namespaces { fds }
     }
 
+    /// Its descriptors and their CLONE_NEW* kinds, in join order.
+    pub fn fds(&self) -> impl Iterator<Item = (std::os::fd::BorrowedFd<'_>, libc::c_int)> {
+        use std::os::fd::AsFd;
+        self.fds.iter().map(|(fd, kind)| (fd.as_fd(), *kind))
+    }
+
     /// Runs in a command's child before exec: joins each namespace, then
     /// empties the bounding and ambient capability sets so the exec grants
     /// none. On failure: which namespace kind (0: the capabilities) and errno.

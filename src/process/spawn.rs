@@ -146,7 +146,8 @@ struct CommandPlan {
     /// so no dup2 overwrites a source not yet duplicated.
     fds: *const libc::c_int,
     nfds: usize,
-    /// The signal mask the program starts with.
+    /// The caller's signal mask, saved across the clone (the program
+    /// starts with none blocked).
     mask: libc::sigset_t,
     /// Set by the child when a step fails: (step, errno).
     failed: (libc::c_int, libc::c_int),
@@ -229,7 +230,11 @@ extern "C" fn command_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             fail(plan, STEP_NO_NEW_PRIVS);
         }
-        libc::sigprocmask(libc::SIG_SETMASK, &plan.mask, std::ptr::null_mut());
+        // Every signal unblocked, whatever the spawning thread blocks (a
+        // keeper blocks SIGCHLD for its signalfd).
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
         // The descriptor limit the daemon was started with, not the one it
         // raised for itself (select(2)-based programs break above 1024).
         let soft = super::fds::ORIGINAL_NOFILE_SOFT.load(std::sync::atomic::Ordering::Relaxed);

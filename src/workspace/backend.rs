@@ -29,8 +29,8 @@ pub enum Backend {
         /// The cgroup2 mount point.
         mount: PathBuf,
         /// A keeper started ahead of time, so creating a workspace does not
-        /// wait for a fork and exec.
-        spare: Arc<Mutex<Option<u32>>>,
+        /// wait for a fork and exec: its pid and socket.
+        spare: Arc<Mutex<Option<(u32, PathBuf)>>>,
     },
     /// Sub-cgroups of this directory.
     Cgroup {
@@ -69,6 +69,46 @@ pub enum BackendError {
     },
 }
 
+/// How to start a workspace's keeper: the program (`PROGRAM --keeper NAME`,
+/// shipoted itself) and the directory of the keepers' sockets.
+#[derive(Debug, Clone)]
+pub struct KeeperProgram {
+    /// The program.
+    pub program: PathBuf,
+    /// Where keepers listen (`crate::keeper::sockets_dir`).
+    pub sockets: PathBuf,
+}
+
+impl KeeperProgram {
+    /// Where the keeper of `unit` listens.
+    pub fn socket(&self, unit: &str) -> PathBuf {
+        self.sockets.join(format!("{unit}.sock"))
+    }
+
+    /// Starts a keeper named `name` listening at `socket`.
+    fn start(&self, name: &str, socket: &Path) -> Result<u32, BackendError> {
+        let err = |source| BackendError::Keeper {
+            program: self.program.clone(),
+            source,
+        };
+        let listener = crate::keeper::bind(socket).map_err(err)?;
+        process::spawn_keeper(&self.program, name, &listener).map_err(err)
+    }
+}
+
+/// Connects to a workspace's keeper (blocking).
+fn link(
+    keeper: &KeeperProgram,
+    unit: &str,
+) -> Result<Arc<crate::keeper::link::KeeperLink>, BackendError> {
+    crate::keeper::link::KeeperLink::connect(&keeper.socket(unit))
+        .map(|(link, _)| link)
+        .map_err(|source| BackendError::Keeper {
+            program: keeper.program.clone(),
+            source,
+        })
+}
+
 /// A created workspace, as the backend left it.
 #[derive(Debug, Clone)]
 pub struct Created {
@@ -76,6 +116,8 @@ pub struct Created {
     pub cgroup: Option<Cgroup>,
     /// Its keeper process, when it has one.
     pub keeper_pid: Option<u32>,
+    /// This daemon's connection to its keeper.
+    pub link: Option<Arc<crate::keeper::link::KeeperLink>>,
     /// Every requested limit that is not enforced.
     pub warnings: Vec<String>,
 }
@@ -93,8 +135,9 @@ impl Backend {
     /// Kills the keeper started ahead of time, if any (at daemon shutdown).
     pub fn discard_spare(&self) {
         if let Backend::Systemd { spare, .. } = self {
-            if let Some(pid) = spare.lock().expect("spare lock").take() {
+            if let Some((pid, socket)) = spare.lock().expect("spare lock").take() {
                 process::signal(pid, Signal::SIGKILL);
+                let _ = std::fs::remove_file(socket);
             }
         }
     }
@@ -116,13 +159,13 @@ impl Backend {
         }
     }
 
-    /// Creates a workspace's scope or cgroup. `keeper` is the program run as
-    /// `keeper --keeper UNIT` (shipoted itself).
+    /// Creates a workspace's scope or cgroup, with its keeper (but for
+    /// process groups) started and linked.
     pub async fn create(
         &self,
         unit: &str,
         spec: &WorkspaceSpec,
-        keeper: &std::path::Path,
+        keeper: &KeeperProgram,
     ) -> Result<Created, BackendError> {
         match self {
             Backend::Systemd {
@@ -130,9 +173,9 @@ impl Backend {
                 mount,
                 spare,
             } => {
-                let pid = take_spare(spare);
+                let pid = take_spare(spare, &keeper.socket(unit));
                 let created = create_scope(scopes, mount, unit, spec, keeper, pid).await;
-                refill_spare(spare.clone(), keeper.to_owned());
+                refill_spare(spare.clone(), keeper.clone());
                 created
             }
             Backend::Cgroup { root } => {
@@ -140,23 +183,47 @@ impl Backend {
                 let root = root.clone();
                 let spec = spec.clone();
                 let cg2 = cg.clone();
-                let warnings =
-                    tokio::task::spawn_blocking(move || -> Result<Vec<String>, BackendError> {
-                        root.create()?;
-                        cg2.create()?;
-                        Ok(fallback_warnings(&spec, &cg2.controllers()))
-                    })
-                    .await
-                    .expect("cgroup creation does not panic")?;
-                Ok(Created {
-                    cgroup: Some(cg),
-                    keeper_pid: None,
-                    warnings,
+                let keeper = keeper.clone();
+                let unit = unit.to_owned();
+                tokio::task::spawn_blocking(move || -> Result<Created, BackendError> {
+                    root.create()?;
+                    cg2.create()?;
+                    let warnings = fallback_warnings(&spec, &cg2.controllers());
+                    // The keeper in a leaf of its own, like in a scope.
+                    let leaf = cg2.child(KEEPER_CGROUP);
+                    let placed = leaf.create().map_err(BackendError::from).and_then(|()| {
+                        let pid = keeper.start(&unit, &keeper.socket(&unit))?;
+                        if let Err(e) = leaf.add_pid(pid) {
+                            process::signal(pid, Signal::SIGKILL);
+                            return Err(e.into());
+                        }
+                        Ok((pid, link(&keeper, &unit)?))
+                    });
+                    match placed {
+                        Ok((pid, link)) => Ok(Created {
+                            cgroup: Some(cg2),
+                            keeper_pid: Some(pid),
+                            link: Some(link),
+                            warnings,
+                        }),
+                        Err(e) => {
+                            let _ = crate::process::end::end(
+                                &[crate::process::end::Target::Tree(cg2.clone())],
+                                Duration::ZERO,
+                                None,
+                            );
+                            let _ = cg2.remove();
+                            Err(e)
+                        }
+                    }
                 })
+                .await
+                .expect("cgroup creation does not panic")
             }
             Backend::ProcessGroup => Ok(Created {
                 cgroup: None,
                 keeper_pid: None,
+                link: None,
                 warnings: fallback_warnings(spec, &[]),
             }),
         }
@@ -267,24 +334,36 @@ fn fallback_warnings(spec: &WorkspaceSpec, controllers: &[String]) -> Vec<String
     w
 }
 
-fn take_spare(spare: &Mutex<Option<u32>>) -> Option<u32> {
-    let pid = spare.lock().expect("spare lock").take()?;
+/// The spare keeper, if it is alive, its socket moved to `socket`.
+fn take_spare(spare: &Mutex<Option<(u32, PathBuf)>>, socket: &Path) -> Option<u32> {
+    let (pid, at) = spare.lock().expect("spare lock").take()?;
     // A spare that died (killed by hand) is useless.
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None)
-        .ok()
-        .map(|_| pid)
+    let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok();
+    // A bound socket keeps working under its new name.
+    if alive && std::fs::rename(&at, socket).is_ok() {
+        return Some(pid);
+    }
+    process::signal(pid, Signal::SIGKILL);
+    let _ = std::fs::remove_file(at);
+    None
 }
 
-fn refill_spare(spare: Arc<Mutex<Option<u32>>>, program: PathBuf) {
-    tokio::task::spawn_blocking(move || match process::spawn_keeper(&program, "spare") {
-        Ok(pid) => {
-            let old = spare.lock().expect("spare lock").replace(pid);
-            if let Some(old) = old {
-                process::signal(old, Signal::SIGKILL);
+fn refill_spare(spare: Arc<Mutex<Option<(u32, PathBuf)>>>, keeper: KeeperProgram) {
+    tokio::task::spawn_blocking(move || {
+        let socket = keeper
+            .sockets
+            .join(format!("spare-{}.sock", shipote_protocol::Ulid::new()));
+        match keeper.start("spare", &socket) {
+            Ok(pid) => {
+                let old = spare.lock().expect("spare lock").replace((pid, socket));
+                if let Some((old, at)) = old {
+                    process::signal(old, Signal::SIGKILL);
+                    let _ = std::fs::remove_file(at);
+                }
             }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot start a spare keeper; the next workspace starts one itself")
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a spare keeper; the next workspace starts one itself")
+            }
         }
     });
 }
@@ -294,16 +373,18 @@ async fn create_scope(
     mount: &Path,
     unit: &str,
     spec: &WorkspaceSpec,
-    keeper_program: &Path,
+    keeper_program: &KeeperProgram,
     spare: Option<u32>,
 ) -> Result<Created, BackendError> {
     let keeper = match spare {
         Some(pid) => pid,
         None => {
-            process::spawn_keeper(keeper_program, unit).map_err(|source| BackendError::Keeper {
-                program: keeper_program.to_owned(),
-                source,
-            })?
+            let socket = keeper_program.socket(unit);
+            let program = keeper_program.clone();
+            let unit = unit.to_owned();
+            tokio::task::spawn_blocking(move || program.start(&unit, &socket))
+                .await
+                .expect("starting a keeper does not panic")?
         }
     };
     let mut limits: Vec<(&'static str, u64)> = match spec.quota_enforce {
@@ -330,14 +411,18 @@ async fn create_scope(
     let unit_owned = unit.to_owned();
     let mount = mount.to_owned();
     let spec = spec.clone();
-    let placed =
-        tokio::task::spawn_blocking(move || place_keeper(&mount, &unit_owned, keeper, &spec))
-            .await
-            .expect("placing the keeper does not panic");
+    let program = keeper_program.clone();
+    let placed = tokio::task::spawn_blocking(move || {
+        let (cgroup, warnings) = place_keeper(&mount, &unit_owned, keeper, &spec)?;
+        Ok::<_, BackendError>((cgroup, warnings, link(&program, &unit_owned)?))
+    })
+    .await
+    .expect("placing the keeper does not panic");
     match placed {
-        Ok((cgroup, warnings)) => Ok(Created {
+        Ok((cgroup, warnings, link)) => Ok(Created {
             cgroup: Some(cgroup),
             keeper_pid: Some(keeper),
+            link: Some(link),
             warnings,
         }),
         Err(e) => {

@@ -3,8 +3,12 @@
 //! blocking task inside the runtime.
 
 use crate::cgroup::Cgroup;
+use crate::keeper::link::KeeperLink;
+use crate::keeper::wire::{LaunchSpec, SpawnFds};
 use crate::process::logs::{self, CaptureState, LogPaths};
 use crate::process::spawn::{self, Launch};
+use shipote_protocol::Ulid;
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -32,6 +36,58 @@ pub struct StartRequest {
     /// Where its standard streams and extra descriptors go (pipeline edges);
     /// the default captures stdout and stderr to its log.
     pub io: CommandIo,
+    /// The workspace's keeper, which starts it (and outlives the daemon);
+    /// `None`: the daemon starts it itself (no cgroup, no keeper).
+    pub keeper: Option<ByKeeper>,
+}
+
+/// A start through the workspace's keeper.
+#[derive(Debug)]
+pub struct ByKeeper {
+    /// The keeper.
+    pub link: Arc<KeeperLink>,
+    /// The command's id.
+    pub command: Ulid,
+    /// What the next daemon needs to know of it (opaque to the keeper).
+    pub meta: Vec<u8>,
+}
+
+/// Where a started command's exit comes from.
+#[derive(Debug)]
+pub enum Exit {
+    /// The daemon's own child.
+    Child(spawn::Child),
+    /// The keeper reports it.
+    Keeper {
+        /// Its report.
+        exit: tokio::sync::oneshot::Receiver<i32>,
+        /// The keeper, told once the run is settled.
+        link: Arc<KeeperLink>,
+        /// The command.
+        command: Ulid,
+    },
+    /// Known already (it ended while no daemon ran).
+    Ended(i32),
+}
+
+impl Exit {
+    /// Waits for it; `None`: it cannot be known (the keeper went first).
+    pub async fn wait(self) -> Option<std::process::ExitStatus> {
+        use std::os::unix::process::ExitStatusExt;
+        match self {
+            Exit::Child(c) => c.wait().await.ok(),
+            Exit::Keeper { exit, .. } => exit.await.ok().map(std::process::ExitStatus::from_raw),
+            Exit::Ended(status) => Some(std::process::ExitStatus::from_raw(status)),
+        }
+    }
+
+    /// What to tell once its run is settled (exit handled, output kept).
+    pub fn settle_with(&self) -> Option<(Arc<KeeperLink>, Ulid)> {
+        match self {
+            Exit::Keeper { link, command, .. } => Some((link.clone(), *command)),
+            _ => None,
+        }
+    }
 }
 
 /// A command's descriptors other than the captured defaults: a pipeline
@@ -43,8 +99,8 @@ pub type CommandIo = crate::flow::Ends;
 /// A started command.
 #[derive(Debug)]
 pub struct Started {
-    /// The process.
-    pub child: spawn::Child,
+    /// Where its exit comes from.
+    pub exit: Exit,
     /// Its pid.
     pub pid: i32,
     /// What its log capture reports (lost bytes, drained).
@@ -112,23 +168,75 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         None => pipe().map(|(r, w)| (Some(r), w))?,
     };
     let arg0 = req.exec.clone();
-    let child = spawn::spawn(Launch {
-        program,
-        arg0,
-        args: req.argv,
-        env,
-        cwd,
-        cgroup: req.leaf.as_ref().map(|l| l.dir().to_owned()),
-        stdin: req.io.stdin,
-        stdout: out_w,
-        stderr: err_w,
-        extra_fds: req.io.extra,
-        namespaces: req.namespaces,
-    })
-    .map_err(|e| cleanup(e.to_string()))?;
-    let pid = child.pid();
+    let cgroup = req.leaf.as_ref().map(|l| l.dir().to_owned());
+    let (pid, exit) = match req.keeper {
+        Some(k) => {
+            // The keeper keeps a copy of each read end: no EPIPE while no
+            // daemon reads.
+            let copy = |r: &Option<std::os::fd::OwnedFd>| {
+                r.as_ref()
+                    .map(|fd| fd.try_clone())
+                    .transpose()
+                    .map_err(|e| cleanup(format!("cannot copy its pipes: {e}")))
+            };
+            let custody = [copy(&out_r)?, copy(&err_r)?];
+            let ns: Vec<(BorrowedFd<'_>, libc::c_int)> =
+                req.namespaces.iter().flat_map(|n| n.fds()).collect();
+            let layout = SpawnFds {
+                stdin: req.io.stdin.is_some(),
+                extra: req.io.extra.len() as u16,
+                namespaces: ns.iter().map(|(_, kind)| *kind).collect(),
+                custody: (custody[0].is_some(), custody[1].is_some()),
+            };
+            let fds: Vec<BorrowedFd<'_>> = req
+                .io
+                .stdin
+                .iter()
+                .map(|f| f.as_fd())
+                .chain([out_w.as_fd(), err_w.as_fd()])
+                .chain(req.io.extra.iter().map(|f| f.as_fd()))
+                .chain(ns.iter().map(|(fd, _)| *fd))
+                .chain(custody.iter().flatten().map(|f| f.as_fd()))
+                .collect();
+            let launch = LaunchSpec {
+                program,
+                arg0,
+                args: req.argv,
+                env,
+                cwd,
+                cgroup,
+            };
+            let (pid, exit) = k
+                .link
+                .spawn(k.command, launch, layout, &fds, k.meta)
+                .map_err(cleanup)?;
+            let exit = Exit::Keeper {
+                exit,
+                link: k.link,
+                command: k.command,
+            };
+            (pid, exit)
+        }
+        None => {
+            let child = spawn::spawn(Launch {
+                program,
+                arg0,
+                args: req.argv,
+                env,
+                cwd,
+                cgroup,
+                stdin: req.io.stdin,
+                stdout: out_w,
+                stderr: err_w,
+                extra_fds: req.io.extra,
+                namespaces: req.namespaces,
+            })
+            .map_err(|e| cleanup(e.to_string()))?;
+            (child.pid(), Exit::Child(child))
+        }
+    };
     Ok(Started {
-        child,
+        exit,
         pid,
         capture: Arc::new(CaptureState::default()),
         pending: Some(PendingCapture {
@@ -141,6 +249,28 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
 }
 
 impl Started {
+    /// A command a keeper held when this daemon started: its output (what
+    /// is left of it) goes on into its log.
+    pub fn held(
+        pid: i32,
+        exit: Exit,
+        stdout: Option<std::os::fd::OwnedFd>,
+        stderr: Option<std::os::fd::OwnedFd>,
+        logs: LogPaths,
+    ) -> Started {
+        Started {
+            exit,
+            pid,
+            capture: Arc::new(CaptureState::default()),
+            pending: Some(PendingCapture {
+                stdout,
+                stderr,
+                logs,
+                append: true,
+            }),
+        }
+    }
+
     /// Starts draining its output into its log. Called once the client has
     /// its answer: the pipes hold what the command writes until then. A
     /// command whose output cannot be drained would block, so it is ended.

@@ -96,6 +96,8 @@ pub(super) struct Launch {
     pub(super) ends: Option<Arc<crate::flow::Ends>>,
     /// What the start is for.
     pub(super) purpose: Purpose,
+    /// The workspace's keeper, which starts it.
+    pub(super) keeper: Option<crate::workspace::command::ByKeeper>,
 }
 
 /// Starts (or restarts) a command's process on a blocking thread, reports
@@ -113,6 +115,7 @@ pub(super) fn start_in_background(launch: Launch) {
         append,
         ends,
         purpose,
+        keeper,
     } = launch;
     tokio::task::spawn_blocking(move || {
         let started = ends
@@ -132,6 +135,7 @@ pub(super) fn start_in_background(launch: Launch) {
                     namespaces,
                     append,
                     io: io.unwrap_or_default(),
+                    keeper,
                 })
             });
         let result = match &started {
@@ -182,13 +186,18 @@ pub(super) fn follow(
     mut started: crate::workspace::command::Started,
 ) {
     started.capture();
-    let child = started.child;
+    let exit = started.exit;
+    let pid = started.pid;
     let capture = started.capture.clone();
     tokio::spawn(async move {
-        let status = child.wait().await.ok();
+        let settle = exit.settle_with();
+        let status = exit.wait().await;
         // Its exit is told once its output is in its log: whoever sees it
         // ended (`ps`, a waiting client) then reads all of it.
         capture.wait_drained(DRAIN_WAIT).await;
+        if let (Some((link, command)), Some(_)) = (settle, status) {
+            link.settled(command, pid);
+        }
         let _ = tx
             .send(Event::CommandExited {
                 workspace,
@@ -224,6 +233,7 @@ pub(super) struct Place {
     pub(super) leaf: Option<Cgroup>,
     pub(super) logs: LogPaths,
     pub(super) envp: Vec<(String, String)>,
+    pub(super) keeper: Option<crate::workspace::command::ByKeeper>,
 }
 
 /// Starts a pipeline on a blocking thread: wires its edges, starts each
@@ -248,7 +258,19 @@ pub(super) fn start_pipeline(
             crate::process::signal(s.pid as u32, nix::sys::signal::Signal::SIGKILL);
         }
     };
-    for (i, (ends, Place { leaf, logs, envp })) in wiring.ends.into_iter().zip(places).enumerate() {
+    for (
+        i,
+        (
+            ends,
+            Place {
+                leaf,
+                logs,
+                envp,
+                keeper,
+            },
+        ),
+    ) in wiring.ends.into_iter().zip(places).enumerate()
+    {
         let c = &plan.spec.commands[i];
         let kept_ends = match c.restart_on_failure.then(|| ends.try_clone()).transpose() {
             Ok(kept) => kept.map(Arc::new),
@@ -268,6 +290,7 @@ pub(super) fn start_pipeline(
             namespaces: namespaces.clone(),
             append: false,
             io: ends,
+            keeper,
         };
         match crate::workspace::command::start(req) {
             Ok(s) => {

@@ -171,6 +171,7 @@ impl Supervisor {
             append: false,
             ends: None,
             purpose: Purpose::Run(reply),
+            keeper: ws.by_keeper(&rec),
         };
         if let Some(ws) = self.workspaces.get_mut(&workspace) {
             ws.starting.insert(id, rec);
@@ -285,6 +286,7 @@ impl Supervisor {
             append: true,
             ends: rec.ends.clone(),
             purpose: Purpose::Restart,
+            keeper: ws.by_keeper(rec),
         };
         start_in_background(launch);
     }
@@ -473,12 +475,17 @@ impl Supervisor {
         let mut gone = Vec::with_capacity(excess);
         for id in ended.into_iter().take(excess) {
             if let Some(rec) = ws.commands.remove(&id) {
-                gone.push(rec.logs);
+                gone.push((id, rec.logs));
             }
         }
+        let link = ws.created.link.clone();
         if !gone.is_empty() {
             tokio::task::spawn_blocking(move || {
-                for logs in gone {
+                for (id, logs) in gone {
+                    // Its keeper forgets it too.
+                    if let Some(link) = &link {
+                        link.forget(id);
+                    }
                     logs.remove();
                 }
             });

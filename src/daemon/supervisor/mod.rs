@@ -33,7 +33,7 @@ use crate::host::HostCaps;
 use crate::process::logs::{CaptureState, LogPaths, Stream};
 use crate::process::namespaces::{self, Namespaces, Refusal};
 use crate::systemd::notify::Notifier;
-use crate::workspace::backend::{Backend, Created};
+use crate::workspace::backend::{Backend, Created, KeeperProgram};
 use crate::workspace::restart::{Decision, RestartPolicy, RestartState};
 use crate::workspace::state::{self, SavedWorkspace};
 use crate::workspace::stats::{self, Reading, HISTORY_CAPACITY, HISTORY_INTERVAL};
@@ -288,8 +288,9 @@ pub struct Environment {
     pub caps: Arc<HostCaps>,
     /// The workspace backend.
     pub backend: Arc<BackendInfo>,
-    /// Program run as a workspace's keeper (`PROGRAM --keeper UNIT`).
-    pub keeper_program: PathBuf,
+    /// How a workspace's keeper is started (`PROGRAM --keeper UNIT`) and
+    /// where keepers listen.
+    pub keeper: KeeperProgram,
     /// The state file.
     pub state_file: PathBuf,
     /// Where commands' logs go (`<dir>/<workspace>/<command>.{log,idx}`).

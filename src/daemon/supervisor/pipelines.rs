@@ -231,6 +231,7 @@ impl Supervisor {
                 leaf: rec.leaf.clone(),
                 logs: rec.logs.clone(),
                 envp,
+                keeper: ws.by_keeper(&rec),
             });
             ws.starting.insert(id, rec);
         }

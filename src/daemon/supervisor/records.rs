@@ -129,7 +129,7 @@ impl std::fmt::Debug for Ids {
 }
 
 /// A command's program, kept to restart it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct RunSpec {
     pub(super) exec: String,
     pub(super) argv: Vec<String>,
@@ -137,7 +137,28 @@ pub(super) struct RunSpec {
     pub(super) cwd: Option<PathBuf>,
 }
 
+/// What a workspace's keeper keeps of a command for the next daemon
+/// (postcard, opaque to the keeper): enough to list it and restart it.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(super) struct CommandMeta {
+    pub(super) label: String,
+    pub(super) run: Option<RunSpec>,
+    pub(super) restarts: u32,
+    pub(super) failures_in_a_row: u32,
+}
+
 impl CommandRec {
+    /// What its workspace's keeper keeps of it.
+    pub(super) fn meta(&self) -> Vec<u8> {
+        let meta = CommandMeta {
+            label: self.label.clone(),
+            run: self.run.clone(),
+            restarts: self.restart.restarts,
+            failures_in_a_row: self.restart.failures_in_a_row,
+        };
+        postcard::to_allocvec(&meta).unwrap_or_default()
+    }
+
     /// What `ps` shows in NOTE: why it stays failed, and output that was not
     /// kept (disk full) or was removed (log budget).
     pub(super) fn note(&self) -> Option<String> {
@@ -218,6 +239,20 @@ impl Workspace {
             starting: BTreeMap::new(),
             namespaces: Ok(None),
         }
+    }
+
+    /// A start of `rec` through this workspace's keeper, when it has one
+    /// that answers.
+    pub(super) fn by_keeper(
+        &self,
+        rec: &CommandRec,
+    ) -> Option<crate::workspace::command::ByKeeper> {
+        let link = self.created.link.as_ref().filter(|l| l.alive())?;
+        Some(crate::workspace::command::ByKeeper {
+            link: link.clone(),
+            command: rec.id,
+            meta: rec.meta(),
+        })
     }
 
     /// The namespaces its commands join, or why none may start.

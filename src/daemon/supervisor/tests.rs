@@ -23,7 +23,10 @@ fn env(dir: &Path, restart_policy: RestartPolicy) -> Environment {
             backend: Backend::ProcessGroup,
             reason: "test".into(),
         }),
-        keeper_program: "/bin/true".into(),
+        keeper: KeeperProgram {
+            program: "/bin/true".into(),
+            sockets: dir.join("state/keepers"),
+        },
         state_file: dir.join("state/workspaces.json"),
         log_dir: dir.join("state/logs"),
         pipelines_dir: dir.join("state/pipelines"),
@@ -130,6 +133,7 @@ fn with_workspace(dir: &Path, policy: RestartPolicy) -> (Supervisor, WorkspaceId
     let created = Created {
         cgroup: None,
         keeper_pid: None,
+        link: None,
         warnings: vec![],
     };
     let ws = Workspace::new(

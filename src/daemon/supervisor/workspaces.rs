@@ -35,6 +35,7 @@ impl Supervisor {
         let created = Created {
             cgroup: saved.cgroup.clone().map(Cgroup::at),
             keeper_pid: saved.keeper_pid,
+            link: None,
             warnings: Vec::new(),
         };
         let started = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
@@ -48,9 +49,102 @@ impl Supervisor {
             tracing::warn!(id = %id, error = %e, "a re-adopted workspace's permissions cannot be enforced; its commands are refused");
         }
         self.arm_ttl(&ws);
-        tracing::info!(id = %id, unit = %ws.unit, "re-adopted workspace kept by the previous daemon");
+        let held = self.relink(&mut ws);
+        tracing::info!(id = %id, unit = %ws.unit, commands = held.len(), "re-adopted workspace kept by the previous daemon");
         self.workspaces.insert(id, ws);
+        for h in held {
+            self.rejoin(id, h);
+        }
         self.changed();
+    }
+
+    /// Connects to a re-adopted workspace's keeper: what it holds.
+    fn relink(&mut self, ws: &mut Workspace) -> Vec<crate::keeper::link::Held> {
+        if ws.created.keeper_pid.is_none() {
+            return Vec::new();
+        }
+        let socket = self.env.keeper.socket(&ws.unit);
+        match crate::keeper::link::KeeperLink::connect(&socket) {
+            Ok((link, held)) => {
+                ws.created.link = Some(link);
+                held
+            }
+            Err(e) => {
+                // A keeper of a daemon before 0.3, or one that died: the
+                // workspace's commands run on, unknown to this daemon.
+                tracing::warn!(id = %ws.id, socket = %socket.display(), error = %e, "cannot reach the workspace's keeper; its running commands are not known");
+                Vec::new()
+            }
+        }
+    }
+
+    /// A command the keeper held: its record back, its output going on into
+    /// its log, its exit awaited (or handled now if it ended meanwhile).
+    fn rejoin(&mut self, workspace: WorkspaceId, h: crate::keeper::link::Held) {
+        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+            return;
+        };
+        let Some(link) = ws.created.link.clone() else {
+            return;
+        };
+        let meta: CommandMeta = postcard::from_bytes(&h.meta).unwrap_or_default();
+        let id = h.command;
+        let logs = LogPaths::new(
+            &self.env.log_dir.join(workspace.to_string()),
+            &id.to_string(),
+        );
+        let mut rec = CommandRec {
+            id,
+            label: meta.label,
+            pid: h.pid,
+            alive: true,
+            exit_status: None,
+            exit_signal: None,
+            logs: logs.clone(),
+            capture: Arc::default(),
+            leaf: ws
+                .created
+                .cgroup
+                .as_ref()
+                .map(|c| c.child(&ws::leaf_name(id))),
+            backoff: false,
+            ends: None,
+            run: meta.run,
+            restart: RestartState {
+                restarts: meta.restarts,
+                failures_in_a_row: meta.failures_in_a_row,
+            },
+            started_at: Instant::now(),
+            failure: None,
+            logs_pruned: false,
+        };
+        if id > ws.last_command {
+            ws.last_command = id;
+        }
+        let exit = match (h.status, h.settled) {
+            (Some(status), true) => {
+                // Handled by the previous daemon: only its record comes back.
+                use std::os::unix::process::ExitStatusExt;
+                let st = std::process::ExitStatus::from_raw(status);
+                rec.alive = false;
+                rec.exit_status = st.code();
+                rec.exit_signal = st.signal();
+                rec.run = None;
+                ws.commands.insert(id, rec);
+                return;
+            }
+            (Some(status), false) => crate::workspace::command::Exit::Ended(status),
+            (None, _) => crate::workspace::command::Exit::Keeper {
+                exit: link.expect_exit(id),
+                link: link.clone(),
+                command: id,
+            },
+        };
+        let started =
+            crate::workspace::command::Started::held(h.pid, exit, h.stdout, h.stderr, logs);
+        rec.capture = started.capture.clone();
+        ws.commands.insert(id, rec);
+        follow(self.tx.clone(), workspace, id, started);
     }
 
     pub(super) fn create(&mut self, spec: WorkspaceSpec, reply: oneshot::Sender<Response>) {
@@ -92,7 +186,7 @@ impl Supervisor {
         self.creating.insert(id, spec.label.clone());
         let unit = unit_name(&spec.label, &id);
         let backend = self.env.backend.clone();
-        let keeper = self.env.keeper_program.clone();
+        let keeper = self.env.keeper.clone();
         let state_dir = self.env.state_dir();
         let tx = self.tx.clone();
         tokio::spawn(async move {

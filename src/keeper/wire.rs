@@ -1,0 +1,358 @@
+//! What a daemon and a workspace's keeper say to each other, and how: each
+//! message is a frame (u32 length, u16 descriptor count, postcard body) sent
+//! in one sendmsg with its descriptors attached (SCM_RIGHTS) over a Unix
+//! stream socket. Descriptors arrive with the first byte of their frame, so
+//! a reader queues them in arrival order and each frame takes its count.
+
+use serde::{Deserialize, Serialize};
+use shipote_protocol::Ulid;
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::path::PathBuf;
+
+/// Largest frame body: a spawn carries a command's argv and environment,
+/// which the daemon bounds well below this.
+pub const MAX_FRAME: usize = 64 << 20;
+
+/// Most descriptors one frame carries (the kernel's SCM_MAX_FD is 253).
+pub const MAX_FDS: usize = 250;
+
+const HEADER: usize = 6;
+
+/// The program a keeper starts, as the daemon resolved it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LaunchSpec {
+    /// The resolved program.
+    pub program: PathBuf,
+    /// argv[0].
+    pub arg0: String,
+    /// Arguments after argv[0].
+    pub args: Vec<String>,
+    /// The whole environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory.
+    pub cwd: PathBuf,
+    /// Its cgroup leaf directory.
+    pub cgroup: Option<PathBuf>,
+}
+
+/// Which descriptors a `Spawn` carries, in this order: stdin (when
+/// `stdin`), stdout, stderr, `extra` extra ones (3, 4, ...), the
+/// workspace's namespaces (`namespaces` kinds, in join order), then the
+/// read ends the keeper holds for the command (`custody` of them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SpawnFds {
+    /// Standard input is given (else /dev/null).
+    pub stdin: bool,
+    /// Extra descriptors.
+    pub extra: u16,
+    /// CLONE_NEW* kinds of the namespaces to join, in order.
+    pub namespaces: Vec<i32>,
+    /// Read ends of its captured stdout and stderr pipes, kept by the keeper.
+    pub custody: (bool, bool),
+}
+
+/// Daemon to keeper.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ToKeeper {
+    /// Start a command (or start it again: a restart keeps its id).
+    Spawn {
+        /// The daemon's id for it.
+        command: Ulid,
+        /// What to run.
+        launch: LaunchSpec,
+        /// The descriptors attached.
+        fds: SpawnFds,
+        /// The daemon's record of it, opaque to the keeper, handed back to
+        /// the next daemon.
+        meta: Vec<u8>,
+    },
+    /// This run of `command` is settled: its exit is known to the daemon
+    /// and its output is in its log. The keeper lets go of its read ends and
+    /// tells later daemons the exit was handled.
+    Settled {
+        /// Which.
+        command: Ulid,
+        /// Which run.
+        pid: i32,
+    },
+    /// The daemon forgot `command`: so does the keeper.
+    Forget {
+        /// Which.
+        command: Ulid,
+    },
+}
+
+/// Keeper to daemon.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum FromKeeper {
+    /// A command the keeper knows, sent to each daemon that connects, with
+    /// the read ends it holds for it attached.
+    Entry {
+        /// Its id.
+        command: Ulid,
+        /// Its process (of the latest run).
+        pid: i32,
+        /// Its wait status, once it has ended.
+        status: Option<i32>,
+        /// What the daemon said of it.
+        meta: Vec<u8>,
+        /// Which read ends are attached: stdout, stderr.
+        custody: (bool, bool),
+        /// A daemon already handled its exit (`Settled`).
+        settled: bool,
+    },
+    /// Every command has been listed.
+    TableEnd,
+    /// A `Spawn` succeeded: the program is exec'd.
+    Spawned {
+        /// Which.
+        command: Ulid,
+        /// Its pid.
+        pid: i32,
+    },
+    /// A `Spawn` failed.
+    SpawnFailed {
+        /// Which.
+        command: Ulid,
+        /// What went wrong, for the client.
+        error: String,
+    },
+    /// A command's process ended.
+    Exited {
+        /// Which.
+        command: Ulid,
+        /// Which run.
+        pid: i32,
+        /// Its wait status.
+        status: i32,
+    },
+}
+
+/// Sends one frame with `fds` attached. Blocks while the socket is full
+/// (the socket may be non-blocking: it then waits for room with poll).
+pub fn send<T: Serialize>(
+    sock: BorrowedFd<'_>,
+    msg: &T,
+    fds: &[BorrowedFd<'_>],
+) -> std::io::Result<()> {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    if fds.len() > MAX_FDS {
+        return Err(std::io::Error::other(format!(
+            "{} descriptors in one message (at most {MAX_FDS})",
+            fds.len()
+        )));
+    }
+    let body = postcard::to_allocvec(msg).map_err(std::io::Error::other)?;
+    if body.len() > MAX_FRAME {
+        return Err(std::io::Error::other(format!(
+            "a {} byte message (at most {MAX_FRAME})",
+            body.len()
+        )));
+    }
+    let mut header = [0u8; HEADER];
+    header[..4].copy_from_slice(&(body.len() as u32).to_le_bytes());
+    header[4..].copy_from_slice(&(fds.len() as u16).to_le_bytes());
+    let raw: Vec<RawFd> = fds.iter().map(|f| f.as_raw_fd()).collect();
+    let mut sent = 0usize;
+    let total = HEADER + body.len();
+    while sent < total {
+        let (h, b) = if sent < HEADER {
+            (&header[sent..], &body[..])
+        } else {
+            (&header[..0], &body[sent - HEADER..])
+        };
+        let iov = [IoSlice::new(h), IoSlice::new(b)];
+        let cmsg = [ControlMessage::ScmRights(&raw)];
+        // The descriptors go with the first byte only.
+        let cmsgs: &[ControlMessage] = if sent == 0 && !raw.is_empty() {
+            &cmsg
+        } else {
+            &[]
+        };
+        match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
+            Ok(n) => sent += n,
+            Err(nix::errno::Errno::EINTR) => {}
+            Err(nix::errno::Errno::EAGAIN) => wait(sock, libc::POLLOUT)?,
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(())
+}
+
+/// Waits until `sock` is ready for `events`.
+fn wait(sock: BorrowedFd<'_>, events: libc::c_short) -> std::io::Result<()> {
+    let mut pfd = libc::pollfd {
+        fd: sock.as_raw_fd(),
+        events,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    if unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    Ok(())
+}
+
+/// Frames as they arrive on one socket, with their descriptors.
+#[derive(Debug, Default)]
+pub struct Reader {
+    buf: Vec<u8>,
+    fds: VecDeque<OwnedFd>,
+}
+
+/// What one read gave.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Read {
+    /// Bytes came (maybe a whole frame: call `next`).
+    Some,
+    /// Nothing to read now (non-blocking socket).
+    WouldBlock,
+    /// The peer is gone.
+    Closed,
+}
+
+impl Reader {
+    /// Reads what the socket has (at most 64 KiB and 253 descriptors).
+    pub fn fill(&mut self, sock: BorrowedFd<'_>) -> std::io::Result<Read> {
+        use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
+        let mut chunk = vec![0u8; 64 << 10];
+        let mut space = nix::cmsg_space!([RawFd; 253]);
+        loop {
+            let mut iov = [std::io::IoSliceMut::new(&mut chunk)];
+            let r = recvmsg::<()>(
+                sock.as_raw_fd(),
+                &mut iov,
+                Some(&mut space),
+                MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
+            );
+            let msg = match r {
+                Ok(m) => m,
+                Err(nix::errno::Errno::EINTR) => continue,
+                Err(nix::errno::Errno::EAGAIN) => return Ok(Read::WouldBlock),
+                Err(e) => return Err(e.into()),
+            };
+            for c in msg.cmsgs().map_err(std::io::Error::from)? {
+                if let ControlMessageOwned::ScmRights(fds) = c {
+                    for fd in fds {
+                        // SAFETY: the kernel just installed this descriptor
+                        // for us; nobody else owns it.
+                        self.fds.push_back(unsafe { OwnedFd::from_raw_fd(fd) });
+                    }
+                }
+            }
+            let n = msg.bytes;
+            if n == 0 {
+                return Ok(Read::Closed);
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+            return Ok(Read::Some);
+        }
+    }
+
+    /// Blocks until a whole frame is here and returns it; `None`: the peer
+    /// closed.
+    pub fn next_blocking<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        sock: BorrowedFd<'_>,
+    ) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
+        loop {
+            if let Some(frame) = self.take()? {
+                return Ok(Some(frame));
+            }
+            match self.fill(sock)? {
+                Read::Some => {}
+                Read::WouldBlock => wait(sock, libc::POLLIN)?,
+                Read::Closed => return Ok(None),
+            }
+        }
+    }
+
+    /// The next whole frame already read, if any.
+    pub fn take<T: for<'de> Deserialize<'de>>(
+        &mut self,
+    ) -> std::io::Result<Option<(T, Vec<OwnedFd>)>> {
+        if self.buf.len() < HEADER {
+            return Ok(None);
+        }
+        let len = u32::from_le_bytes(self.buf[..4].try_into().expect("4 bytes")) as usize;
+        let nfds = u16::from_le_bytes(self.buf[4..6].try_into().expect("2 bytes")) as usize;
+        if len > MAX_FRAME || nfds > MAX_FDS {
+            return Err(std::io::Error::other(format!(
+                "a frame of {len} bytes and {nfds} descriptors (at most {MAX_FRAME} and {MAX_FDS})"
+            )));
+        }
+        if self.buf.len() < HEADER + len {
+            return Ok(None);
+        }
+        if self.fds.len() < nfds {
+            return Err(std::io::Error::other(format!(
+                "a frame announced {nfds} descriptors; {} came",
+                self.fds.len()
+            )));
+        }
+        let msg =
+            postcard::from_bytes(&self.buf[HEADER..HEADER + len]).map_err(std::io::Error::other)?;
+        self.buf.drain(..HEADER + len);
+        let fds = self.fds.drain(..nfds).collect();
+        Ok(Some((msg, fds)))
+    }
+}
+
+/// Borrows each of `fds`.
+pub fn borrow_all(fds: &[OwnedFd]) -> Vec<BorrowedFd<'_>> {
+    fds.iter().map(|f| f.as_fd()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read as _, Write as _};
+
+    #[test]
+    fn frames_carry_their_descriptors_in_order() {
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (r1, w1) = nix::unistd::pipe().unwrap();
+        let (r2, w2) = nix::unistd::pipe().unwrap();
+        let big = ToKeeper::Forget {
+            command: Ulid::new(),
+        };
+        send(a.as_fd(), &big, &[w1.as_fd()]).unwrap();
+        send(
+            a.as_fd(),
+            &ToKeeper::Settled {
+                command: Ulid::nil(),
+                pid: 7,
+            },
+            &[],
+        )
+        .unwrap();
+        send(a.as_fd(), &big, &[w2.as_fd(), r1.as_fd()]).unwrap();
+        drop((w1, w2, r1));
+        let mut rd = Reader::default();
+        let (m, fds): (ToKeeper, _) = rd.next_blocking(b.as_fd()).unwrap().unwrap();
+        assert!(matches!(m, ToKeeper::Forget { .. }));
+        assert_eq!(fds.len(), 1);
+        std::fs::File::from(fds.into_iter().next().unwrap())
+            .write_all(b"one")
+            .unwrap();
+        let (m, fds): (ToKeeper, _) = rd.next_blocking(b.as_fd()).unwrap().unwrap();
+        assert!(matches!(m, ToKeeper::Settled { pid: 7, .. }) && fds.is_empty());
+        let (_, fds): (ToKeeper, _) = rd.next_blocking(b.as_fd()).unwrap().unwrap();
+        assert_eq!(fds.len(), 2);
+        let mut it = fds.into_iter();
+        std::fs::File::from(it.next().unwrap())
+            .write_all(b" two")
+            .unwrap();
+        drop(it);
+        let mut got = String::new();
+        std::fs::File::from(r2).read_to_string(&mut got).unwrap();
+        assert_eq!(got, " two");
+        drop(a);
+        assert!(rd.next_blocking::<ToKeeper>(b.as_fd()).unwrap().is_none());
+    }
+}

@@ -1,0 +1,189 @@
+//! A daemon restart or crash loses nothing of a kept workspace (issue 16):
+//! its commands run on, never signalled; their output waits in their pipes
+//! (held open by the workspace's keeper) and reaches their logs once the
+//! next daemon is up, every line once and in order; a command that ends
+//! while no daemon runs is reported with its real exit status. The real
+//! binary, the cgroup backend of these hosts.
+
+mod common;
+
+use common::*;
+use nix::sys::signal::Signal;
+use std::path::Path;
+use std::time::Duration;
+
+/// A kept workspace `keep` on a fresh daemon.
+fn setup(name: &str) -> (CgroupRoot, Daemon, tempfile::TempDir) {
+    let root = CgroupRoot::new(name);
+    let d = Daemon::start_cgroup(&root.0);
+    let o = d.cli(&["ws", "create", "keep", "--keep-on-exit"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (root, d, tempfile::tempdir().unwrap())
+}
+
+/// A counter: prints 1, 2, 3, ... (one line every few ms) and writes the
+/// last number to `progress`, until `stop` exists; then `end`, exit 7.
+fn counter(dir: &Path) -> Vec<String> {
+    let script = format!(
+        "i=0; while [ ! -e {d}/stop ]; do i=$((i+1)); echo $i; echo $i > {d}/progress.tmp; \
+         mv {d}/progress.tmp {d}/progress; sleep 0.005; done; echo end; exit 7",
+        d = dir.display()
+    );
+    vec!["sh".into(), "-c".into(), script]
+}
+
+fn progress(dir: &Path) -> u64 {
+    std::fs::read_to_string(dir.join("progress"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Waits until the counter has counted `more` lines past now.
+fn let_it_count(dir: &Path, more: u64) {
+    let target = progress(dir) + more;
+    assert!(
+        eventually(Duration::from_secs(20), || progress(dir) >= target),
+        "the counter stopped at {} (wanted {target})",
+        progress(dir)
+    );
+}
+
+/// Alive and not a zombie.
+fn running(pid: u64) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit(')').next().map(|r| r.trim().to_owned()))
+        .is_some_and(|r| !r.starts_with('Z'))
+}
+
+/// Asserts the log is exactly 1..=n, then `end`.
+fn assert_counted(log: &str) {
+    let lines: Vec<&str> = log.lines().collect();
+    assert_eq!(
+        lines.last(),
+        Some(&"end"),
+        "tail: {:?}",
+        &lines[lines.len().saturating_sub(5)..]
+    );
+    for (i, l) in lines[..lines.len() - 1].iter().enumerate() {
+        assert_eq!(
+            *l,
+            (i + 1).to_string(),
+            "line {} (around: {:?})",
+            i + 1,
+            &lines[i.saturating_sub(3)..(i + 3).min(lines.len())]
+        );
+    }
+    assert!(lines.len() > 10, "{} lines", lines.len());
+}
+
+#[test]
+fn a_kept_command_outlives_a_daemon_stop_and_keeps_every_line() {
+    let (root, mut d, dir) = setup("surv-stop");
+    let args = counter(dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let id = run(&d, "keep", &args);
+    let_it_count(dir.path(), 20);
+    let before = command(&d, "keep", &id);
+    let pid = before["pid"].as_u64().unwrap();
+    assert!(d.stop().success());
+    // No daemon: it goes on counting (its pipe holds the lines).
+    let_it_count(dir.path(), 50);
+    assert!(running(pid), "the command was ended with the daemon");
+    let d2 = successor(&d, &root);
+    let after = command(&d2, "keep", &id);
+    assert_eq!(after["pid"], before["pid"]);
+    assert_eq!(after["label"], before["label"]);
+    assert_eq!(after["alive"], true);
+    let_it_count(dir.path(), 20);
+    std::fs::write(dir.path().join("stop"), "").unwrap();
+    let ended = wait_exit(&d2, "keep", &id);
+    assert_eq!(ended["exit_status"], 7, "{ended}");
+    assert_counted(&logs(&d2, "keep", &id, &["--tail", "10M"]));
+}
+
+#[test]
+fn a_command_that_ends_while_no_daemon_runs_is_reported_with_its_status() {
+    let (root, mut d, dir) = setup("surv-down");
+    let go = dir.path().join("go");
+    let script = format!(
+        "echo before; while [ ! -e {} ]; do sleep 0.01; done; echo after; exit 7",
+        go.display()
+    );
+    let id = run(&d, "keep", &["sh", "-c", &script]);
+    assert!(eventually(Duration::from_secs(10), || logs(
+        &d,
+        "keep",
+        &id,
+        &[]
+    ) == "before\n"));
+    let pid = command(&d, "keep", &id)["pid"].as_u64().unwrap();
+    assert!(d.stop().success());
+    std::fs::write(&go, "").unwrap();
+    // Reaped by its keeper, not left a zombie.
+    assert!(eventually(Duration::from_secs(10), || !Path::new(
+        &format!("/proc/{pid}")
+    )
+    .exists()));
+    let d2 = successor(&d, &root);
+    let ended = wait_exit(&d2, "keep", &id);
+    assert_eq!(ended["exit_status"], 7, "{ended}");
+    assert_eq!(ended["alive"], false);
+    assert_eq!(logs(&d2, "keep", &id, &[]), "before\nafter\n");
+}
+
+#[test]
+fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
+    let (root, d, dir) = setup("surv-kill");
+    let args = counter(dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let counter_id = run(&d, "keep", &args);
+    let mut short: Vec<(String, u64)> = Vec::new();
+    let mut current = d;
+    let mut first: Option<Daemon> = None;
+    for round in 0..30u64 {
+        // A short command starts, writes and exits around the crash.
+        let id = run(
+            &current,
+            "keep",
+            &[
+                "sh",
+                "-c",
+                &format!("echo round {round}; exit {}", round % 5),
+            ],
+        );
+        short.push((id, round));
+        // A moment between 0 and ~40 ms, from the clock's low bits.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        std::thread::sleep(Duration::from_micros(u64::from(nanos % 40_000)));
+        signal(current.child.id(), Signal::SIGKILL);
+        current.wait_exit();
+        let next = match &first {
+            Some(f) => successor(f, &root),
+            None => successor(&current, &root),
+        };
+        // The first daemon's directory holds the state: keep it.
+        let old = std::mem::replace(&mut current, next);
+        if first.is_none() {
+            first = Some(old);
+        }
+        assert_eq!(
+            command(&current, "keep", &counter_id)["alive"],
+            true,
+            "round {round}"
+        );
+    }
+    std::fs::write(dir.path().join("stop"), "").unwrap();
+    let ended = wait_exit(&current, "keep", &counter_id);
+    assert_eq!(ended["exit_status"], 7, "{ended}");
+    assert_counted(&logs(&current, "keep", &counter_id, &["--tail", "10M"]));
+    for (id, round) in short {
+        let c = wait_exit(&current, "keep", &id);
+        assert_eq!(c["exit_status"], round % 5, "round {round}: {c}");
+        assert_eq!(logs(&current, "keep", &id, &[]), format!("round {round}\n"));
+    }
+}
