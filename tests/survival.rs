@@ -187,3 +187,53 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
         assert_eq!(logs(&current, "keep", &id, &[]), format!("round {round}\n"));
     }
 }
+
+#[test]
+fn a_kept_pipeline_flows_on_and_can_be_stopped_by_the_next_daemon() {
+    let (root, mut d, dir) = setup("surv-pipe");
+    // A counter piped through `cat` (kernel pipe, no tap): the second
+    // stage's log holds every line.
+    let script = format!(
+        "i=0; while :; do i=$((i+1)); echo $i; echo $i > {d}/progress.tmp; \
+         mv {d}/progress.tmp {d}/progress; sleep 0.005; done",
+        d = dir.path().display()
+    );
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "workspace = \"keep\"\nlabel = \"count\"\n\
+             [[command]]\nlabel = \"gen\"\nexec = \"sh\"\nargv = [\"-c\", {script:?}]\n\
+             [[command]]\nlabel = \"copy\"\nexec = \"cat\"\n\
+             [[edge]]\nfrom = \"gen\"\nto = \"copy\"\n"
+        ),
+    )
+    .unwrap();
+    let v = json(&d.cli(&["--json", "pipeline", "run", file.to_str().unwrap()]));
+    let pipeline = v["pipeline"].as_str().unwrap().to_owned();
+    let_it_count(dir.path(), 20);
+    assert!(d.stop().success());
+    let_it_count(dir.path(), 50);
+    let d2 = successor(&d, &root);
+    let_it_count(dir.path(), 20);
+    // The next daemon knows the pipeline and stops it.
+    let v = json(&d2.cli(&["--json", "pipeline", "stop", &pipeline]));
+    // Both stages (and the counter's `sleep`, when caught).
+    assert!(v["reaped"].as_u64().unwrap() >= 2, "{v}");
+    let ps = json(&d2.cli(&["--json", "ps", "keep"]));
+    let copy = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "copy")
+        .cloned()
+        .unwrap();
+    let id = copy["id"].as_str().unwrap();
+    wait_exit(&d2, "keep", id);
+    let log = logs(&d2, "keep", id, &["--tail", "10M"]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() > 80, "{} lines", lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(*l, (i + 1).to_string(), "line {}", i + 1);
+    }
+}

@@ -158,6 +158,7 @@ impl Supervisor {
             started_at: Instant::now(),
             failure: None,
             logs_pruned: false,
+            pipeline: None,
         };
         let launch = Launch {
             tx: self.tx.clone(),

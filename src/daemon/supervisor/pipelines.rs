@@ -226,6 +226,7 @@ impl Supervisor {
                 started_at: Instant::now(),
                 failure: None,
                 logs_pruned: false,
+                pipeline: Some((pipeline, plan.spec.label.clone())),
             };
             places.push(Place {
                 leaf: rec.leaf.clone(),

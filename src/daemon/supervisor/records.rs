@@ -62,6 +62,8 @@ pub(super) struct CommandRec {
     pub(super) failure: Option<String>,
     /// Its log was removed to keep within the log budget (workspace/budget.rs).
     pub(super) logs_pruned: bool,
+    /// The pipeline it belongs to (id, label).
+    pub(super) pipeline: Option<(Ulid, String)>,
 }
 
 /// A pipeline: its commands are ordinary commands of its workspace.
@@ -145,6 +147,7 @@ pub(super) struct CommandMeta {
     pub(super) run: Option<RunSpec>,
     pub(super) restarts: u32,
     pub(super) failures_in_a_row: u32,
+    pub(super) pipeline: Option<(Ulid, String)>,
 }
 
 impl CommandRec {
@@ -155,6 +158,7 @@ impl CommandRec {
             run: self.run.clone(),
             restarts: self.restart.restarts,
             failures_in_a_row: self.restart.failures_in_a_row,
+            pipeline: self.pipeline.clone(),
         };
         postcard::to_allocvec(&meta).unwrap_or_default()
     }

@@ -172,6 +172,7 @@ fn record(id: Ulid, run: bool) -> CommandRec {
         started_at: Instant::now(),
         failure: None,
         logs_pruned: false,
+        pipeline: None,
     }
 }
 

@@ -89,6 +89,23 @@ impl Supervisor {
         };
         let meta: CommandMeta = postcard::from_bytes(&h.meta).unwrap_or_default();
         let id = h.command;
+        // Its pipeline comes back with it (without taps: they did not
+        // survive the previous daemon).
+        if let Some((pipeline, label)) = &meta.pipeline {
+            self.pipelines
+                .entry(*pipeline)
+                .or_insert_with(|| PipelineRec {
+                    workspace,
+                    label: label.clone(),
+                    commands: Vec::new(),
+                    taps: Vec::new(),
+                })
+                .commands
+                .push(id);
+        }
+        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+            return;
+        };
         let logs = LogPaths::new(
             &self.env.log_dir.join(workspace.to_string()),
             &id.to_string(),
@@ -117,6 +134,7 @@ impl Supervisor {
             started_at: Instant::now(),
             failure: None,
             logs_pruned: false,
+            pipeline: meta.pipeline.clone(),
         };
         if id > ws.last_command {
             ws.last_command = id;
