@@ -237,3 +237,92 @@ fn a_kept_pipeline_flows_on_and_can_be_stopped_by_the_next_daemon() {
         assert_eq!(*l, (i + 1).to_string(), "line {}", i + 1);
     }
 }
+
+#[test]
+fn a_failure_while_no_daemon_runs_is_still_restarted() {
+    let (root, mut d, dir) = setup("surv-restart");
+    let p = dir.path().display();
+    let script = format!(
+        "echo run; if [ -e {p}/done ]; then echo second; exec sleep 300; fi; \
+         while [ ! -e {p}/go ]; do sleep 0.01; done; touch {p}/done; exit 3"
+    );
+    let o = d.cli(&[
+        "--json",
+        "run",
+        "--restart",
+        "keep",
+        "--",
+        "sh",
+        "-c",
+        &script,
+    ]);
+    let id = json(&o)["command_id"].as_str().unwrap().to_owned();
+    assert!(eventually(Duration::from_secs(10), || logs(
+        &d,
+        "keep",
+        &id,
+        &[]
+    ) == "run\n"));
+    assert!(d.stop().success());
+    std::fs::write(dir.path().join("go"), "").unwrap();
+    assert!(eventually(Duration::from_secs(10), || dir
+        .path()
+        .join("done")
+        .exists()));
+    let d2 = successor(&d, &root);
+    assert!(
+        eventually(Duration::from_secs(20), || logs(&d2, "keep", &id, &[])
+            == "run\nrun\nsecond\n"),
+        "{:?}",
+        logs(&d2, "keep", &id, &[])
+    );
+    let c = command(&d2, "keep", &id);
+    assert_eq!(
+        (c["alive"].clone(), c["restarts"].clone()),
+        (true.into(), 1.into()),
+        "{c}"
+    );
+}
+
+#[test]
+fn a_follower_rides_out_a_restart_and_misses_nothing() {
+    let (root, mut d, dir) = setup("surv-follow");
+    let args = counter(dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let id = run(&d, "keep", &args);
+    let mut follower = std::process::Command::new(cli_bin())
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["logs", "-f", "keep", &id])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let_it_count(dir.path(), 20);
+    assert!(d.stop().success());
+    let_it_count(dir.path(), 50);
+    // The next daemon on the same socket.
+    let state = d.dir.path().join("state");
+    let root_dir = root.0.clone();
+    let socket = d.socket.clone();
+    let next_dir = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(daemon_bin());
+    cmd.arg("--socket")
+        .arg(&socket)
+        .args(["--backend", "cgroup", "--cgroup-root"])
+        .arg(&root_dir)
+        .arg("--state-dir")
+        .arg(&state);
+    let d2 = Daemon::spawn(next_dir, socket, cmd);
+    let_it_count(dir.path(), 20);
+    std::fs::write(dir.path().join("stop"), "").unwrap();
+    wait_exit(&d2, "keep", &id);
+    let out = follower.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("following again from byte"),
+        "{}",
+        stderr(&out)
+    );
+    assert_counted(&stdout(&out));
+}

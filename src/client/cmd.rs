@@ -59,6 +59,10 @@ pub struct LogsArgs {
 /// How long a follower waits before asking again when nothing was new.
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
+/// How long a follower waits for a daemon that went away (a restart, an
+/// upgrade, a crash and systemd's restart of it) to come back.
+const FOLLOW_RECONNECT: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Runs `shipote run`.
 pub async fn run(s: &mut Session, a: RunArgs) -> Result<String, Failure> {
     let workspace = resolve(s, &a.workspace).await?;
@@ -211,7 +215,19 @@ async fn warn_if_output_lost(s: &mut Session, workspace: WorkspaceId, command: U
     }
 }
 
-/// `logs -f`: the tail, then whatever arrives, until the command is done.
+/// A failure a follower waits out: the daemon gone or shutting down.
+fn transient(e: &Failure) -> bool {
+    match e {
+        Failure::Transport(_) => true,
+        Failure::Daemon { code, message } => {
+            *code == ErrorCode::Busy && message.contains("shutting down")
+        }
+        _ => false,
+    }
+}
+
+/// `logs -f`: the tail, then whatever arrives, until the command is done;
+/// across daemon restarts.
 async fn follow(
     s: &mut Session,
     workspace: WorkspaceId,
@@ -229,7 +245,20 @@ async fn follow(
             tail_bytes: tail,
             max_bytes: u64::MAX,
         };
-        let (bytes, next, skipped, running) = match s.call(&req).await? {
+        let answer = match s.call(&req).await {
+            // The daemon went away (or is leaving): wait for the next one and
+            // go on from the same position (positions outlive daemons).
+            Err(e) if transient(&e) => {
+                let at = from.map_or("the start".to_owned(), |p| format!("byte {p}"));
+                eprintln!(
+                    "shipote: the daemon went away; following again from {at} once it is back"
+                );
+                s.reconnect(FOLLOW_RECONNECT).await?;
+                continue;
+            }
+            other => other?,
+        };
+        let (bytes, next, skipped, running) = match answer {
             Response::CommandLogsFrom {
                 bytes,
                 next,

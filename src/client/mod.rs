@@ -128,6 +128,24 @@ impl Session {
             r => Ok(r),
         }
     }
+
+    /// Connects again to the same socket, waiting up to `limit` for a daemon
+    /// to answer there (one that restarts).
+    pub async fn reconnect(&mut self, limit: std::time::Duration) -> Result<(), Failure> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match Client::connect(&self.socket).await {
+                Ok(c) => {
+                    self.client = c;
+                    return Ok(());
+                }
+                Err(e) if tokio::time::Instant::now() >= deadline => {
+                    return Err(Failure::Transport(Box::new(e)))
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+    }
 }
 
 /// Writes a command's output to stdout. A reader that went away (`| head`)
