@@ -290,7 +290,7 @@ fn a_follower_rides_out_a_restart_and_misses_nothing() {
     let args = counter(dir.path());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let id = run(&d, "keep", &args);
-    let mut follower = std::process::Command::new(cli_bin())
+    let follower = std::process::Command::new(cli_bin())
         .arg("--socket")
         .arg(&d.socket)
         .args(["logs", "-f", "keep", &id])
