@@ -326,3 +326,64 @@ fn a_follower_rides_out_a_restart_and_misses_nothing() {
     );
     assert_counted(&stdout(&out));
 }
+
+#[test]
+fn a_lost_or_corrupt_state_file_is_rebuilt_from_the_keepers() {
+    let (root, mut d, dir) = setup("surv-state");
+    // A second workspace with limits: its whole record comes back from its
+    // keeper, not just a name.
+    let o = d.cli(&[
+        "ws",
+        "create",
+        "other",
+        "--keep-on-exit",
+        "--mem",
+        "256M",
+        "--tasks",
+        "64",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let args = counter(dir.path());
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let id = run(&d, "keep", &args);
+    let_it_count(dir.path(), 10);
+    let described = json(&d.cli(&["--json", "ws", "quota", "other"]));
+    let state = d.dir.path().join("state/workspaces.json");
+    let check = |next: &Daemon, damage: &str| {
+        let mut labels: Vec<String> = json(&next.cli(&["--json", "ws", "ls"]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["label"].as_str().unwrap().to_owned())
+            .collect();
+        labels.sort();
+        assert_eq!(labels, ["keep", "other"], "{damage}");
+        assert_eq!(
+            json(&next.cli(&["--json", "ws", "quota", "other"])),
+            described,
+            "{damage}"
+        );
+        assert_eq!(command(next, "keep", &id)["alive"], true, "{damage}");
+    };
+    assert!(d.stop().success());
+    std::fs::remove_file(&state).unwrap();
+    let mut d2 = successor(&d, &root);
+    check(&d2, "lost");
+    let_it_count(dir.path(), 10);
+    assert!(d2.stop().success());
+    std::fs::write(&state, b"{ not json").unwrap();
+    let d3 = successor(&d, &root);
+    check(&d3, "corrupt");
+    let aside = std::fs::read_dir(state.parent().unwrap())
+        .unwrap()
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with("workspaces.json.corrupt-")
+        });
+    assert!(aside, "the corrupt file is set aside, not lost");
+    std::fs::write(dir.path().join("stop"), "").unwrap();
+    assert_eq!(wait_exit(&d3, "keep", &id)["exit_status"], 7);
+    assert_counted(&logs(&d3, "keep", &id, &["--tail", "10M"]));
+}

@@ -256,7 +256,32 @@ async fn serve(
     if std::fs::remove_file(&leftover).is_ok() {
         tracing::info!(path = %leftover.display(), "removed a half-written state file left by a crash");
     }
-    let saved = crate::workspace::state::load(&state_file)?;
+    let saved = match crate::workspace::state::load(&state_file) {
+        Ok(saved) => saved,
+        // A state file that cannot be read as one is set aside, not fatal:
+        // the running workspaces are rebuilt from their keepers' records.
+        Err(e @ crate::workspace::state::StateError::Corrupt { .. }) => {
+            let aside = state_file.with_extension(format!(
+                "json.corrupt-{}",
+                supervisor::ms_since_epoch(std::time::SystemTime::now())
+            ));
+            let moved = std::fs::rename(&state_file, &aside);
+            audit::record(
+                own_uid,
+                "state.corrupt",
+                &audit::Detail::new().kv("path", &state_file.display().to_string()),
+                &format!(
+                    "{e}; {}; running workspaces are rebuilt from their keepers",
+                    match moved {
+                        Ok(()) => format!("set aside as {}", aside.display()),
+                        Err(m) => format!("cannot set it aside ({m})"),
+                    }
+                ),
+            );
+            Vec::new()
+        }
+        Err(e) => return Err(e.into()),
+    };
     let env = Environment {
         caps: Arc::new(caps),
         backend: Arc::new(backend),
@@ -429,18 +454,13 @@ async fn feed_watchdog(
 
 /// Re-adopts the workspaces a previous daemon kept, stops the ones it should
 /// have reaped (it crashed or was killed), and forgets the ones that are gone.
-async fn restore(sup: &mut Supervisor, env: &Environment, saved: Vec<SavedWorkspace>) {
+async fn restore(sup: &mut Supervisor, env: &Environment, mut saved: Vec<SavedWorkspace>) {
     let backend = &env.backend.backend;
     let known: std::collections::HashSet<String> = saved.iter().map(|s| s.unit.clone()).collect();
     for (unit, cgroup, keeper) in backend.running_scopes().await {
         if known.contains(&unit) {
             continue;
         }
-        // A scope of ours that the state file lost: adopt it, and keep it (its
-        // exit policy is unknown; stopping a user's processes by guess is worse).
-        let Some(orphan) = orphan_record(&unit, &cgroup, keeper, backend.name()) else {
-            continue;
-        };
         let state_dir = env.state_dir();
         if !instance::may_adopt(cgroup.dir(), &state_dir) {
             tracing::info!(
@@ -450,6 +470,38 @@ async fn restore(sup: &mut Supervisor, env: &Environment, saved: Vec<SavedWorksp
             );
             continue;
         }
+        // A workspace of ours that the state file lost: its keeper's record
+        // rebuilds it (spec, label, exit policy), then it goes the way of
+        // those the file holds.
+        let socket = env.keeper.socket(&unit);
+        let note = tokio::task::spawn_blocking(move || {
+            crate::keeper::link::KeeperLink::connect(&socket)
+                .ok()
+                .and_then(|(_, table)| table.note)
+                .and_then(|n| serde_json::from_slice::<SavedWorkspace>(&n).ok())
+        })
+        .await
+        .ok()
+        .flatten()
+        .filter(|s| s.unit == unit);
+        if let Some(record) = note {
+            audit::record(
+                env.own_uid,
+                "workspace.rebuild",
+                &audit::Detail::new()
+                    .kv("id", &record.id)
+                    .kv("label", &record.label)
+                    .kv("unit", &unit),
+                "running workspace missing from the state file; rebuilt from its keeper's record",
+            );
+            saved.push(record);
+            continue;
+        }
+        // No record: adopt it and keep it (its exit policy is unknown;
+        // stopping a user's processes by guess is worse).
+        let Some(orphan) = orphan_record(&unit, &cgroup, keeper, backend.name()) else {
+            continue;
+        };
         if matches!(backend, Backend::Cgroup { .. }) && !cgroup.populated() {
             // Made by a daemon that died before its state write: nothing runs
             // in it, so nothing is lost by removing it.
@@ -475,7 +527,9 @@ async fn restore(sup: &mut Supervisor, env: &Environment, saved: Vec<SavedWorksp
             env.own_uid,
             "workspace.adopt",
             &audit::Detail::new().kv("unit", &unit),
-            "running scope missing from the state file; adopted with on_exit=keep",
+            "running scope missing from the state file and without a keeper's record; adopted \
+             with on_exit=keep (its label comes from its unit name; its limits and exit policy \
+             are unknown)",
         );
         sup.adopt(orphan);
     }

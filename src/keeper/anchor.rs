@@ -64,6 +64,7 @@ pub fn run(listener: UnixListener) -> ! {
         entries: BTreeMap::new(),
         conn: None,
         leaving: false,
+        note: Vec::new(),
     };
     let _ = listener.set_nonblocking(true);
     loop {
@@ -114,6 +115,8 @@ struct Keeper {
     conn: Option<(UnixStream, Reader)>,
     /// SIGTERM came: leave once no command runs.
     leaving: bool,
+    /// The daemon's record of the workspace.
+    note: Vec<u8>,
 }
 
 impl Keeper {
@@ -129,6 +132,12 @@ impl Keeper {
         }
         let _ = stream.set_nonblocking(true);
         self.conn = Some((stream, Reader::default()));
+        if !self.note.is_empty() {
+            let note = FromKeeper::Workspace {
+                note: self.note.clone(),
+            };
+            tell(&mut self.conn, &note, &[]);
+        }
         for (command, e) in &self.entries {
             let custody: Vec<BorrowedFd<'_>> =
                 e.custody.iter().flatten().map(|f| f.as_fd()).collect();
@@ -204,6 +213,7 @@ impl Keeper {
             ToKeeper::Forget { command } => {
                 self.entries.remove(&command);
             }
+            ToKeeper::Note { workspace } => self.note = workspace,
         }
     }
 

@@ -35,6 +35,15 @@ pub struct Held {
     pub stderr: Option<OwnedFd>,
 }
 
+/// What a keeper holds, as a daemon that connects finds it.
+#[derive(Debug, Default)]
+pub struct Table {
+    /// The workspace's record, as a daemon noted it.
+    pub note: Option<Vec<u8>>,
+    /// Its commands.
+    pub held: Vec<Held>,
+}
+
 /// One daemon's connection to one workspace's keeper.
 #[derive(Debug)]
 pub struct KeeperLink {
@@ -54,11 +63,11 @@ pub struct KeeperLink {
 impl KeeperLink {
     /// Connects to the keeper listening at `path` and reads what it holds.
     /// Blocking (a local socket: quick).
-    pub fn connect(path: &Path) -> std::io::Result<(Arc<KeeperLink>, Vec<Held>)> {
+    pub fn connect(path: &Path) -> std::io::Result<(Arc<KeeperLink>, Table)> {
         let sock = UnixStream::connect(path)?;
         sock.set_read_timeout(Some(Duration::from_secs(10)))?;
         let mut reader = Reader::default();
-        let mut held = Vec::new();
+        let mut table = Table::default();
         loop {
             let Some((msg, fds)) = reader.next_blocking::<FromKeeper>(sock.as_fd())? else {
                 return Err(std::io::Error::other(
@@ -77,7 +86,7 @@ impl KeeperLink {
                     let mut fds = fds.into_iter();
                     let stdout = if custody.0 { fds.next() } else { None };
                     let stderr = if custody.1 { fds.next() } else { None };
-                    held.push(Held {
+                    table.held.push(Held {
                         command,
                         pid,
                         status,
@@ -87,6 +96,7 @@ impl KeeperLink {
                         stderr,
                     });
                 }
+                FromKeeper::Workspace { note } => table.note = Some(note),
                 FromKeeper::TableEnd => break,
                 other => {
                     return Err(std::io::Error::other(format!(
@@ -106,7 +116,7 @@ impl KeeperLink {
         });
         let listener = link.clone();
         tokio::spawn(async move { listener.listen(reader).await });
-        Ok((link, held))
+        Ok((link, table))
     }
 
     /// Whether the keeper still answers.
@@ -173,7 +183,7 @@ impl KeeperLink {
                     ),
                 }
             }
-            FromKeeper::Entry { .. } | FromKeeper::TableEnd => {}
+            FromKeeper::Entry { .. } | FromKeeper::TableEnd | FromKeeper::Workspace { .. } => {}
         }
     }
 
@@ -245,6 +255,11 @@ impl KeeperLink {
     /// its log (the keeper lets go of its read ends). Best effort.
     pub fn settled(&self, command: Ulid, pid: i32) {
         let _ = self.send(&ToKeeper::Settled { command, pid }, &[]);
+    }
+
+    /// Gives the keeper the workspace's record. Best effort.
+    pub fn note(&self, workspace: Vec<u8>) {
+        let _ = self.send(&ToKeeper::Note { workspace }, &[]);
     }
 
     /// Tells the keeper the daemon forgot a command. Best effort.

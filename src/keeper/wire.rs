@@ -82,11 +82,23 @@ pub enum ToKeeper {
         /// Which.
         command: Ulid,
     },
+    /// The daemon's record of the workspace (opaque to the keeper), handed
+    /// to later daemons: what rebuilds it when the state file is lost.
+    Note {
+        /// The record.
+        workspace: Vec<u8>,
+    },
 }
 
 /// Keeper to daemon.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub enum FromKeeper {
+    /// The workspace's record as a daemon noted it (first in the table,
+    /// when there is one).
+    Workspace {
+        /// The record.
+        note: Vec<u8>,
+    },
     /// A command the keeper knows, sent to each daemon that connects, with
     /// the read ends it holds for it attached.
     Entry {

@@ -65,9 +65,10 @@ impl Supervisor {
         }
         let socket = self.env.keeper.socket(&ws.unit);
         match crate::keeper::link::KeeperLink::connect(&socket) {
-            Ok((link, held)) => {
+            Ok((link, table)) => {
                 ws.created.link = Some(link);
-                held
+                self.note_to_keeper(ws);
+                table.held
             }
             Err(e) => {
                 // A keeper of a daemon before 0.3, or one that died: the
@@ -76,6 +77,18 @@ impl Supervisor {
                 Vec::new()
             }
         }
+    }
+
+    /// Gives the workspace's keeper its record (what rebuilds it if the
+    /// state file is lost).
+    pub(super) fn note_to_keeper(&self, ws: &Workspace) {
+        let Some(link) = ws.created.link.clone() else {
+            return;
+        };
+        let Ok(note) = serde_json::to_vec(&ws.saved(self.env.backend.backend.name())) else {
+            return;
+        };
+        tokio::task::spawn_blocking(move || link.note(note));
     }
 
     /// A command the keeper held: its record back, its output going on into
@@ -294,6 +307,7 @@ impl Supervisor {
         );
         ws.namespaces = Ok(namespaces);
         self.arm_ttl(&ws);
+        self.note_to_keeper(&ws);
         self.workspaces.insert(id, ws);
         self.changed();
         self.refill_spare(id);
