@@ -269,7 +269,7 @@ async fn serve(
             audit::record(
                 own_uid,
                 "state.corrupt",
-                &audit::Detail::new().kv("path", &state_file.display().to_string()),
+                &audit::Detail::new().kv("path", state_file.display().to_string()),
                 &format!(
                     "{e}; {}; running workspaces are rebuilt from their keepers",
                     match moved {
