@@ -387,3 +387,70 @@ fn a_lost_or_corrupt_state_file_is_rebuilt_from_the_keepers() {
     assert_eq!(wait_exit(&d3, "keep", &id)["exit_status"], 7);
     assert_counted(&logs(&d3, "keep", &id, &["--tail", "10M"]));
 }
+
+#[test]
+fn a_tapped_edge_comes_back_with_its_flow_socket_and_loses_nothing() {
+    let (root, mut d, dir) = setup("surv-tap");
+    let script = format!(
+        "i=0; while :; do i=$((i+1)); echo $i; echo $i > {d}/progress.tmp; \
+         mv {d}/progress.tmp {d}/progress; sleep 0.005; done",
+        d = dir.path().display()
+    );
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "workspace = \"keep\"\nlabel = \"tapped\"\n\
+             [[command]]\nlabel = \"gen\"\nexec = \"sh\"\nargv = [\"-c\", {script:?}]\n\
+             [[command]]\nlabel = \"copy\"\nexec = \"cat\"\n\
+             [[edge]]\nfrom = \"gen\"\nto = \"copy\"\n"
+        ),
+    )
+    .unwrap();
+    let v = json(&d.cli(&["--json", "pipeline", "run", "--tap", file.to_str().unwrap()]));
+    let pipeline = v["pipeline"].as_str().unwrap().to_owned();
+    let_it_count(dir.path(), 20);
+    let flows = |d: &Daemon| json(&d.cli(&["--json", "flow", "top", "--once"]));
+    assert_eq!(flows(&d).as_array().unwrap().len(), 1);
+    // kill -9: the tap dies mid-flight.
+    signal(d.child.id(), Signal::SIGKILL);
+    d.wait_exit();
+    let_it_count(dir.path(), 30);
+    let d2 = successor(&d, &root);
+    let_it_count(dir.path(), 20);
+    let after = flows(&d2);
+    let socket = after[0]["socket"]
+        .as_str()
+        .expect("its flow socket is back")
+        .to_owned();
+    assert!(after[0]["bytes_total"].as_u64().unwrap() > 0, "{after}");
+    // A new subscriber gets the stream.
+    let mut sub = std::process::Command::new(cli_bin())
+        .args(["flow", "cat", &socket])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 8];
+    use std::io::Read;
+    sub.stdout.as_mut().unwrap().read_exact(&mut first).unwrap();
+    let _ = sub.kill();
+    let _ = sub.wait();
+    let v = json(&d2.cli(&["--json", "pipeline", "stop", &pipeline]));
+    assert!(v["reaped"].as_u64().unwrap() >= 2, "{v}");
+    let ps = json(&d2.cli(&["--json", "ps", "keep"]));
+    let copy = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["label"] == "copy")
+        .cloned()
+        .unwrap();
+    let id = copy["id"].as_str().unwrap();
+    wait_exit(&d2, "keep", id);
+    let log = logs(&d2, "keep", id, &["--tail", "10M"]);
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.len() > 60, "{} lines", lines.len());
+    for (i, l) in lines.iter().enumerate() {
+        assert_eq!(*l, (i + 1).to_string(), "line {}", i + 1);
+    }
+}

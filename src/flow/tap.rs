@@ -90,13 +90,19 @@ fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
     nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).map_err(Into::into)
 }
 
+/// What a tap runs once its edge has ended (the workspace's keeper lets go
+/// of the edge's ends then).
+pub type OnEnd = Box<dyn FnOnce() + Send>;
+
 /// Starts a tap moving `src` to `dst`, publishing on a new flow socket at
-/// `socket` when given, at most `rate` bytes per second when given.
+/// `socket` when given, at most `rate` bytes per second when given; `on_end`
+/// runs once the edge has ended.
 pub fn start(
     src: OwnedFd,
     dst: OwnedFd,
     socket: Option<&Path>,
     rate: Option<u64>,
+    on_end: Option<OnEnd>,
 ) -> std::io::Result<Tap> {
     let state = Arc::new(TapState::default());
     let listener = match socket {
@@ -130,6 +136,9 @@ pub fn start(
             .spawn(move || {
                 run(src, dst, side_r, side_w, &subs, &state, rate);
                 state.ended.store(true, Ordering::Release);
+                if let Some(f) = on_end {
+                    f();
+                }
                 if let Some(path) = path {
                     unpublish(&state, &path);
                 }

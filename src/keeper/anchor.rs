@@ -65,6 +65,7 @@ pub fn run(listener: UnixListener) -> ! {
         conn: None,
         leaving: false,
         note: Vec::new(),
+        edges: BTreeMap::new(),
     };
     let _ = listener.set_nonblocking(true);
     loop {
@@ -117,6 +118,9 @@ struct Keeper {
     leaving: bool,
     /// The daemon's record of the workspace.
     note: Vec<u8>,
+    /// Tapped edges' ends, by pipeline and edge: note, producer's read end,
+    /// consumer's write end.
+    edges: BTreeMap<(Ulid, u32), (Vec<u8>, [OwnedFd; 2])>,
 }
 
 impl Keeper {
@@ -150,6 +154,14 @@ impl Keeper {
                 settled: e.settled,
             };
             tell(&mut self.conn, &msg, &custody);
+        }
+        for ((pipeline, edge), (meta, ends)) in &self.edges {
+            let msg = FromKeeper::Edge {
+                pipeline: *pipeline,
+                edge: *edge,
+                meta: meta.clone(),
+            };
+            tell(&mut self.conn, &msg, &[ends[0].as_fd(), ends[1].as_fd()]);
         }
         tell(&mut self.conn, &FromKeeper::TableEnd, &[]);
     }
@@ -214,6 +226,20 @@ impl Keeper {
                 self.entries.remove(&command);
             }
             ToKeeper::Note { workspace } => self.note = workspace,
+            ToKeeper::Hold {
+                pipeline,
+                edge,
+                meta,
+            } => {
+                let mut it = fds.into_iter();
+                if let (Some(src), Some(dst)) = (it.next(), it.next()) {
+                    self.edges.insert((pipeline, edge), (meta, [src, dst]));
+                }
+            }
+            ToKeeper::Release { pipeline, edge } => match edge {
+                Some(e) => drop(self.edges.remove(&(pipeline, e))),
+                None => self.edges.retain(|(p, _), _| *p != pipeline),
+            },
         }
     }
 

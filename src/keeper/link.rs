@@ -42,6 +42,23 @@ pub struct Table {
     pub note: Option<Vec<u8>>,
     /// Its commands.
     pub held: Vec<Held>,
+    /// Its pipelines' tapped edges.
+    pub edges: Vec<HeldEdge>,
+}
+
+/// A tapped pipeline edge whose ends a keeper held.
+#[derive(Debug)]
+pub struct HeldEdge {
+    /// Its pipeline.
+    pub pipeline: Ulid,
+    /// Its edge's index.
+    pub edge: u32,
+    /// What the previous daemon noted of it.
+    pub meta: Vec<u8>,
+    /// The producer's read end.
+    pub src: OwnedFd,
+    /// The consumer's write end.
+    pub dst: OwnedFd,
 }
 
 /// One daemon's connection to one workspace's keeper.
@@ -97,6 +114,22 @@ impl KeeperLink {
                     });
                 }
                 FromKeeper::Workspace { note } => table.note = Some(note),
+                FromKeeper::Edge {
+                    pipeline,
+                    edge,
+                    meta,
+                } => {
+                    let mut fds = fds.into_iter();
+                    if let (Some(src), Some(dst)) = (fds.next(), fds.next()) {
+                        table.edges.push(HeldEdge {
+                            pipeline,
+                            edge,
+                            meta,
+                            src,
+                            dst,
+                        });
+                    }
+                }
                 FromKeeper::TableEnd => break,
                 other => {
                     return Err(std::io::Error::other(format!(
@@ -183,7 +216,10 @@ impl KeeperLink {
                     ),
                 }
             }
-            FromKeeper::Entry { .. } | FromKeeper::TableEnd | FromKeeper::Workspace { .. } => {}
+            FromKeeper::Entry { .. }
+            | FromKeeper::TableEnd
+            | FromKeeper::Workspace { .. }
+            | FromKeeper::Edge { .. } => {}
         }
     }
 
@@ -255,6 +291,31 @@ impl KeeperLink {
     /// its log (the keeper lets go of its read ends). Best effort.
     pub fn settled(&self, command: Ulid, pid: i32) {
         let _ = self.send(&ToKeeper::Settled { command, pid }, &[]);
+    }
+
+    /// Has the keeper hold a tapped edge's ends (copies). Blocking.
+    pub fn hold(
+        &self,
+        pipeline: Ulid,
+        edge: u32,
+        meta: Vec<u8>,
+        src: BorrowedFd<'_>,
+        dst: BorrowedFd<'_>,
+    ) -> std::io::Result<()> {
+        self.send(
+            &ToKeeper::Hold {
+                pipeline,
+                edge,
+                meta,
+            },
+            &[src, dst],
+        )
+    }
+
+    /// Lets the keeper drop an edge's ends (every edge of the pipeline
+    /// when `edge` is `None`). Best effort.
+    pub fn release(&self, pipeline: Ulid, edge: Option<u32>) {
+        let _ = self.send(&ToKeeper::Release { pipeline, edge }, &[]);
     }
 
     /// Gives the keeper the workspace's record. Best effort.

@@ -82,6 +82,25 @@ pub enum ToKeeper {
         /// Which.
         command: Ulid,
     },
+    /// Keep these two ends of a tapped pipeline edge (attached: the
+    /// producer's read end, the consumer's write end) while no daemon moves
+    /// its bytes, so neither side sees EOF or EPIPE across a restart.
+    Hold {
+        /// Its pipeline.
+        pipeline: Ulid,
+        /// Its edge's index.
+        edge: u32,
+        /// The daemon's note of it (opaque to the keeper).
+        meta: Vec<u8>,
+    },
+    /// The edge ended (or, with no edge, every edge of the pipeline): let
+    /// go of its ends, so EOF and EPIPE reach its commands.
+    Release {
+        /// Its pipeline.
+        pipeline: Ulid,
+        /// Its edge; `None`: all of the pipeline's.
+        edge: Option<u32>,
+    },
     /// The daemon's record of the workspace (opaque to the keeper), handed
     /// to later daemons: what rebuilds it when the state file is lost.
     Note {
@@ -114,6 +133,15 @@ pub enum FromKeeper {
         custody: (bool, bool),
         /// A daemon already handled its exit (`Settled`).
         settled: bool,
+    },
+    /// A held edge (its two ends attached), in the table.
+    Edge {
+        /// Its pipeline.
+        pipeline: Ulid,
+        /// Its edge's index.
+        edge: u32,
+        /// What the daemon noted of it.
+        meta: Vec<u8>,
     },
     /// Every command has been listed.
     TableEnd,

@@ -3,6 +3,8 @@
 //! them to their exit. Nothing here sees the supervisor itself.
 
 use super::*;
+use crate::keeper::link::KeeperLink;
+use std::os::fd::AsFd;
 
 /// Renders and validates a pipeline on a blocking thread and hands the plan
 /// to the supervisor, or answers the client with what is wrong.
@@ -247,6 +249,7 @@ pub(super) fn start_pipeline(
     tap: bool,
     flows_dir: &Path,
     pipeline: Ulid,
+    link: Option<Arc<KeeperLink>>,
 ) -> Result<PipelineProcesses, (ErrorCode, String)> {
     let internal =
         |what: &str, e: &dyn std::fmt::Display| (ErrorCode::Internal, format!("{what}: {e}"));
@@ -318,7 +321,28 @@ pub(super) fn start_pipeline(
     for i in wiring.interposed {
         let e = &plan.spec.edges[i.edge];
         let socket = tap.then(|| flows_dir.join(format!("{pipeline}.{}.sock", i.edge)));
-        match crate::flow::tap::start(i.src, i.dst, socket.as_deref(), e.rate_limit_bytes_per_sec) {
+        // Its keeper holds its ends while no daemon moves its bytes, and
+        // lets go once it ends.
+        let edge = i.edge as u32;
+        let on_end = link.as_ref().and_then(|link| {
+            let meta = EdgeMeta {
+                label: plan.spec.label.clone(),
+                edge: e.clone(),
+                socket: socket.clone(),
+            };
+            let meta = postcard::to_allocvec(&meta).ok()?;
+            link.hold(pipeline, edge, meta, i.src.as_fd(), i.dst.as_fd())
+                .ok()?;
+            let link = link.clone();
+            Some(Box::new(move || link.release(pipeline, Some(edge))) as crate::flow::tap::OnEnd)
+        });
+        match crate::flow::tap::start(
+            i.src,
+            i.dst,
+            socket.as_deref(),
+            e.rate_limit_bytes_per_sec,
+            on_end,
+        ) {
             Ok(t) => taps.push(EdgeTap {
                 edge: e.clone(),
                 tap: t,
@@ -327,6 +351,9 @@ pub(super) fn start_pipeline(
             Err(err) => {
                 kill_all(&started);
                 EdgeTap::unpublish_all(&taps);
+                if let Some(link) = &link {
+                    link.release(pipeline, None);
+                }
                 return Err(internal("cannot start a tap", &err));
             }
         }

@@ -237,6 +237,7 @@ impl Supervisor {
             ws.starting.insert(id, rec);
         }
         let tx = self.tx.clone();
+        let link = ws.created.link.clone().filter(|l| l.alive());
         let flows_dir = ws
             .spec
             .flow_dirs
@@ -245,7 +246,8 @@ impl Supervisor {
             .unwrap_or_else(|| self.env.flows_dir.join(workspace.to_string()));
         tokio::task::spawn_blocking(move || {
             let label = plan.spec.label.clone();
-            let outcome = start_pipeline(&plan, places, namespaces, tap, &flows_dir, pipeline);
+            let outcome =
+                start_pipeline(&plan, places, namespaces, tap, &flows_dir, pipeline, link);
             let (result, started, taps, edges) = match outcome {
                 Ok((procs, started, taps, edges)) => (Ok(procs), started, taps, edges),
                 Err(e) => (Err(e), Vec::new(), Vec::new(), Vec::new()),

@@ -150,6 +150,18 @@ pub(super) struct CommandMeta {
     pub(super) pipeline: Option<(Ulid, String)>,
 }
 
+/// What a workspace's keeper keeps of a tapped pipeline edge for the next
+/// daemon (postcard, opaque to the keeper).
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(super) struct EdgeMeta {
+    /// The pipeline's label.
+    pub(super) label: String,
+    /// The edge.
+    pub(super) edge: shipote_protocol::spec::FlowEdge,
+    /// Its flow socket, when it publishes.
+    pub(super) socket: Option<PathBuf>,
+}
+
 impl CommandRec {
     /// What its workspace's keeper keeps of it.
     pub(super) fn meta(&self) -> Vec<u8> {

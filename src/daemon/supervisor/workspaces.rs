@@ -49,32 +49,78 @@ impl Supervisor {
             tracing::warn!(id = %id, error = %e, "a re-adopted workspace's permissions cannot be enforced; its commands are refused");
         }
         self.arm_ttl(&ws);
-        let held = self.relink(&mut ws);
-        tracing::info!(id = %id, unit = %ws.unit, commands = held.len(), "re-adopted workspace kept by the previous daemon");
+        let table = self.relink(&mut ws);
+        tracing::info!(id = %id, unit = %ws.unit, commands = table.held.len(), edges = table.edges.len(), "re-adopted workspace kept by the previous daemon");
         self.workspaces.insert(id, ws);
-        for h in held {
+        for h in table.held {
             self.rejoin(id, h);
+        }
+        for e in table.edges {
+            self.rejoin_edge(id, e);
         }
         self.changed();
     }
 
+    /// A tapped edge the keeper held: its tap starts again on the same ends
+    /// (and flow socket); its byte counts start again from zero.
+    fn rejoin_edge(&mut self, workspace: WorkspaceId, e: crate::keeper::link::HeldEdge) {
+        let Some(link) = self
+            .workspaces
+            .get(&workspace)
+            .and_then(|ws| ws.created.link.clone())
+        else {
+            return;
+        };
+        let (pipeline, edge) = (e.pipeline, e.edge);
+        let Ok(meta) = postcard::from_bytes::<EdgeMeta>(&e.meta) else {
+            link.release(pipeline, Some(edge));
+            return;
+        };
+        let release = link.clone();
+        let on_end: crate::flow::tap::OnEnd =
+            Box::new(move || release.release(pipeline, Some(edge)));
+        let rate = meta.edge.rate_limit_bytes_per_sec;
+        match crate::flow::tap::start(e.src, e.dst, meta.socket.as_deref(), rate, Some(on_end)) {
+            Ok(tap) => {
+                self.pipelines
+                    .entry(pipeline)
+                    .or_insert_with(|| PipelineRec {
+                        workspace,
+                        label: meta.label.clone(),
+                        commands: Vec::new(),
+                        taps: Vec::new(),
+                    })
+                    .taps
+                    .push(EdgeTap {
+                        edge: meta.edge,
+                        tap,
+                        last: (Instant::now(), 0),
+                    });
+            }
+            Err(err) => {
+                tracing::warn!(pipeline = %pipeline, edge, error = %err, "cannot start a kept edge's tap again; its commands see EOF and EPIPE");
+                link.release(pipeline, Some(edge));
+            }
+        }
+    }
+
     /// Connects to a re-adopted workspace's keeper: what it holds.
-    fn relink(&mut self, ws: &mut Workspace) -> Vec<crate::keeper::link::Held> {
+    fn relink(&mut self, ws: &mut Workspace) -> crate::keeper::link::Table {
         if ws.created.keeper_pid.is_none() {
-            return Vec::new();
+            return Default::default();
         }
         let socket = self.env.keeper.socket(&ws.unit);
         match crate::keeper::link::KeeperLink::connect(&socket) {
             Ok((link, table)) => {
                 ws.created.link = Some(link);
                 self.note_to_keeper(ws);
-                table.held
+                table
             }
             Err(e) => {
                 // A keeper of a daemon before 0.3, or one that died: the
                 // workspace's commands run on, unknown to this daemon.
                 tracing::warn!(id = %ws.id, socket = %socket.display(), error = %e, "cannot reach the workspace's keeper; its running commands are not known");
-                Vec::new()
+                Default::default()
             }
         }
     }
