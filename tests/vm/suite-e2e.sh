@@ -250,11 +250,94 @@ check "kept workspace re-adopted" bash -c 'as_tester shipote ws ls | grep -q kep
 check "kept scope still running, reaped scope gone" \
     bash -c 'as_tester systemctl --user list-units --no-legend "shipote-kept-*" | grep -q active && [ -z "$(as_tester systemctl --user list-units --all --no-legend "shipote-reaped-*")" ]'
 check "reap at shutdown audited" bash -c 'as_tester journalctl --user SHIPOTE_ACTION=workspace.reap -o cat | grep -q reaped'
+
+# A restart, a crash (kill -9, systemd restarts it) and a stop with a command
+# ending meanwhile lose nothing of a kept workspace: same pid, never
+# signalled, every line once and in order, the real exit status.
+S=/home/tester/surv
+as_tester bash -c "rm -rf $S; mkdir $S"
+surv_pid() { as_tester shipote --json ps surv | tr '{' '\n' | grep "\"id\":\"$1\"" | sed 's/.*"pid":\([0-9]*\).*/\1/'; }
+progress() { cat "$S/p" 2>/dev/null || echo 0; }
+counts_on() { local t=$(($(progress) + $1)) i; for i in $(seq 1 300); do [ "$(progress)" -ge "$t" ] && return 0; sleep 0.1; done; echo "stuck at $(progress), wanted $t"; return 1; }
+exited_7() { as_tester shipote ps surv | grep "$1" | grep -q "exited 7"; }
+export S
+export -f surv_pid exited_7
+check "ws create surv --keep-on-exit" as_tester shipote ws create surv --keep-on-exit
+counter="i=0; while [ ! -e $S/stop ]; do i=\$((i+1)); echo \$i; echo \$i > $S/p.tmp; mv $S/p.tmp $S/p; sleep 0.01; done; echo end; exit 7"
+surv_id=$(cmd_id surv -- sh -c "$counter")
+check "counter runs in the kept workspace" counts_on 20
+pid0=$(surv_pid "$surv_id")
+same_pid_and_counting() { [ -n "$pid0" ] && [ "$(surv_pid "$surv_id")" = "$pid0" ] && counts_on 20; }
+check "systemctl --user restart shipote (counter running)" as_tester systemctl --user restart shipote
+check "same command, same pid after the restart" same_pid_and_counting
+crash() {
+    local old new i
+    old=$(user_show shipote.service MainPID)
+    kill -9 "$old" || return 1
+    for i in $(seq 1 300); do
+        new=$(user_show shipote.service MainPID)
+        if [ "$new" != 0 ] && [ "$new" != "$old" ] && [ "$(user_show shipote.service ActiveState)" = active ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    return 1
+}
+check "kill -9 of the daemon; systemd restarts it" crash
+check "same command, same pid after the crash" same_pid_and_counting
+check "counter stopped, exit 7 reported" bash -c "touch $S/stop; wait_for exited_7 $surv_id 30"
+lines_in_order() {
+    local log n
+    log=$(as_tester shipote logs surv "$surv_id" --tail 10M) || return 1
+    n=$(($(printf '%s\n' "$log" | wc -l) - 1))
+    [ "$n" -gt 60 ] && [ "$(printf '%s\n' "$log" | tail -n 1)" = end ] &&
+        [ "$(printf '%s\n' "$log" | head -n "$n")" = "$(seq 1 "$n")" ]
+}
+check "every line once and in order across both" lines_in_order
+down_id=$(cmd_id surv -- sh -c "echo before; while [ ! -e $S/go ]; do sleep 0.05; done; echo after; exit 7")
+exits_while_down() {
+    wait_for bash -c "as_tester shipote logs surv $down_id | grep -q before" 20 || return 1
+    local p
+    p=$(surv_pid "$down_id")
+    [ -n "$p" ] || return 1
+    as_tester systemctl --user stop shipote.service shipote.socket || return 1
+    touch "$S/go"
+    wait_for test ! -e "/proc/$p" 20 || return 1
+    as_tester systemctl --user start shipote.socket shipote.service || return 1
+    wait_for exited_7 "$down_id" 20 || return 1
+    [ "$(as_tester shipote logs surv "$down_id")" = "$(printf 'before\nafter')" ]
+}
+check "a command that exits 7 while no daemon runs is shown exited 7" exits_while_down
+# Restart to READY with 10 kept workspaces and 100 running commands.
+mk_many() {
+    local w c
+    for w in $(seq 1 10); do
+        as_tester shipote ws create "many$w" --keep-on-exit >/dev/null || return 1
+        for c in $(seq 1 10); do as_tester shipote run "many$w" -- sleep 600 >/dev/null || return 1; done
+    done
+}
+check "10 kept workspaces with 10 commands each" mk_many
+restart_ms=$(as_tester bash -c 's=$(date +%s%N); systemctl --user restart shipote || exit 1; e=$(date +%s%N); echo $(((e - s) / 1000000))')
+check "restart with 100 running commands" test -n "$restart_ms"
+figure "systemctl --user restart shipote until READY with 10 kept workspaces and 100 running commands: ${restart_ms} ms"
+all_known() {
+    local n=0 w
+    for w in $(seq 1 10); do n=$((n + $(as_tester shipote --json ps "many$w" | grep -o '"alive":true' | wc -l))); done
+    echo "$n alive"; [ "$n" = 100 ]
+}
+check "all 100 commands known after it" all_known
+stop_many() {
+    local w
+    for w in $(seq 1 10); do as_tester shipote ws stop "many$w" --grace 0 >/dev/null || return 1; done
+    as_tester shipote ws stop surv >/dev/null
+}
+check "stop them" stop_many
+
 check "ws create lost --keep-on-exit" as_tester shipote ws create lost --keep-on-exit
 check "daemon stopped, state file lost, daemon started" \
     bash -c 'as_tester systemctl --user stop shipote && as_tester bash -c "rm ~/.local/state/shipote/workspaces.json" && as_tester systemctl --user start shipote'
 check "running scopes found on the bus are adopted" bash -c 'l=$(as_tester shipote ws ls); echo "$l"; echo "$l" | grep -q lost && echo "$l" | grep -q kept'
-check "adoption audited" bash -c 'as_tester journalctl --user SHIPOTE_ACTION=workspace.adopt -o cat | grep -q shipote-lost-'
+check "rebuilt from its keeper's record, audited" bash -c 'as_tester journalctl --user SHIPOTE_ACTION=workspace.rebuild -o cat | grep -q "rebuilt from its keeper"'
 check "ws stop lost" as_tester shipote ws stop lost
 check "ws stop kept ends its process" bash -c 'as_tester shipote --json ws stop kept | grep -q "\"reaped\":1"'
 
