@@ -288,7 +288,8 @@ impl KeeperLink {
     }
 
     /// Tells the keeper a run is settled: its exit handled, its output in
-    /// its log (the keeper lets go of its read ends). Best effort.
+    /// its log (the keeper lets go of its read ends). Best effort; blocking
+    /// only while the keeper's socket is full.
     pub fn settled(&self, command: Ulid, pid: i32) {
         let _ = self.send(&ToKeeper::Settled { command, pid }, &[]);
     }

@@ -3,6 +3,11 @@
 //! in one sendmsg with its descriptors attached (SCM_RIGHTS) over a Unix
 //! stream socket. Descriptors arrive with the first byte of their frame, so
 //! a reader queues them in arrival order and each frame takes its count.
+//!
+//! Keepers outlive daemons, so an upgraded daemon talks to keepers of an
+//! older version: variants are only ever appended, a variant's fields never
+//! change (new fields make a new variant), and a frame that does not decode
+//! is skipped whole (a newer peer's message), not an error.
 
 use serde::{Deserialize, Serialize};
 use shipote_protocol::Ulid;
@@ -214,29 +219,41 @@ pub fn send<T: Serialize>(
         match sendmsg::<()>(sock.as_raw_fd(), &iov, cmsgs, MsgFlags::MSG_NOSIGNAL, None) {
             Ok(n) => sent += n,
             Err(nix::errno::Errno::EINTR) => {}
-            Err(nix::errno::Errno::EAGAIN) => wait(sock, libc::POLLOUT)?,
+            Err(nix::errno::Errno::EAGAIN) => wait(sock, libc::POLLOUT, -1)?,
             Err(e) => return Err(e.into()),
         }
     }
     Ok(())
 }
 
-/// Waits until `sock` is ready for `events`.
-fn wait(sock: BorrowedFd<'_>, events: libc::c_short) -> std::io::Result<()> {
+/// Waits until `sock` is ready for `events`, at most `timeout_ms` (-1: no
+/// limit).
+fn wait(sock: BorrowedFd<'_>, events: libc::c_short, timeout_ms: i32) -> std::io::Result<()> {
     let mut pfd = libc::pollfd {
         fd: sock.as_raw_fd(),
         events,
         revents: 0,
     };
     // SAFETY: one valid pollfd.
-    if unsafe { libc::poll(&mut pfd, 1, -1) } < 0 {
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e);
+    match unsafe { libc::poll(&mut pfd, 1, timeout_ms) } {
+        0 => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the peer did not answer in time",
+        )),
+        r if r < 0 => {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                Ok(())
+            } else {
+                Err(e)
+            }
         }
+        _ => Ok(()),
     }
-    Ok(())
 }
+
+/// How long a blocking read waits for the peer's next frame.
+const READ_WAIT_MS: i32 = 10_000;
 
 /// Frames as they arrive on one socket, with their descriptors.
 #[derive(Debug, Default)]
@@ -306,7 +323,7 @@ impl Reader {
             }
             match self.fill(sock)? {
                 Read::Some => {}
-                Read::WouldBlock => wait(sock, libc::POLLIN)?,
+                Read::WouldBlock => wait(sock, libc::POLLIN, READ_WAIT_MS)?,
                 Read::Closed => return Ok(None),
             }
         }
@@ -335,11 +352,15 @@ impl Reader {
                 self.fds.len()
             )));
         }
-        let msg =
-            postcard::from_bytes(&self.buf[HEADER..HEADER + len]).map_err(std::io::Error::other)?;
+        let msg = postcard::from_bytes(&self.buf[HEADER..HEADER + len]);
         self.buf.drain(..HEADER + len);
         let fds = self.fds.drain(..nfds).collect();
-        Ok(Some((msg, fds)))
+        match msg {
+            Ok(msg) => Ok(Some((msg, fds))),
+            // A message from a newer peer (a daemon upgraded while its
+            // keepers run on): skipped, descriptors closed.
+            Err(_) => self.take(),
+        }
     }
 }
 
@@ -394,5 +415,39 @@ mod tests {
         assert_eq!(got, " two");
         drop(a);
         assert!(rd.next_blocking::<ToKeeper>(b.as_fd()).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_frame_from_a_newer_peer_is_skipped_with_its_descriptors() {
+        /// A newer daemon's enum: one variant more than this keeper knows.
+        #[derive(Serialize)]
+        enum Newer {
+            _A,
+            _B,
+            _C,
+            _D,
+            _E,
+            _F,
+            _G,
+            Unknown(u32),
+        }
+        let (a, b) = std::os::unix::net::UnixStream::pair().unwrap();
+        let (r, w) = nix::unistd::pipe().unwrap();
+        send(a.as_fd(), &Newer::Unknown(7), &[w.as_fd()]).unwrap();
+        drop(w);
+        send(
+            a.as_fd(),
+            &ToKeeper::Forget {
+                command: Ulid::nil(),
+            },
+            &[],
+        )
+        .unwrap();
+        let mut rd = Reader::default();
+        let (m, fds): (ToKeeper, _) = rd.next_blocking(b.as_fd()).unwrap().unwrap();
+        assert!(matches!(m, ToKeeper::Forget { .. }) && fds.is_empty());
+        // The skipped frame's descriptor was closed: the pipe has no writer.
+        let mut buf = [0u8; 1];
+        assert_eq!(nix::unistd::read(&r, &mut buf).unwrap(), 0);
     }
 }

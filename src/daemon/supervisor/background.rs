@@ -198,7 +198,8 @@ pub(super) fn follow(
         // ended (`ps`, a waiting client) then reads all of it.
         capture.wait_drained(DRAIN_WAIT).await;
         if let (Some((link, command)), Some(_)) = (settle, status) {
-            link.settled(command, pid);
+            // Off the async workers: a send may wait for room.
+            tokio::task::spawn_blocking(move || link.settled(command, pid));
         }
         let _ = tx
             .send(Event::CommandExited {
