@@ -9,6 +9,9 @@
 //! - [`process`]: forking, exec'ing and signalling commands: the clean spawn
 //!   into a cgroup leaf and namespaces, sandboxes, captured logs, ending
 //!   processes, the daemon's own descriptor budget.
+//! - [`keeper`]: a workspace's keeper, the process that starts its commands
+//!   and holds them (pipes, exit statuses) across daemon restarts, and the
+//!   daemon's link to it.
 //! - [`flow`]: pipeline edges: taps, flow sockets, rate limits.
 //! - [`systemd`]: everything that talks to systemd: sd_notify and the D-Bus
 //!   manager (transient scopes).

@@ -142,7 +142,7 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     let mut short: Vec<(String, u64)> = Vec::new();
     let mut current = d;
     let mut first: Option<Daemon> = None;
-    for round in 0..30u64 {
+    for round in 0..50u64 {
         // A short command starts, writes and exits around the crash.
         let id = run(
             &current,

@@ -100,20 +100,32 @@ impl Drop for BenchDaemon {
         let _ = self.child.kill();
         let _ = self.child.wait();
         if let Some(r) = &self.root {
-            // Workspaces left behind by a failed run are removed first.
-            if let Ok(entries) = std::fs::read_dir(r) {
-                for e in entries.flatten().filter(|e| e.path().is_dir()) {
-                    if let Ok(sub) = std::fs::read_dir(e.path()) {
-                        for s in sub.flatten().filter(|s| s.path().is_dir()) {
-                            let _ = std::fs::remove_dir(s.path());
-                        }
-                    }
-                    let _ = std::fs::remove_dir(e.path());
-                }
-            }
-            let _ = std::fs::remove_dir(r);
+            // Workspaces outlive their daemon (their keepers run on): kill
+            // what is left in each, then remove the tree, deepest first.
+            remove_tree(r);
         }
     }
+}
+
+/// Kills everything in a cgroup tree (cgroup.kill), waits for it to empty
+/// and removes it, deepest first.
+pub fn remove_tree(dir: &Path) {
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries.flatten().filter(|e| e.path().is_dir()) {
+            remove_tree(&e.path());
+        }
+    }
+    let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+    for _ in 0..500 {
+        let populated = std::fs::read_to_string(dir.join("cgroup.events"))
+            .map(|t| !t.contains("populated 0"))
+            .unwrap_or(false);
+        if !populated {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let _ = std::fs::remove_dir(dir);
 }
 
 /// The median of `v`.
