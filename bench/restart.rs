@@ -48,7 +48,7 @@ impl Site {
         let _ = std::fs::remove_file(&notify);
         let rx = UnixDatagram::bind(&notify).unwrap();
         rx.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_shipoted"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shipoted"))
             .arg("--socket")
             .arg(self.socket())
             .arg("--state-dir")
@@ -63,9 +63,14 @@ impl Site {
             .unwrap();
         let mut buf = [0u8; 512];
         loop {
-            let n = rx.recv(&mut buf).expect("daemon ready");
-            if String::from_utf8_lossy(&buf[..n]).contains("READY=1") {
-                return child;
+            match rx.recv(&mut buf) {
+                Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("READY=1") => return child,
+                Ok(_) => {}
+                Err(e) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the daemon did not become ready: {e}");
+                }
             }
         }
     }
