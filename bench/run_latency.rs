@@ -225,10 +225,25 @@ fn main() {
     // The floors run in their own loops once the daemon is idle: run
     // alternately, the floor measured while the daemon still tidies up after
     // our previous command (log, leaf) came out ~2x slower, flattering us.
-    let (mut first, mut boxed, mut started) = rt.block_on(async {
+    let (mut first, mut boxed, mut started, mut kept) = rt.block_on(async {
         let mut c = Client::connect(&socket).await.unwrap();
         let ws = common::create_workspace(&mut c, "bench").await;
         let first = first_instructions(&mut c, ws, &stamp, cgroup_backend).await;
+        // A kept workspace: its keeper starts its commands (so they outlive
+        // the daemon).
+        let mut spec = shipote_protocol::WorkspaceSpec::new("kept");
+        spec.on_exit = shipote_protocol::ExitPolicy::Keep;
+        let kept_ws = match c.call(&Request::WorkspaceCreate { spec }).await.unwrap() {
+            Response::WorkspaceCreated { id, .. } => id,
+            other => panic!("{other:?}"),
+        };
+        let kept = first_instructions(&mut c, kept_ws, &stamp, cgroup_backend).await;
+        let _ = c
+            .call(&Request::WorkspaceStop {
+                id: kept_ws,
+                grace_ms: 0,
+            })
+            .await;
         // The same with permissions: a sandbox of every kind.
         let mut spec = shipote_protocol::WorkspaceSpec::new("boxed");
         spec.permissions = shipote_protocol::Permissions {
@@ -274,7 +289,7 @@ fn main() {
                 grace_ms: 0,
             })
             .await;
-        (first, boxed, started)
+        (first, boxed, started, kept)
     });
     drop(daemon);
     let mut first_floor: Vec<f64> = (0..RUNS).map(|_| floor_first_instruction(&stamp)).collect();
@@ -293,6 +308,13 @@ fn main() {
         &mut first.clone(),
         "shipote Run, with permissions",
         &mut boxed,
+    );
+    report(
+        "a kept workspace (--keep-on-exit): started by its keeper, so it outlives the daemon",
+        "shipote Run, workspace reaped with the daemon",
+        &mut first.clone(),
+        "shipote Run, kept workspace",
+        &mut kept,
     );
     report(
         "request to RunStarted, /bin/true (the client's round trip)",

@@ -454,3 +454,49 @@ fn a_tapped_edge_comes_back_with_its_flow_socket_and_loses_nothing() {
         assert_eq!(*l, (i + 1).to_string(), "line {}", i + 1);
     }
 }
+
+#[test]
+fn after_a_restart_new_commands_join_the_namespaces_of_the_running_ones() {
+    let root = CgroupRoot::new("surv-ns");
+    let mut d = Daemon::start_cgroup(&root.0);
+    let o = d.cli(&[
+        "ws",
+        "create",
+        "boxed",
+        "--keep-on-exit",
+        "--private-tmp",
+        "--network",
+        "loopback",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // A command that leaves a file in the workspace's private /tmp and
+    // stays.
+    let id = run(
+        &d,
+        "boxed",
+        &[
+            "sh",
+            "-c",
+            "echo kept-view > /tmp/view; echo ready; exec sleep 300",
+        ],
+    );
+    assert!(eventually(Duration::from_secs(10), || logs(
+        &d,
+        "boxed",
+        &id,
+        &[]
+    ) == "ready\n"));
+    assert!(
+        !Path::new("/tmp/view").exists()
+            || std::fs::read_to_string("/tmp/view").unwrap() != "kept-view\n"
+    );
+    signal(d.child.id(), Signal::SIGKILL);
+    d.wait_exit();
+    let d2 = successor(&d, &root);
+    // A new command sees the same private /tmp as the one still running.
+    assert_eq!(
+        run_to_end(&d2, "boxed", &["cat", "/tmp/view"]),
+        "kept-view\n"
+    );
+    assert_eq!(command(&d2, "boxed", &id)["alive"], true);
+}

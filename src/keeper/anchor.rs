@@ -65,6 +65,7 @@ pub fn run(listener: UnixListener) -> ! {
         conn: None,
         leaving: false,
         note: Vec::new(),
+        namespaces: Vec::new(),
         edges: BTreeMap::new(),
     };
     let _ = listener.set_nonblocking(true);
@@ -118,6 +119,8 @@ struct Keeper {
     leaving: bool,
     /// The daemon's record of the workspace.
     note: Vec<u8>,
+    /// The workspace's namespaces and their kinds.
+    namespaces: Vec<(OwnedFd, i32)>,
     /// Tapped edges' ends, by pipeline and edge: note, producer's read end,
     /// consumer's write end.
     edges: BTreeMap<(Ulid, u32), (Vec<u8>, [OwnedFd; 2])>,
@@ -154,6 +157,13 @@ impl Keeper {
                 settled: e.settled,
             };
             tell(&mut self.conn, &msg, &custody);
+        }
+        if !self.namespaces.is_empty() {
+            let msg = FromKeeper::Namespaces {
+                kinds: self.namespaces.iter().map(|(_, k)| *k).collect(),
+            };
+            let fds: Vec<BorrowedFd<'_>> = self.namespaces.iter().map(|(f, _)| f.as_fd()).collect();
+            tell(&mut self.conn, &msg, &fds);
         }
         for ((pipeline, edge), (meta, ends)) in &self.edges {
             let msg = FromKeeper::Edge {
@@ -226,6 +236,11 @@ impl Keeper {
                 self.entries.remove(&command);
             }
             ToKeeper::Note { workspace } => self.note = workspace,
+            ToKeeper::Namespaces { kinds } => {
+                if kinds.len() == fds.len() {
+                    self.namespaces = fds.into_iter().zip(kinds).collect();
+                }
+            }
             ToKeeper::Hold {
                 pipeline,
                 edge,

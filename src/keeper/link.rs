@@ -44,6 +44,8 @@ pub struct Table {
     pub held: Vec<Held>,
     /// Its pipelines' tapped edges.
     pub edges: Vec<HeldEdge>,
+    /// The workspace's namespaces and their CLONE_NEW* kinds.
+    pub namespaces: Vec<(OwnedFd, i32)>,
 }
 
 /// A tapped pipeline edge whose ends a keeper held.
@@ -114,6 +116,11 @@ impl KeeperLink {
                     });
                 }
                 FromKeeper::Workspace { note } => table.note = Some(note),
+                FromKeeper::Namespaces { kinds } => {
+                    if kinds.len() == fds.len() {
+                        table.namespaces = fds.into_iter().zip(kinds).collect();
+                    }
+                }
                 FromKeeper::Edge {
                     pipeline,
                     edge,
@@ -219,7 +226,8 @@ impl KeeperLink {
             FromKeeper::Entry { .. }
             | FromKeeper::TableEnd
             | FromKeeper::Workspace { .. }
-            | FromKeeper::Edge { .. } => {}
+            | FromKeeper::Edge { .. }
+            | FromKeeper::Namespaces { .. } => {}
         }
     }
 
@@ -317,6 +325,12 @@ impl KeeperLink {
     /// when `edge` is `None`). Best effort.
     pub fn release(&self, pipeline: Ulid, edge: Option<u32>) {
         let _ = self.send(&ToKeeper::Release { pipeline, edge }, &[]);
+    }
+
+    /// Has the keeper hold the workspace's namespaces. Best effort.
+    pub fn keep_namespaces(&self, ns: &crate::process::namespaces::Namespaces) {
+        let (fds, kinds): (Vec<BorrowedFd<'_>>, Vec<i32>) = ns.fds().unzip();
+        let _ = self.send(&ToKeeper::Namespaces { kinds }, &fds);
     }
 
     /// Gives the keeper the workspace's record. Best effort.

@@ -112,6 +112,12 @@ pub enum ToKeeper {
         /// The record.
         workspace: Vec<u8>,
     },
+    /// Keep the workspace's namespaces (attached, in join order), so the
+    /// next daemon's commands join the same ones as those still running.
+    Namespaces {
+        /// Their CLONE_NEW* kinds, in order.
+        kinds: Vec<i32>,
+    },
 }
 
 /// Keeper to daemon.
@@ -138,6 +144,11 @@ pub enum FromKeeper {
         custody: (bool, bool),
         /// A daemon already handled its exit (`Settled`).
         settled: bool,
+    },
+    /// The workspace's namespaces (attached), in the table.
+    Namespaces {
+        /// Their CLONE_NEW* kinds, in order.
+        kinds: Vec<i32>,
     },
     /// A held edge (its two ends attached), in the table.
     Edge {
@@ -260,6 +271,10 @@ const READ_WAIT_MS: i32 = 10_000;
 pub struct Reader {
     buf: Vec<u8>,
     fds: VecDeque<OwnedFd>,
+    /// Where each read lands, reused (no allocation per read).
+    chunk: Vec<u8>,
+    /// Room for the descriptors of one read, reused.
+    space: Vec<u8>,
 }
 
 /// What one read gave.
@@ -277,14 +292,16 @@ impl Reader {
     /// Reads what the socket has (at most 64 KiB and 253 descriptors).
     pub fn fill(&mut self, sock: BorrowedFd<'_>) -> std::io::Result<Read> {
         use nix::sys::socket::{recvmsg, ControlMessageOwned, MsgFlags};
-        let mut chunk = vec![0u8; 64 << 10];
-        let mut space = nix::cmsg_space!([RawFd; 253]);
+        if self.chunk.is_empty() {
+            self.chunk = vec![0u8; 64 << 10];
+            self.space = nix::cmsg_space!([RawFd; 253]);
+        }
         loop {
-            let mut iov = [std::io::IoSliceMut::new(&mut chunk)];
+            let mut iov = [std::io::IoSliceMut::new(&mut self.chunk)];
             let r = recvmsg::<()>(
                 sock.as_raw_fd(),
                 &mut iov,
-                Some(&mut space),
+                Some(&mut self.space),
                 MsgFlags::MSG_CMSG_CLOEXEC | MsgFlags::MSG_DONTWAIT,
             );
             let msg = match r {
@@ -306,7 +323,7 @@ impl Reader {
             if n == 0 {
                 return Ok(Read::Closed);
             }
-            self.buf.extend_from_slice(&chunk[..n]);
+            self.buf.extend_from_slice(&self.chunk[..n]);
             return Ok(Read::Some);
         }
     }

@@ -237,7 +237,12 @@ impl Supervisor {
             ws.starting.insert(id, rec);
         }
         let tx = self.tx.clone();
-        let link = ws.created.link.clone().filter(|l| l.alive());
+        // A kept workspace's tapped edges are held by its keeper too.
+        let link = ws
+            .created
+            .link
+            .clone()
+            .filter(|l| l.alive() && ws.spec.on_exit == ExitPolicy::Keep);
         let flows_dir = ws
             .spec
             .flow_dirs

@@ -40,16 +40,27 @@ impl Supervisor {
         };
         let started = Instant::now().checked_sub(age).unwrap_or_else(Instant::now);
         let mut ws = Workspace::new(id, saved.unit.clone(), spec, created, created_at, started);
-        // Its permissions hold for the commands it runs from now on (in new
-        // namespaces: the previous daemon's went with it).
-        ws.namespaces = namespaces::make(&ws.spec.permissions, &self.env.shielded)
-            .map(|n| n.map(Arc::new))
-            .map_err(|e| e.to_string());
+        self.arm_ttl(&ws);
+        let mut table = self.relink(&mut ws);
+        // Its permissions: the namespaces its keeper holds (those its running
+        // commands are in), else new ones for the commands it runs from now on.
+        let asks = ws.spec.permissions != shipote_protocol::Permissions::default();
+        ws.namespaces = if asks && !table.namespaces.is_empty() {
+            Ok(Some(Arc::new(Namespaces::new(std::mem::take(
+                &mut table.namespaces,
+            )))))
+        } else {
+            let made = namespaces::make(&ws.spec.permissions, &self.env.shielded)
+                .map(|n| n.map(Arc::new))
+                .map_err(|e| e.to_string());
+            if let (Ok(Some(ns)), Some(link)) = (&made, &ws.created.link) {
+                link.keep_namespaces(ns);
+            }
+            made
+        };
         if let Err(e) = &ws.namespaces {
             tracing::warn!(id = %id, error = %e, "a re-adopted workspace's permissions cannot be enforced; its commands are refused");
         }
-        self.arm_ttl(&ws);
-        let table = self.relink(&mut ws);
         tracing::info!(id = %id, unit = %ws.unit, commands = table.held.len(), edges = table.edges.len(), "re-adopted workspace kept by the previous daemon");
         self.workspaces.insert(id, ws);
         for h in table.held {
@@ -351,6 +362,11 @@ impl Supervisor {
             SystemTime::now(),
             Instant::now(),
         );
+        if let (Some(ns), Some(link)) = (&namespaces, &ws.created.link) {
+            // So that the next daemon's commands join these same ones.
+            let (ns, link) = (ns.clone(), link.clone());
+            tokio::task::spawn_blocking(move || link.keep_namespaces(&ns));
+        }
         ws.namespaces = Ok(namespaces);
         self.arm_ttl(&ws);
         self.note_to_keeper(&ws);
