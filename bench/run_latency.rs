@@ -311,7 +311,7 @@ fn main() {
     );
     report(
         "a kept workspace (--keep-on-exit): started by its keeper, so it outlives the daemon",
-        "shipote Run, workspace reaped with the daemon",
+        "shipote Run, reaped workspace",
         &mut first.clone(),
         "shipote Run, kept workspace",
         &mut kept,
