@@ -500,3 +500,87 @@ fn after_a_restart_new_commands_join_the_namespaces_of_the_running_ones() {
     );
     assert_eq!(command(&d2, "boxed", &id)["alive"], true);
 }
+
+#[test]
+fn a_fan_out_flows_on_through_a_crash_to_every_consumer() {
+    let (root, mut d, dir) = setup("surv-fan");
+    let script = format!(
+        "i=0; while :; do i=$((i+1)); echo $i; echo $i > {d}/progress.tmp; \
+         mv {d}/progress.tmp {d}/progress; sleep 0.005; done",
+        d = dir.path().display()
+    );
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "workspace = \"keep\"\nlabel = \"fan\"\n\
+             [[command]]\nlabel = \"gen\"\nexec = \"sh\"\nargv = [\"-c\", {script:?}]\n\
+             [[command]]\nlabel = \"left\"\nexec = \"cat\"\n\
+             [[command]]\nlabel = \"right\"\nexec = \"cat\"\n\
+             [[edge]]\nfrom = \"gen\"\nto = \"left\"\n\
+             [[edge]]\nfrom = \"gen\"\nto = \"right\"\n"
+        ),
+    )
+    .unwrap();
+    let v = json(&d.cli(&["--json", "pipeline", "run", file.to_str().unwrap()]));
+    let pipeline = v["pipeline"].as_str().unwrap().to_owned();
+    let_it_count(dir.path(), 20);
+    signal(d.child.id(), Signal::SIGKILL);
+    d.wait_exit();
+    let_it_count(dir.path(), 30);
+    let d2 = successor(&d, &root);
+    let_it_count(dir.path(), 20);
+    let v = json(&d2.cli(&["--json", "pipeline", "stop", &pipeline]));
+    assert!(v["reaped"].as_u64().unwrap() >= 3, "{v}");
+    let ps = json(&d2.cli(&["--json", "ps", "keep"]));
+    for side in ["left", "right"] {
+        let c = ps
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["label"] == side)
+            .cloned()
+            .unwrap();
+        let id = c["id"].as_str().unwrap();
+        wait_exit(&d2, "keep", id);
+        let log = logs(&d2, "keep", id, &["--tail", "10M"]);
+        let lines: Vec<&str> = log.lines().collect();
+        assert!(lines.len() > 60, "{side}: {} lines", lines.len());
+        for (i, l) in lines.iter().enumerate() {
+            assert_eq!(*l, (i + 1).to_string(), "{side}: line {}", i + 1);
+        }
+    }
+}
+
+#[test]
+fn a_tapped_edges_count_goes_on_across_a_restart() {
+    let (root, mut d, dir) = setup("surv-count");
+    let file = dir.path().join("p.toml");
+    std::fs::write(
+        &file,
+        "workspace = \"keep\"\nlabel = \"counted\"\n\
+         [[command]]\nlabel = \"gen\"\nexec = \"sh\"\n\
+         argv = [\"-c\", \"while :; do echo 0123456789; sleep 0.005; done\"]\n\
+         [[command]]\nlabel = \"sink\"\nexec = \"cat\"\n\
+         [[edge]]\nfrom = \"gen\"\nto = \"sink\"\n",
+    )
+    .unwrap();
+    let v = json(&d.cli(&["--json", "pipeline", "run", "--tap", file.to_str().unwrap()]));
+    let pipeline = v["pipeline"].as_str().unwrap().to_owned();
+    let bytes = |d: &Daemon| {
+        json(&d.cli(&["--json", "flow", "top", "--once"]))[0]["bytes_total"]
+            .as_u64()
+            .unwrap_or(0)
+    };
+    assert!(eventually(Duration::from_secs(10), || bytes(&d) >= 1100));
+    let before = bytes(&d);
+    assert!(d.stop().success());
+    let d2 = successor(&d, &root);
+    let after = bytes(&d2);
+    assert!(
+        after >= before,
+        "the count started again: {before} before, {after} after"
+    );
+    let v = json(&d2.cli(&["--json", "pipeline", "stop", &pipeline]));
+    assert!(v["reaped"].as_u64().unwrap() >= 2, "{v}");
+}

@@ -111,6 +111,15 @@ fn pollfd(fd: libc::c_int) -> libc::pollfd {
     }
 }
 
+/// A tapped edge's ends, held.
+struct Edge {
+    meta: Vec<u8>,
+    /// The producer's read end, the consumer's write end.
+    ends: [OwnedFd; 2],
+    /// Bytes moved, as the daemon last counted.
+    bytes: u64,
+}
+
 struct Keeper {
     entries: BTreeMap<Ulid, Entry>,
     /// The daemon connected now, if any, and what it has sent so far.
@@ -123,7 +132,7 @@ struct Keeper {
     namespaces: Vec<(OwnedFd, i32)>,
     /// Tapped edges' ends, by pipeline and edge: note, producer's read end,
     /// consumer's write end.
-    edges: BTreeMap<(Ulid, u32), (Vec<u8>, [OwnedFd; 2])>,
+    edges: BTreeMap<(Ulid, u32), Edge>,
 }
 
 impl Keeper {
@@ -165,13 +174,18 @@ impl Keeper {
             let fds: Vec<BorrowedFd<'_>> = self.namespaces.iter().map(|(f, _)| f.as_fd()).collect();
             tell(&mut self.conn, &msg, &fds);
         }
-        for ((pipeline, edge), (meta, ends)) in &self.edges {
+        for ((pipeline, edge), e) in &self.edges {
             let msg = FromKeeper::Edge {
                 pipeline: *pipeline,
                 edge: *edge,
-                meta: meta.clone(),
+                meta: e.meta.clone(),
+                bytes: e.bytes,
             };
-            tell(&mut self.conn, &msg, &[ends[0].as_fd(), ends[1].as_fd()]);
+            tell(
+                &mut self.conn,
+                &msg,
+                &[e.ends[0].as_fd(), e.ends[1].as_fd()],
+            );
         }
         tell(&mut self.conn, &FromKeeper::TableEnd, &[]);
     }
@@ -236,6 +250,17 @@ impl Keeper {
                 self.entries.remove(&command);
             }
             ToKeeper::Note { workspace } => self.note = workspace,
+            ToKeeper::Relay { consumers } => {
+                let mut it = fds.into_iter();
+                if let Some(src) = it.next() {
+                    let dsts: Vec<OwnedFd> = it.collect();
+                    if dsts.len() == usize::from(consumers) {
+                        // A thread of its own, with SIGCHLD blocked like the
+                        // loop's (inherited), so the signalfd sees every one.
+                        let _ = crate::flow::relay(src, dsts);
+                    }
+                }
+            }
             ToKeeper::Namespaces { kinds } => {
                 if kinds.len() == fds.len() {
                     self.namespaces = fds.into_iter().zip(kinds).collect();
@@ -248,7 +273,21 @@ impl Keeper {
             } => {
                 let mut it = fds.into_iter();
                 if let (Some(src), Some(dst)) = (it.next(), it.next()) {
-                    self.edges.insert((pipeline, edge), (meta, [src, dst]));
+                    let held = Edge {
+                        meta,
+                        ends: [src, dst],
+                        bytes: 0,
+                    };
+                    self.edges.insert((pipeline, edge), held);
+                }
+            }
+            ToKeeper::Count {
+                pipeline,
+                edge,
+                bytes,
+            } => {
+                if let Some(e) = self.edges.get_mut(&(pipeline, edge)) {
+                    e.bytes = bytes;
                 }
             }
             ToKeeper::Release { pipeline, edge } => match edge {

@@ -61,6 +61,8 @@ pub struct HeldEdge {
     pub src: OwnedFd,
     /// The consumer's write end.
     pub dst: OwnedFd,
+    /// Bytes it had moved, as last counted.
+    pub bytes: u64,
 }
 
 /// One daemon's connection to one workspace's keeper.
@@ -125,6 +127,7 @@ impl KeeperLink {
                     pipeline,
                     edge,
                     meta,
+                    bytes,
                 } => {
                     let mut fds = fds.into_iter();
                     if let (Some(src), Some(dst)) = (fds.next(), fds.next()) {
@@ -134,6 +137,7 @@ impl KeeperLink {
                             meta,
                             src,
                             dst,
+                            bytes,
                         });
                     }
                 }
@@ -325,6 +329,31 @@ impl KeeperLink {
     /// when `edge` is `None`). Best effort.
     pub fn release(&self, pipeline: Ulid, edge: Option<u32>) {
         let _ = self.send(&ToKeeper::Release { pipeline, edge }, &[]);
+    }
+
+    /// Tells the keeper how many bytes each of these edges has moved.
+    /// Best effort.
+    pub fn count(&self, counts: &[(Ulid, u32, u64)]) {
+        for &(pipeline, edge, bytes) in counts {
+            let msg = ToKeeper::Count {
+                pipeline,
+                edge,
+                bytes,
+            };
+            if self.send(&msg, &[]).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Has the keeper run a fan-out relay from `src` to `dsts` (it then
+    /// holds the only copies). Blocking.
+    pub fn relay(&self, src: OwnedFd, dsts: Vec<OwnedFd>) -> std::io::Result<()> {
+        let fds: Vec<BorrowedFd<'_>> = std::iter::once(src.as_fd())
+            .chain(dsts.iter().map(|d| d.as_fd()))
+            .collect();
+        let consumers = dsts.len() as u16;
+        self.send(&ToKeeper::Relay { consumers }, &fds)
     }
 
     /// Has the keeper hold the workspace's namespaces. Best effort.

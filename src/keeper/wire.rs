@@ -112,6 +112,23 @@ pub enum ToKeeper {
         /// The record.
         workspace: Vec<u8>,
     },
+    /// How many bytes a tapped edge has moved so far (so its count goes on
+    /// with the next daemon).
+    Count {
+        /// Its pipeline.
+        pipeline: Ulid,
+        /// Its edge's index.
+        edge: u32,
+        /// Bytes moved.
+        bytes: u64,
+    },
+    /// Run a pipeline's fan-out relay (attached: the source's read end, then
+    /// each consumer's write end): the keeper copies it, so it flows on
+    /// while no daemon runs.
+    Relay {
+        /// How many consumers.
+        consumers: u16,
+    },
     /// Keep the workspace's namespaces (attached, in join order), so the
     /// next daemon's commands join the same ones as those still running.
     Namespaces {
@@ -158,6 +175,8 @@ pub enum FromKeeper {
         edge: u32,
         /// What the daemon noted of it.
         meta: Vec<u8>,
+        /// Bytes it had moved, as last counted.
+        bytes: u64,
     },
     /// Every command has been listed.
     TableEnd,

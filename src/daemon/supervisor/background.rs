@@ -313,7 +313,13 @@ pub(super) fn start_pipeline(
         }
     }
     for (src, dsts) in wiring.relays {
-        if let Err(e) = crate::flow::relay(src, dsts) {
+        // A kept workspace's relays run in its keeper: they flow on while
+        // no daemon runs.
+        let relayed = match &link {
+            Some(link) => link.relay(src, dsts).map(drop),
+            None => crate::flow::relay(src, dsts).map(drop),
+        };
+        if let Err(e) = relayed {
             kill_all(&started);
             return Err(internal("cannot start a relay", &e));
         }
@@ -346,6 +352,7 @@ pub(super) fn start_pipeline(
         ) {
             Ok(t) => taps.push(EdgeTap {
                 edge: e.clone(),
+                index: edge,
                 tap: t,
                 last: (Instant::now(), 0),
             }),

@@ -79,6 +79,8 @@ pub(super) struct PipelineRec {
 #[derive(Debug)]
 pub struct EdgeTap {
     pub(super) edge: shipote_protocol::spec::FlowEdge,
+    /// The edge's index in its pipeline's spec.
+    pub(super) index: u32,
     pub(super) tap: crate::flow::tap::Tap,
     /// When the throughput was last asked, and the byte count then.
     pub(super) last: (Instant, u64),

@@ -68,7 +68,50 @@ impl Supervisor {
         });
     }
 
+    /// Gives each kept workspace's keeper its tapped edges' byte counts, so
+    /// they go on with the next daemon (every sample, off the loop; at
+    /// shutdown, `now`, before the daemon exits).
+    pub(super) fn save_edge_counts(&self, now: bool) {
+        let mut by_link: Vec<(Arc<crate::keeper::link::KeeperLink>, Vec<(Ulid, u32, u64)>)> =
+            Vec::new();
+        for (id, p) in &self.pipelines {
+            let Some(ws) = self.workspaces.get(&p.workspace) else {
+                continue;
+            };
+            let Some(link) = ws
+                .created
+                .link
+                .as_ref()
+                .filter(|_| ws.spec.on_exit == ExitPolicy::Keep)
+            else {
+                continue;
+            };
+            let counts: Vec<(Ulid, u32, u64)> = p
+                .taps
+                .iter()
+                .map(|t| {
+                    let bytes = t.tap.state.bytes.load(std::sync::atomic::Ordering::Relaxed);
+                    (*id, t.index, bytes)
+                })
+                .collect();
+            if !counts.is_empty() {
+                by_link.push((link.clone(), counts));
+            }
+        }
+        let send = move || {
+            for (link, counts) in by_link {
+                link.count(&counts);
+            }
+        };
+        if now {
+            send();
+        } else {
+            tokio::task::spawn_blocking(send);
+        }
+    }
+
     pub(super) fn sample(&mut self) {
+        self.save_edge_counts(false);
         if self.workspaces.is_empty() {
             return;
         }

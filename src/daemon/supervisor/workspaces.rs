@@ -93,6 +93,10 @@ impl Supervisor {
         let rate = meta.edge.rate_limit_bytes_per_sec;
         match crate::flow::tap::start(e.src, e.dst, meta.socket.as_deref(), rate, Some(on_end)) {
             Ok(tap) => {
+                // Its count goes on from where the last daemon left it.
+                tap.state
+                    .bytes
+                    .fetch_add(e.bytes, std::sync::atomic::Ordering::Relaxed);
                 self.pipelines
                     .entry(pipeline)
                     .or_insert_with(|| PipelineRec {
@@ -104,6 +108,7 @@ impl Supervisor {
                     .taps
                     .push(EdgeTap {
                         edge: meta.edge,
+                        index: edge,
                         tap,
                         last: (Instant::now(), 0),
                     });
@@ -567,6 +572,8 @@ impl Supervisor {
 
     pub(super) fn on_shutdown(&mut self, reply: oneshot::Sender<()>) {
         self.shutdown_reply = Some(reply);
+        // Kept edges' counts, for the next daemon.
+        self.save_edge_counts(true);
         let reap: Vec<WorkspaceId> = self
             .workspaces
             .values()
