@@ -72,8 +72,8 @@ impl Supervisor {
     /// they go on with the next daemon (every sample, off the loop; at
     /// shutdown, `now`, before the daemon exits).
     pub(super) fn save_edge_counts(&self, now: bool) {
-        let mut by_link: Vec<(Arc<crate::keeper::link::KeeperLink>, Vec<(Ulid, u32, u64)>)> =
-            Vec::new();
+        type Counts = Vec<(Ulid, u32, u64)>;
+        let mut by_link: Vec<(Arc<crate::keeper::link::KeeperLink>, Counts)> = Vec::new();
         for (id, p) in &self.pipelines {
             let Some(ws) = self.workspaces.get(&p.workspace) else {
                 continue;
