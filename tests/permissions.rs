@@ -376,8 +376,9 @@ to = "up"
 #[test]
 fn a_sandboxed_command_cannot_reach_the_daemon() {
     // Through the daemon's socket it could ask for an unconfined workspace.
-    // (/proc/PID/root of the user's other processes, the daemon included, is
-    // the documented hole that waits for a PID namespace.)
+    // (Signals to the user's other processes and the writable cgroup tree
+    // are the documented limits that wait for PID and cgroup namespaces:
+    // SECURITY.md.)
     let (_root, d) = setup("escape", &["--network", "none"]);
     assert!(d.cli(&["ws", "create", "open"]).status.success());
     let probe = format!(
@@ -392,4 +393,72 @@ fn a_sandboxed_command_cannot_reach_the_daemon() {
     // Without permissions the same user's command reaches it: that is what
     // asking for nothing means.
     assert_eq!(out("open"), "socket: connected\n");
+}
+
+#[test]
+fn the_daemons_state_directory_is_hidden_from_a_sandboxed_workspace() {
+    // Even when a parent of it is writable: only naming it uncovers it.
+    let root = CgroupRoot::new("hidestate");
+    let d = Daemon::start_cgroup(&root.0);
+    let parent = d.dir.path().to_str().unwrap().to_owned();
+    for create in [
+        vec!["ws", "create", "w", "--network", "none"],
+        vec!["ws", "create", "v", "--read-only", "--writable", &parent],
+    ] {
+        let o = d.cli(&create);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let open = run(&d, "w", &["true"]);
+    wait_exit(&d, "w", &open);
+    let state = d.dir.path().join("state");
+    let probe = format!(
+        "cat {s}/workspaces.json >/dev/null 2>&1 && echo state-readable; \
+         ls {s}/logs 2>/dev/null | grep -q . && echo logs-listed; \
+         ls {s}/keepers 2>/dev/null | grep -q . && echo keepers-listed; echo done",
+        s = state.display()
+    );
+    for ws in ["w", "v"] {
+        assert_eq!(run_to_end(&d, ws, &["sh", "-c", &probe]), "done\n", "{ws}");
+    }
+    // The state is there, for whoever is not sandboxed.
+    assert!(d.cli(&["ws", "create", "open"]).status.success());
+    assert_eq!(
+        run_to_end(&d, "open", &["sh", "-c", &probe]),
+        "state-readable\nlogs-listed\nkeepers-listed\ndone\n"
+    );
+}
+
+#[test]
+fn a_sandboxed_workspace_cannot_reach_the_users_ptys_but_can_make_its_own() {
+    // A pty of the host's, as a terminal or an ssh session would hold.
+    let ptmx = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/ptmx")
+        .unwrap();
+    let mut n: libc::c_uint = 0;
+    let unlock: libc::c_int = 0;
+    use std::os::fd::AsRawFd;
+    // SAFETY: ioctls on our own ptmx with valid pointers.
+    unsafe {
+        assert_eq!(libc::ioctl(ptmx.as_raw_fd(), libc::TIOCSPTLCK, &unlock), 0);
+        assert_eq!(libc::ioctl(ptmx.as_raw_fd(), libc::TIOCGPTN, &mut n), 0);
+    }
+    let host_pts = std::path::PathBuf::from(format!("/dev/pts/{n}"));
+    assert!(host_pts.exists());
+    let (_root, d) = setup("pty", &["--network", "none"]);
+    let (status, out) = sh(
+        &d,
+        &format!(
+            "ls /dev/pts | tr '\\n' ' '; echo; \
+             (echo injected > {p}) 2>/dev/null && echo host-pty-written; \
+             python3 -c 'import os; m, s = os.openpty(); print(os.ttyname(s))'",
+            p = host_pts.display()
+        ),
+    );
+    assert_eq!(status, 0, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0].trim(), "ptmx", "only its own instance: {out}");
+    assert_eq!(lines[1], "/dev/pts/0", "a new pty works inside: {out}");
+    assert_eq!(lines.len(), 2, "{out}");
 }

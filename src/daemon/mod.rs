@@ -302,8 +302,10 @@ async fn serve(
             .into_iter()
             .chain([
                 bound.path.clone(),
-                // A keeper starts whatever its socket asks for.
-                crate::keeper::sockets_dir(&config.state_dir),
+                // Every workspace's logs, the state file (a command could
+                // edit its own permissions away), saved pipelines, and the
+                // keepers' sockets (a keeper starts whatever it is asked).
+                config.state_dir.clone(),
             ])
             .collect(),
     };

@@ -19,11 +19,14 @@
 //!    (open_tree, recursively, as they are), the whole tree is made read-only
 //!    (mount_setattr, recursively), and the clones are put back on top, so
 //!    they keep their own flags (like systemd's ProtectSystem=strict).
-//! 3. `private_tmp`: a fresh tmpfs on /tmp (mode 1777).
-//! 4. `private_dev`: the basic nodes are cloned from /dev, a tmpfs goes on
+//! 3. Unless `private_dev`: a fresh devpts instance on /dev/pts (its ptmx
+//!    bound on /dev/ptmx), so the user's own ptys are out of reach while new
+//!    ones still work.
+//! 4. `private_tmp`: a fresh tmpfs on /tmp (mode 1777).
+//! 5. `private_dev`: the basic nodes are cloned from /dev, a tmpfs goes on
 //!    /dev and the clones on empty files there; plus /dev/shm and the
 //!    fd/stdin/stdout/stderr links.
-//! 5. `hidden_paths`: a scratch tmpfs holds an empty directory and an empty
+//! 6. `hidden_paths`: a scratch tmpfs holds an empty directory and an empty
 //!    file, both mode 000; each hidden path gets a read-only bind of the one of
 //!    its kind; the scratch tmpfs is then detached.
 
@@ -80,6 +83,9 @@ enum Op {
     Hide { src: CString, path: CString },
     /// Detach the mount at `path`.
     Detach { path: CString },
+    /// A fresh devpts instance on /dev/pts (the user's own ptys out of
+    /// reach), its ptmx bound on /dev/ptmx.
+    Devpts { ptmx: bool },
 }
 
 /// What a workspace's commands are allowed to see, as a plan for the child.
@@ -132,10 +138,13 @@ impl Sandbox {
     /// daemon's; the command keeps them, inside and out. Errors name the
     /// offending path and what to do.
     ///
-    /// `shielded` are hidden too whenever anything is asked (unless listed
-    /// as writable): the daemon's socket and the user's runtime directory
-    /// with its session bus and service manager, through which a command
-    /// could otherwise have an unconfined process started for it.
+    /// `shielded` are hidden too whenever anything is asked (unless they,
+    /// or a path inside them, are listed as writable): the daemon's socket
+    /// and the user's runtime directory with its session bus and service
+    /// manager, through which a command could otherwise have an unconfined
+    /// process started for it, and the daemon's state directory (every
+    /// workspace's logs, the state file, saved pipelines, the keepers'
+    /// sockets).
     pub fn plan(
         perms: &Permissions,
         uid: u32,
@@ -177,9 +186,9 @@ impl Sandbox {
             let Ok(real) = p.canonicalize() else { continue };
             let gone = (perms.private_tmp && real.starts_with("/tmp"))
                 || (perms.private_dev && real.starts_with("/dev"));
-            let kept = writable
-                .iter()
-                .any(|w| real.starts_with(w) || w.starts_with(&real));
+            // Kept only when the user named it (or a path inside it) as
+            // writable; a writable parent (say $HOME) does not uncover it.
+            let kept = writable.iter().any(|w| w.starts_with(&real));
             if !gone && !kept && !hidden.iter().any(|(h, _)| real.starts_with(h)) {
                 let dir = real.is_dir();
                 hidden.push((real, dir));
@@ -240,6 +249,17 @@ impl Sandbox {
                     format!("keeping {} writable", p.display()),
                 );
             }
+        }
+        // The user's ptys (terminals, ssh sessions) are not the workspace's:
+        // a fresh devpts instance instead, where new ptys still work. A
+        // private /dev has no pts at all.
+        if !perms.private_dev && Path::new("/dev/pts").is_dir() {
+            push(
+                Op::Devpts {
+                    ptmx: Path::new("/dev/ptmx").exists(),
+                },
+                "mounting a private /dev/pts".into(),
+            );
         }
         if perms.private_tmp {
             push(
@@ -562,6 +582,23 @@ unsafe fn run_op(op: &Op, scratch: &mut [libc::c_int]) -> bool {
                 }
             }
             Op::Link { target, path } => libc::symlink(target.as_ptr(), path.as_ptr()) == 0,
+            Op::Devpts { ptmx } => {
+                libc::mount(
+                    c"devpts".as_ptr(),
+                    c"/dev/pts".as_ptr(),
+                    c"devpts".as_ptr(),
+                    libc::MS_NOSUID | libc::MS_NOEXEC,
+                    c"newinstance,ptmxmode=0666,mode=0620".as_ptr().cast(),
+                ) == 0
+                    && (!ptmx
+                        || libc::mount(
+                            c"/dev/pts/ptmx".as_ptr(),
+                            c"/dev/ptmx".as_ptr(),
+                            null,
+                            libc::MS_BIND,
+                            std::ptr::null(),
+                        ) == 0)
+            }
             Op::Hide { src, path } => {
                 libc::mount(
                     src.as_ptr(),
