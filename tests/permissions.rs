@@ -462,3 +462,33 @@ fn a_sandboxed_workspace_cannot_reach_the_users_ptys_but_can_make_its_own() {
     assert_eq!(lines[1], "/dev/pts/0", "a new pty works inside: {out}");
     assert_eq!(lines.len(), 2, "{out}");
 }
+
+#[test]
+fn a_sandboxed_command_cannot_touch_any_cgroup() {
+    let (root, d) = setup("cgro", &["--network", "none"]);
+    assert!(d.cli(&["ws", "create", "other"]).status.success());
+    let unit = |label: &str| {
+        json(&d.cli(&["--json", "ws", "ls"]))
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["label"] == label)
+            .unwrap()["unit"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let other = root.0.join(unit("other"));
+    let own = root.0.join(unit("w"));
+    let probe = format!(
+        "(echo $$ > {r}/cgroup.procs) 2>/dev/null && echo left-its-cgroup; \
+         (echo 1 > {o}/cgroup.freeze) 2>/dev/null && echo froze-another; \
+         (echo 1 > {o}/cgroup.kill) 2>/dev/null && echo killed-another; \
+         mkdir {w}/escape 2>/dev/null && echo made-a-cgroup; echo done",
+        r = root.0.display(),
+        o = other.display(),
+        w = own.display()
+    );
+    assert_eq!(run_to_end(&d, "w", &["sh", "-c", &probe]), "done\n");
+    assert!(!other.join("escape").exists() && !own.join("escape").exists());
+}

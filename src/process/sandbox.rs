@@ -19,14 +19,16 @@
 //!    (open_tree, recursively, as they are), the whole tree is made read-only
 //!    (mount_setattr, recursively), and the clones are put back on top, so
 //!    they keep their own flags (like systemd's ProtectSystem=strict).
-//! 3. Unless `private_dev`: a fresh devpts instance on /dev/pts (its ptmx
+//! 3. /sys/fs/cgroup (and every cgroup mount below it) becomes read-only:
+//!    no command can move itself, freeze, kill or re-limit any cgroup.
+//! 4. Unless `private_dev`: a fresh devpts instance on /dev/pts (its ptmx
 //!    bound on /dev/ptmx), so the user's own ptys are out of reach while new
 //!    ones still work.
-//! 4. `private_tmp`: a fresh tmpfs on /tmp (mode 1777).
-//! 5. `private_dev`: the basic nodes are cloned from /dev, a tmpfs goes on
+//! 5. `private_tmp`: a fresh tmpfs on /tmp (mode 1777).
+//! 6. `private_dev`: the basic nodes are cloned from /dev, a tmpfs goes on
 //!    /dev and the clones on empty files there; plus /dev/shm and the
 //!    fd/stdin/stdout/stderr links.
-//! 6. `hidden_paths`: a scratch tmpfs holds an empty directory and an empty
+//! 7. `hidden_paths`: a scratch tmpfs holds an empty directory and an empty
 //!    file, both mode 000; each hidden path gets a read-only bind of the one of
 //!    its kind; the scratch tmpfs is then detached.
 
@@ -55,6 +57,9 @@ struct MountAttr {
     userns_fd: u64,
 }
 
+/// Where cgroupfs is mounted (v2, or the hybrid layout's tree).
+const CGROUP_FS: &str = "/sys/fs/cgroup";
+
 /// The device nodes a private /dev gets.
 const DEV_NODES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
@@ -65,8 +70,8 @@ enum Op {
     Slave,
     /// Clone the mount tree at `path` into scratch slot `slot`.
     Clone { path: CString, slot: usize },
-    /// Make the whole tree read-only.
-    ReadOnly,
+    /// Make the whole tree under `path` read-only.
+    ReadOnly { path: CString },
     /// Put the clone in `slot` on `path`.
     Attach { slot: usize, path: CString },
     /// Mount a fresh tmpfs on `path`.
@@ -239,7 +244,10 @@ impl Sandbox {
                 );
                 slots += 1;
             }
-            push(Op::ReadOnly, "making / read-only".into());
+            push(
+                Op::ReadOnly { path: c"/".into() },
+                "making / read-only".into(),
+            );
             for (i, p) in keep.iter().enumerate() {
                 push(
                     Op::Attach {
@@ -249,6 +257,18 @@ impl Sandbox {
                     format!("keeping {} writable", p.display()),
                 );
             }
+        }
+        // The cgroup tree belongs to the user: writable, a command could
+        // leave its workspace's cgroup, freeze or kill another's, or raise its
+        // own limits. Read-only in here (a mount made read-only in a more
+        // privileged namespace stays so in any namespace made below it).
+        if Path::new(CGROUP_FS).is_dir() {
+            push(
+                Op::ReadOnly {
+                    path: cpath(Path::new(CGROUP_FS)),
+                },
+                format!("making {CGROUP_FS} read-only"),
+            );
         }
         // The user's ptys (terminals, ssh sessions) are not the workspace's:
         // a fresh devpts instance instead, where new ptys still work. A
@@ -524,7 +544,7 @@ unsafe fn run_op(op: &Op, scratch: &mut [libc::c_int]) -> bool {
                 *cell = fd;
                 fd >= 0
             }
-            Op::ReadOnly => {
+            Op::ReadOnly { path } => {
                 let attr = MountAttr {
                     attr_set: MOUNT_ATTR_RDONLY,
                     attr_clr: 0,
@@ -534,7 +554,7 @@ unsafe fn run_op(op: &Op, scratch: &mut [libc::c_int]) -> bool {
                 libc::syscall(
                     libc::SYS_mount_setattr,
                     libc::AT_FDCWD,
-                    c"/".as_ptr(),
+                    path.as_ptr(),
                     AT_RECURSIVE,
                     &attr as *const MountAttr,
                     std::mem::size_of::<MountAttr>(),
@@ -677,16 +697,25 @@ mod tests {
     }
 
     #[test]
-    fn network_only_needs_no_mount_namespace() {
+    fn network_only_still_makes_cgroupfs_read_only_and_ptys_private() {
         let p = Permissions {
             network: NetworkAccess::None,
             ..Permissions::default()
         };
         let s = Sandbox::plan(&p, 1000, 1000, &[]).unwrap().unwrap();
-        assert_eq!(
-            s.clone_flags(),
-            (libc::CLONE_NEWUSER | libc::CLONE_NEWNET) as u64
-        );
+        let mounts = Path::new(CGROUP_FS).is_dir() || Path::new("/dev/pts").is_dir();
+        let ns = if mounts {
+            libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWNS
+        } else {
+            libc::CLONE_NEWUSER | libc::CLONE_NEWNET
+        };
+        assert_eq!(s.clone_flags(), ns as u64);
+        if Path::new(CGROUP_FS).is_dir() {
+            assert!(s
+                .what
+                .iter()
+                .any(|w| w == "making /sys/fs/cgroup read-only"));
+        }
         assert_eq!(s.uid_map.to_str().unwrap(), "1000 1000 1\n");
     }
 

@@ -229,6 +229,19 @@ check "a workspace's commands share its private /tmp" \
 check "commands of a sandboxed workspace still land in its scope" \
     bash -c 'id=$(cmd_id p-fs -- cat /proc/self/cgroup); cg=$(as_tester systemctl --user show -p ControlGroup --value "$(ws_unit p-fs)");
              wait_for bash -c "as_tester shipote logs p-fs $id | grep -qx \"0::$cg/cmd-$id\"" 20'
+# A sandboxed command cannot raise its scope's limits, leave its cgroup or
+# touch another workspace's (the user owns the whole tree under user@.service).
+no_cgroup_escape() {
+    local cg other out
+    cg=$(ws_cg p-none); other=$(ws_cg p-open)
+    out=$(ws_out p-none "(echo max > $cg/memory.max) 2>/dev/null && echo raised;
+                         (echo \$\$ > $other/cgroup.procs) 2>/dev/null && echo moved;
+                         (echo 1 > $other/cgroup.freeze) 2>/dev/null && echo froze; echo done")
+    echo "$out"; [ "$out" = done ]
+}
+check "a sandboxed command cannot raise its limits, move itself or freeze another workspace" no_cgroup_escape
+check "a sandboxed workspace does not see the daemon's state or logs" \
+    bash -c 'out=$(ws_out p-none "ls ~/.local/state/shipote 2>&1 | head -3; ls /dev/pts | tr \"\n\" \" \""); echo "$out"; ! echo "$out" | grep -q workspaces.json && echo "$out" | grep -q "^ptmx $"'
 kill "$HOSTSRV_PID" 2>/dev/null
 stop_perm() { for l in p-open p-none p-lo p-fs; do as_tester shipote ws stop "$l" --grace 0 || return 1; done; }
 check "ws stop the permission workspaces" stop_perm
