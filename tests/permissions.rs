@@ -492,3 +492,27 @@ fn a_sandboxed_command_cannot_touch_any_cgroup() {
     assert_eq!(run_to_end(&d, "w", &["sh", "-c", &probe]), "done\n");
     assert!(!other.join("escape").exists() && !own.join("escape").exists());
 }
+
+#[test]
+fn a_sandboxed_command_cannot_nest_a_user_namespace_or_type_into_a_tty() {
+    let (_root, d) = setup("seccomp", &["--network", "none"]);
+    let probe = "import ctypes, errno, fcntl, os, termios, threading\n\
+                 libc = ctypes.CDLL(None, use_errno=True)\n\
+                 r = libc.unshare(0x10000000)\n\
+                 print('unshare user:', 'refused' if r != 0 and ctypes.get_errno() == errno.EPERM else 'allowed')\n\
+                 m, s = os.openpty()\n\
+                 try:\n    fcntl.ioctl(s, termios.TIOCSTI, b'x'); print('tiocsti: allowed')\n\
+                 except OSError as e:\n    print('tiocsti:', 'refused' if e.errno == errno.EPERM else e)\n\
+                 t = threading.Thread(target=lambda: print('thread: ok')); t.start(); t.join()\n\
+                 pid = os.fork()\n\
+                 if pid == 0:\n    os._exit(3)\n\
+                 print('fork:', os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))\n";
+    assert_eq!(
+        run_to_end(&d, "w", &["python3", "-c", probe]),
+        "unshare user: refused\ntiocsti: refused\nthread: ok\nfork: 3\n"
+    );
+    // A workspace without permissions has no filter.
+    assert!(d.cli(&["ws", "create", "open"]).status.success());
+    let out = run_to_end(&d, "open", &["python3", "-c", probe]);
+    assert!(out.starts_with("unshare user: allowed\n"), "{out}");
+}

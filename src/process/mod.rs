@@ -13,6 +13,7 @@ pub mod fds;
 pub mod logs;
 pub mod namespaces;
 pub mod sandbox;
+pub mod seccomp;
 pub mod spawn;
 
 /// The argument that turns `shipoted` into a workspace keeper.

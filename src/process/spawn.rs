@@ -155,6 +155,8 @@ struct CommandPlan {
     namespaces: *const super::namespaces::Namespaces,
     /// Which namespace kind to join failed.
     join_kind: libc::c_int,
+    /// The seccomp deny-list to install before exec (null: none).
+    seccomp: *const libc::sock_fprog,
 }
 
 impl super::clone::Entry for CommandPlan {
@@ -170,6 +172,7 @@ const STEP_CWD: libc::c_int = 4;
 const STEP_EXEC: libc::c_int = 5;
 const STEP_JOIN: libc::c_int = 8;
 const STEP_NO_NEW_PRIVS: libc::c_int = 7;
+const STEP_SECCOMP: libc::c_int = 9;
 
 /// The command's child, on its own stack, sharing the daemon's memory while
 /// the daemon is suspended: it joins the leaf cgroup (when not born there)
@@ -229,6 +232,10 @@ extern "C" fn command_main(arg: *mut libc::c_void) -> libc::c_int {
         // Workspace commands never gain privileges (setuid, file caps).
         if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
             fail(plan, STEP_NO_NEW_PRIVS);
+        }
+        // A sandboxed command's second layer (process/seccomp.rs).
+        if !plan.seccomp.is_null() && !super::seccomp::install(plan.seccomp) {
+            fail(plan, STEP_SECCOMP);
         }
         // Every signal unblocked, whatever the spawning thread blocks (a
         // keeper blocks SIGCHLD for its signalfd).
@@ -360,6 +367,11 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             .as_deref()
             .map_or(std::ptr::null(), |s| s as *const _),
         join_kind: 0,
+        seccomp: if l.namespaces.is_some() {
+            super::seccomp::prepared()
+        } else {
+            std::ptr::null()
+        },
     };
     // SAFETY: command_main reads a CommandPlan and only makes system calls
     // before it execs or _exits.
@@ -409,6 +421,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             STEP_FDS => "setting up its stdin/stdout/stderr".to_owned(),
             STEP_CWD => "entering its working directory".to_owned(),
             STEP_NO_NEW_PRIVS => "setting no_new_privs".to_owned(),
+            STEP_SECCOMP => "installing its seccomp filter".to_owned(),
             STEP_JOIN => super::namespaces::Namespaces::describe(plan.join_kind).to_owned(),
             _ => "exec".to_owned(),
         };

@@ -240,6 +240,8 @@ no_cgroup_escape() {
     echo "$out"; [ "$out" = done ]
 }
 check "a sandboxed command cannot raise its limits, move itself or freeze another workspace" no_cgroup_escape
+check "a sandboxed command cannot nest a user namespace (seccomp)" \
+    bash -c 'out=$(ws_out p-none "unshare -U true 2>&1; echo rc=\$?"); echo "$out"; echo "$out" | grep -q "Operation not permitted" && echo "$out" | grep -q "rc=1"'
 check "a sandboxed workspace does not see the daemon's state or logs" \
     bash -c 'out=$(ws_out p-none "ls ~/.local/state/shipote 2>&1 | head -3; ls /dev/pts | tr \"\n\" \" \""); echo "$out"; ! echo "$out" | grep -q workspaces.json && echo "$out" | grep -q "^ptmx $"'
 kill "$HOSTSRV_PID" 2>/dev/null
