@@ -402,7 +402,8 @@ fn the_daemons_state_directory_is_hidden_from_a_sandboxed_workspace() {
     let d = Daemon::start_cgroup(&root.0);
     let parent = d.dir.path().to_str().unwrap().to_owned();
     for create in [
-        vec!["ws", "create", "w", "--network", "none"],
+        // Kept: its keeper's socket is in the state directory too.
+        vec!["ws", "create", "w", "--network", "none", "--keep-on-exit"],
         vec!["ws", "create", "v", "--read-only", "--writable", &parent],
     ] {
         let o = d.cli(&create);

@@ -189,7 +189,17 @@ impl Backend {
                     root.create()?;
                     cg2.create()?;
                     let warnings = fallback_warnings(&spec, &cg2.controllers());
-                    // The keeper in a leaf of its own, like in a scope.
+                    // A cgroup needs no member, so only a kept workspace gets a
+                    // keeper (what its commands outlive the daemon through),
+                    // in a leaf of its own, like in a scope.
+                    if spec.on_exit != shipote_protocol::ExitPolicy::Keep {
+                        return Ok(Created {
+                            cgroup: Some(cg2),
+                            keeper_pid: None,
+                            link: None,
+                            warnings,
+                        });
+                    }
                     let leaf = cg2.child(KEEPER_CGROUP);
                     let placed = leaf.create().map_err(BackendError::from).and_then(|()| {
                         let pid = keeper.start(&unit, &keeper.socket(&unit))?;
