@@ -10,9 +10,8 @@
 
 mod common;
 
-use std::os::unix::net::UnixDatagram;
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const WORKSPACES: usize = 10;
@@ -44,35 +43,21 @@ impl Site {
 
     /// Starts a daemon and returns it once READY=1 came.
     fn start(&self) -> Child {
-        let notify = self.dir.path().join("notify");
-        let _ = std::fs::remove_file(&notify);
-        let rx = UnixDatagram::bind(&notify).unwrap();
-        rx.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shipoted"))
-            .arg("--socket")
-            .arg(self.socket())
-            .arg("--state-dir")
-            .arg(self.dir.path().join("state"))
-            .args(["--backend", "cgroup", "--cgroup-root"])
-            .arg(&self.root)
-            .args(["--log-target", "stderr"])
-            .env("SHIPOTE_LOG", "warn")
-            .env("NOTIFY_SOCKET", &notify)
-            .stdin(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut buf = [0u8; 512];
-        loop {
-            match rx.recv(&mut buf) {
-                Ok(n) if String::from_utf8_lossy(&buf[..n]).contains("READY=1") => return child,
-                Ok(_) => {}
-                Err(e) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    panic!("the daemon did not become ready: {e}");
-                }
-            }
-        }
+        // The last daemon's notify socket goes first.
+        let _ = std::fs::remove_file(self.dir.path().join("daemon.notify"));
+        common::spawn_ready(
+            Command::new(env!("CARGO_BIN_EXE_shipoted"))
+                .arg("--socket")
+                .arg(self.socket())
+                .arg("--state-dir")
+                .arg(self.dir.path().join("state"))
+                .args(["--backend", "cgroup", "--cgroup-root"])
+                .arg(&self.root)
+                .args(["--log-target", "stderr"])
+                .env("SHIPOTE_LOG", "warn"),
+            self.dir.path(),
+            "daemon",
+        )
     }
 
     fn cli(&self, args: &[&str]) {

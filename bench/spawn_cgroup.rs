@@ -10,7 +10,7 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use shipote::process::spawn::{spawn, Launch};
+use shipote::process::spawn::{spawn, Launch, Program};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -22,12 +22,14 @@ fn launch(cgroup: Option<&Path>) -> Duration {
     let (_r2, w2) = nix::unistd::pipe().unwrap();
     let t = Instant::now();
     let child = spawn(Launch {
-        program: "/bin/true".into(),
-        arg0: "true".into(),
-        args: vec![],
-        env: vec![("PATH".into(), "/usr/bin:/bin".into())],
-        cwd: "/".into(),
-        cgroup: cgroup.map(Path::to_owned),
+        program: Program {
+            program: "/bin/true".into(),
+            arg0: "true".into(),
+            args: vec![],
+            env: vec![("PATH".into(), "/usr/bin:/bin".into())],
+            cwd: "/".into(),
+            cgroup: cgroup.map(Path::to_owned),
+        },
         stdin: None,
         stdout: w1,
         stderr: w2,

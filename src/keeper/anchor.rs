@@ -333,12 +333,7 @@ impl Keeper {
         let namespaces = (!ns.is_empty())
             .then(|| std::sync::Arc::new(crate::process::namespaces::Namespaces::new(ns)));
         let child = crate::process::spawn::spawn(crate::process::spawn::Launch {
-            program: launch.program,
-            arg0: launch.arg0,
-            args: launch.args,
-            env: launch.env,
-            cwd: launch.cwd,
-            cgroup: launch.cgroup,
+            program: launch,
             stdin,
             stdout,
             stderr,

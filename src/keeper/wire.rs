@@ -14,7 +14,6 @@ use shipote_protocol::Ulid;
 use std::collections::VecDeque;
 use std::io::IoSlice;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
-use std::path::PathBuf;
 
 /// Largest frame body: a spawn carries a command's argv and environment,
 /// which the daemon bounds well below this.
@@ -26,21 +25,7 @@ pub const MAX_FDS: usize = 250;
 const HEADER: usize = 6;
 
 /// The program a keeper starts, as the daemon resolved it.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct LaunchSpec {
-    /// The resolved program.
-    pub program: PathBuf,
-    /// argv[0].
-    pub arg0: String,
-    /// Arguments after argv[0].
-    pub args: Vec<String>,
-    /// The whole environment.
-    pub env: Vec<(String, String)>,
-    /// Working directory.
-    pub cwd: PathBuf,
-    /// Its cgroup leaf directory.
-    pub cgroup: Option<PathBuf>,
-}
+pub use crate::process::spawn::Program as LaunchSpec;
 
 /// Which descriptors a `Spawn` carries, in this order: stdin (when
 /// `stdin`), stdout, stderr, `extra` extra ones (3, 4, ...), the

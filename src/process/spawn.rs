@@ -64,9 +64,10 @@ pub enum SpawnError {
 pub use super::env::{base_env, merge_env, resolve};
 pub use super::fds::raise_nofile_limit;
 
-/// What to start.
-#[derive(Debug)]
-pub struct Launch {
+/// The program to run and where: everything of a start but its descriptors
+/// (sent as is to a workspace's keeper, which starts it the same way).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct Program {
     /// The resolved program.
     pub program: PathBuf,
     /// argv[0] (the name asked for).
@@ -79,6 +80,13 @@ pub struct Launch {
     pub cwd: PathBuf,
     /// The command's cgroup leaf directory; `None` without cgroups.
     pub cgroup: Option<PathBuf>,
+}
+
+/// What to start.
+#[derive(Debug)]
+pub struct Launch {
+    /// The program, its arguments, environment, directory and leaf.
+    pub program: Program,
     /// Standard input; `None`: /dev/null.
     pub stdin: Option<OwnedFd>,
     /// Write end for stdout.
@@ -284,9 +292,17 @@ fn dev_null() -> std::io::Result<&'static File> {
 /// pidfd to wait on, so no other waiter can take its exit status.
 pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
     use std::os::unix::ffi::OsStrExt;
-    if let Err(source) = std::fs::read_dir(&l.cwd) {
+    let Launch {
+        program: p,
+        stdin,
+        stdout,
+        stderr,
+        extra_fds,
+        namespaces,
+    } = l;
+    if let Err(source) = std::fs::read_dir(&p.cwd) {
         return Err(SpawnError::Cwd {
-            path: l.cwd,
+            path: p.cwd,
             source,
         });
     }
@@ -303,15 +319,15 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             }
         }
     };
-    let program = CString::new(l.program.as_os_str().as_bytes()).map_err(nul("program".into()))?;
+    let program = CString::new(p.program.as_os_str().as_bytes()).map_err(nul("program".into()))?;
     let cwd =
-        CString::new(l.cwd.as_os_str().as_bytes()).map_err(nul("working directory".into()))?;
-    let args: Vec<CString> = std::iter::once(l.arg0.as_str())
-        .chain(l.args.iter().map(String::as_str))
+        CString::new(p.cwd.as_os_str().as_bytes()).map_err(nul("working directory".into()))?;
+    let args: Vec<CString> = std::iter::once(p.arg0.as_str())
+        .chain(p.args.iter().map(String::as_str))
         .enumerate()
         .map(|(i, a)| CString::new(a).map_err(nul(format!("argument {i}"))))
         .collect::<Result<_, _>>()?;
-    let env: Vec<CString> = l
+    let env: Vec<CString> = p
         .env
         .iter()
         .map(|(k, v)| cstring(format!("{k}={v}")))
@@ -326,14 +342,14 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         .map(|a| a.as_ptr())
         .chain(std::iter::once(std::ptr::null()))
         .collect();
-    let null = dev_null().map_err(|e| spawn_err(&l.program, e))?;
+    let null = dev_null().map_err(|e| spawn_err(&p.program, e))?;
     let sources: Vec<std::os::fd::BorrowedFd<'_>> = [
-        l.stdin.as_ref().map_or(null.as_fd(), |f| f.as_fd()),
-        l.stdout.as_fd(),
-        l.stderr.as_fd(),
+        stdin.as_ref().map_or(null.as_fd(), |f| f.as_fd()),
+        stdout.as_fd(),
+        stderr.as_fd(),
     ]
     .into_iter()
-    .chain(l.extra_fds.iter().map(|f| f.as_fd()))
+    .chain(extra_fds.iter().map(|f| f.as_fd()))
     .collect();
     // Sources below the highest target are first copied above it.
     let nfds = sources.len();
@@ -342,7 +358,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
     for src in sources {
         if (src.as_raw_fd() as usize) < nfds {
             let copy = nix::fcntl::fcntl(src, nix::fcntl::FcntlArg::F_DUPFD_CLOEXEC(nfds as i32))
-                .map_err(|e| spawn_err(&l.program, e.into()))?;
+                .map_err(|e| spawn_err(&p.program, e.into()))?;
             // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor we own.
             let copy = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(copy) };
             fds.push(copy.as_raw_fd());
@@ -362,12 +378,11 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         // SAFETY: an all-zero sigset_t is valid; clone_vfork fills it in.
         mask: unsafe { std::mem::zeroed() },
         failed: (0, 0),
-        namespaces: l
-            .namespaces
+        namespaces: namespaces
             .as_deref()
             .map_or(std::ptr::null(), |s| s as *const _),
         join_kind: 0,
-        seccomp: if l.namespaces.is_some() {
+        seccomp: if namespaces.is_some() {
             super::seccomp::prepared()
         } else {
             std::ptr::null()
@@ -383,7 +398,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
     thread_local! {
         static STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; super::clone::STACK]);
     }
-    let born = STACK.with_borrow_mut(|stack| match &l.cgroup {
+    let born = STACK.with_borrow_mut(|stack| match &p.cgroup {
         None => clone(&mut plan, stack, None),
         Some(dir) => {
             let open_err = |e: std::io::Error| {
@@ -410,7 +425,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             }
         }
     })
-    .map_err(|e| spawn_err(&l.program, e))?;
+    .map_err(|e| spawn_err(&p.program, e))?;
     let (step, errno) = plan.failed;
     if step != 0 {
         super::clone::reap(born.pid);
@@ -426,7 +441,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             _ => "exec".to_owned(),
         };
         return Err(spawn_err(
-            &l.program,
+            &p.program,
             std::io::Error::new(cause.kind(), format!("{what}: {cause}")),
         ));
     }
@@ -499,12 +514,14 @@ mod tests {
         let (out_r, out_w) = pipe();
         let (_err_r, err_w) = pipe();
         let child = spawn(Launch {
-            program: "/bin/sh".into(),
-            arg0: "sh".into(),
-            args: vec!["-c".into(), "cat; cat <&3".into()],
-            env: vec![("PATH".into(), DEFAULT_PATH.into())],
-            cwd: "/".into(),
-            cgroup: None,
+            program: Program {
+                program: "/bin/sh".into(),
+                arg0: "sh".into(),
+                args: vec!["-c".into(), "cat; cat <&3".into()],
+                env: vec![("PATH".into(), DEFAULT_PATH.into())],
+                cwd: "/".into(),
+                cgroup: None,
+            },
             stdin: Some(in_r),
             stdout: out_w,
             stderr: err_w,

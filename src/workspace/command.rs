@@ -4,7 +4,7 @@
 
 use crate::cgroup::Cgroup;
 use crate::keeper::link::KeeperLink;
-use crate::keeper::wire::{LaunchSpec, SpawnFds};
+use crate::keeper::wire::SpawnFds;
 use crate::process::logs::{self, CaptureState, LogPaths};
 use crate::process::spawn::{self, Launch};
 use shipote_protocol::Ulid;
@@ -167,8 +167,14 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         Some(fd) => (None, fd),
         None => pipe().map(|(r, w)| (Some(r), w))?,
     };
-    let arg0 = req.exec.clone();
-    let cgroup = req.leaf.as_ref().map(|l| l.dir().to_owned());
+    let what = spawn::Program {
+        program,
+        arg0: req.exec.clone(),
+        args: req.argv,
+        env,
+        cwd,
+        cgroup: req.leaf.as_ref().map(|l| l.dir().to_owned()),
+    };
     let (pid, exit) = match req.keeper {
         Some(k) => {
             // The keeper keeps a copy of each read end: no EPIPE while no
@@ -198,17 +204,9 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
                 .chain(ns.iter().map(|(fd, _)| *fd))
                 .chain(custody.iter().flatten().map(|f| f.as_fd()))
                 .collect();
-            let launch = LaunchSpec {
-                program,
-                arg0,
-                args: req.argv,
-                env,
-                cwd,
-                cgroup,
-            };
             let (pid, exit) = k
                 .link
-                .spawn(k.command, launch, layout, &fds, k.meta)
+                .spawn(k.command, what, layout, &fds, k.meta)
                 .map_err(cleanup)?;
             let exit = Exit::Keeper {
                 exit,
@@ -219,12 +217,7 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         }
         None => {
             let child = spawn::spawn(Launch {
-                program,
-                arg0,
-                args: req.argv,
-                env,
-                cwd,
-                cgroup,
+                program: what,
                 stdin: req.io.stdin,
                 stdout: out_w,
                 stderr: err_w,
