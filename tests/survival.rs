@@ -527,3 +527,37 @@ fn a_tapped_edges_count_goes_on_across_a_restart() {
     let v = json(&d2.cli(&["--json", "pipeline", "stop", &pipeline]));
     assert!(v["reaped"].as_u64().unwrap() >= 2, "{v}");
 }
+
+#[test]
+fn keepers_sockets_go_with_their_workspaces() {
+    let (root, mut d, _dir) = setup("surv-sock");
+    let keepers = d.dir.path().join("state/keepers");
+    let socks = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&keepers)
+            .map(|r| {
+                r.flatten()
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    assert_eq!(socks().len(), 1, "{:?}", socks());
+    let o = d.cli(&["ws", "create", "gone", "--keep-on-exit"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(socks().len(), 2, "{:?}", socks());
+    assert!(d.cli(&["ws", "stop", "gone"]).status.success());
+    assert!(
+        eventually(Duration::from_secs(5), || socks().len() == 1),
+        "{:?}",
+        socks()
+    );
+    // One left by a daemon that died (a spare, a workspace since gone) is
+    // removed by the next one.
+    std::fs::write(keepers.join("spare-01M8STALE.sock"), "").unwrap();
+    assert!(d.stop().success());
+    let _d2 = successor(&d, &root);
+    assert_eq!(socks().len(), 1, "{:?}", socks());
+    assert!(socks()[0].starts_with("shipote-keep-"), "{:?}", socks());
+}

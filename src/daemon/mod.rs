@@ -313,6 +313,7 @@ async fn serve(
     let (mut sup, handle, rx) = Supervisor::new(env.clone(), notifier.clone());
     restore(&mut sup, &env, saved).await;
     remove_stale_log_dirs(&env.log_dir, &sup.workspace_ids()).await;
+    remove_stale_keeper_sockets(&env.keeper.sockets, &sup.workspace_units());
     let status = sup.status_line();
     let sup_stop = CancellationToken::new();
     let sup_task = tokio::spawn(sup.run(rx, sup_stop.clone()));
@@ -567,6 +568,20 @@ async fn restore(sup: &mut Supervisor, env: &Environment, mut saved: Vec<SavedWo
                 .kv("unit", &s.unit),
             &format!("left by a daemon that did not stop cleanly; {outcome}"),
         );
+    }
+}
+
+/// Removes keepers' sockets left by workspaces that no longer exist and by
+/// spare keepers (which died with the previous daemon's service).
+fn remove_stale_keeper_sockets(dir: &std::path::Path, live: &[String]) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some(unit) = name.strip_suffix(".sock") else {
+            continue;
+        };
+        if !live.iter().any(|u| u == unit) {
+            let _ = std::fs::remove_file(e.path());
+        }
     }
 }
 

@@ -416,6 +416,11 @@ impl Supervisor {
         self.workspaces.keys().copied().collect()
     }
 
+    /// The unit names of the workspaces it holds.
+    pub fn workspace_units(&self) -> Vec<String> {
+        self.workspaces.values().map(|w| w.unit.clone()).collect()
+    }
+
     /// The status line systemd shows (`systemctl --user status shipote`).
     pub fn status_line(&self) -> String {
         format!(

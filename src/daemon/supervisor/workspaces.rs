@@ -499,6 +499,9 @@ impl Supervisor {
                     // Its namespaces (and a private /tmp's contents) go now,
                     // not when the record ages out.
                     ws.namespaces = Ok(None);
+                    // Its keeper went with it: so does its socket.
+                    let socket = self.env.keeper.socket(&ws.unit);
+                    tokio::task::spawn_blocking(move || std::fs::remove_file(socket));
                     self.keep_stopped(ws);
                 }
                 // Its pipelines go with it (their taps ended with their edges).
