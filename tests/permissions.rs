@@ -212,6 +212,7 @@ fn a_workspace_that_asks_for_nothing_shares_the_hosts_view() {
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "ok\n");
     let show = stdout(&d.cli(&["ws", "show", "w"]));
     assert!(show.contains("none asked (the host's view)"), "{show}");
+    assert!(!show.contains("enforced by"), "{show}");
     // no_new_privs is on for every workspace command.
     assert_eq!(
         lines[3].split_whitespace().collect::<Vec<_>>(),
@@ -237,6 +238,11 @@ fn a_sandboxed_command_keeps_the_users_ids_and_has_no_capabilities() {
     let show = stdout(&d.cli(&["ws", "show", "w"]));
     let line = show.lines().find(|l| l.starts_with("permissions")).unwrap();
     assert!(line.ends_with("network none, private /tmp"), "{show}");
+    let layers = show.lines().find(|l| l.starts_with("enforced by")).unwrap();
+    assert!(
+        layers.contains("seccomp deny-list") && layers.contains("read-only cgroupfs"),
+        "{show}"
+    );
     let v = json(&d.cli(&["--json", "ws", "show", "w"]));
     assert_eq!(v["permissions"]["network"], "None");
     assert_eq!(v["permissions"]["private_tmp"], true);

@@ -331,6 +331,9 @@ pub async fn run(s: &mut Session, cmd: WsCommand) -> Result<String, Failure> {
                     }
                     if let Some(spec) = &spec {
                         t.row(["permissions", &permissions_text(&spec.permissions)]);
+                        if spec.permissions != Permissions::default() {
+                            t.row(["enforced by", &sandbox_layers()]);
+                        }
                     }
                     t.row(["rss", &opt_bytes(stats.rss_bytes)]);
                     t.row(["rss peak", &opt_bytes(stats.rss_peak_bytes)]);
@@ -512,6 +515,27 @@ fn parse_network(s: &str) -> Result<NetworkAccess, String> {
 }
 
 /// One line for a person: what a workspace's commands may see and reach.
+/// The layers a sandboxed workspace's commands run under (SECURITY.md),
+/// and the one this build lacks, if any.
+fn sandbox_layers() -> String {
+    let mut layers = vec![
+        "user, mount and network namespaces",
+        "read-only cgroupfs",
+        "private devpts",
+        "no capabilities",
+        "no_new_privs",
+    ];
+    if crate::process::seccomp::available() {
+        layers.push("seccomp deny-list");
+        layers.join(", ")
+    } else {
+        format!(
+            "{} (no seccomp filter on this architecture)",
+            layers.join(", ")
+        )
+    }
+}
+
 fn permissions_text(p: &Permissions) -> String {
     let list = |v: &[std::path::PathBuf]| {
         v.iter()
