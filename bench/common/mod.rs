@@ -227,10 +227,5 @@ pub fn echo_server(socket: &Path) {
 
 /// A process's resident memory in KiB (VmRSS), 0 when it is gone.
 pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or(0)
+    shipote::process::proc_usage(pid).map_or(0, |u| u.rss_bytes / 1024)
 }

@@ -132,34 +132,8 @@ impl Supervisor {
             return;
         };
         let label = run.exec.rsplit('/').next().unwrap_or(&run.exec).to_owned();
-        let leaf = ws
-            .created
-            .cgroup
-            .as_ref()
-            .map(|c| c.child(&ws::leaf_name(id)));
-        let logs = LogPaths::new(
-            &self.env.log_dir.join(workspace.to_string()),
-            &id.to_string(),
-        );
-        let rec = CommandRec {
-            id,
-            label,
-            pid: 0,
-            alive: true,
-            exit_status: None,
-            exit_signal: None,
-            logs,
-            capture: Arc::default(),
-            leaf,
-            backoff: false,
-            ends: None,
-            run: restart_on_failure.then(|| run.clone()),
-            restart: RestartState::default(),
-            started_at: Instant::now(),
-            failure: None,
-            logs_pruned: false,
-            pipeline: None,
-        };
+        let mut rec = CommandRec::new(id, label, self.env.logs(workspace, id), ws.leaf(id));
+        rec.run = restart_on_failure.then(|| run.clone());
         let launch = Launch {
             tx: self.tx.clone(),
             workspace,

@@ -310,6 +310,11 @@ pub struct Environment {
 
 impl Environment {
     /// The state directory (the state file's).
+    /// The log files of command `id` of `workspace`.
+    pub(super) fn logs(&self, workspace: WorkspaceId, id: Ulid) -> LogPaths {
+        LogPaths::new(&self.log_dir.join(workspace.to_string()), &id.to_string())
+    }
+
     pub fn state_dir(&self) -> PathBuf {
         self.state_file
             .parent()

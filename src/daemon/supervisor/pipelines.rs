@@ -197,37 +197,19 @@ impl Supervisor {
         for (i, (c, &id)) in plan.spec.commands.iter().zip(&ids).enumerate() {
             let mut envp = c.env.clone();
             envp.extend(plan.port_env(i));
-            let rec = CommandRec {
+            let mut rec = CommandRec::new(
                 id,
-                label: c.label.clone(),
-                pid: 0,
-                alive: true,
-                exit_status: None,
-                exit_signal: None,
-                logs: LogPaths::new(
-                    &self.env.log_dir.join(workspace.to_string()),
-                    &id.to_string(),
-                ),
-                capture: Arc::default(),
-                leaf: ws
-                    .created
-                    .cgroup
-                    .as_ref()
-                    .map(|cg| cg.child(&ws::leaf_name(id))),
-                backoff: false,
-                ends: None,
-                run: c.restart_on_failure.then(|| RunSpec {
-                    exec: c.exec.clone(),
-                    argv: c.argv.clone(),
-                    envp: envp.clone(),
-                    cwd: c.cwd.clone(),
-                }),
-                restart: RestartState::default(),
-                started_at: Instant::now(),
-                failure: None,
-                logs_pruned: false,
-                pipeline: Some((pipeline, plan.spec.label.clone())),
-            };
+                c.label.clone(),
+                self.env.logs(workspace, id),
+                ws.leaf(id),
+            );
+            rec.run = c.restart_on_failure.then(|| RunSpec {
+                exec: c.exec.clone(),
+                argv: c.argv.clone(),
+                envp: envp.clone(),
+                cwd: c.cwd.clone(),
+            });
+            rec.pipeline = Some((pipeline, plan.spec.label.clone()));
             places.push(Place {
                 leaf: rec.leaf.clone(),
                 logs: rec.logs.clone(),
@@ -238,11 +220,7 @@ impl Supervisor {
         }
         let tx = self.tx.clone();
         // A kept workspace's tapped edges are held by its keeper too.
-        let link = ws
-            .created
-            .link
-            .clone()
-            .filter(|l| l.alive() && ws.spec.on_exit == ExitPolicy::Keep);
+        let link = ws.kept_link().cloned();
         let flows_dir = ws
             .spec
             .flow_dirs

@@ -165,6 +165,29 @@ pub(super) struct EdgeMeta {
 }
 
 impl CommandRec {
+    /// A command about to start: alive, no pid yet, no restart policy.
+    pub(super) fn new(id: Ulid, label: String, logs: LogPaths, leaf: Option<Cgroup>) -> Self {
+        CommandRec {
+            id,
+            label,
+            pid: 0,
+            alive: true,
+            exit_status: None,
+            exit_signal: None,
+            logs,
+            capture: Arc::default(),
+            leaf,
+            backoff: false,
+            ends: None,
+            run: None,
+            restart: RestartState::default(),
+            started_at: Instant::now(),
+            failure: None,
+            logs_pruned: false,
+            pipeline: None,
+        }
+    }
+
     /// What its workspace's keeper keeps of it.
     pub(super) fn meta(&self) -> Vec<u8> {
         let meta = CommandMeta {
@@ -259,6 +282,24 @@ impl Workspace {
         }
     }
 
+    /// Its keeper, when the workspace is kept across daemon restarts
+    /// (`ExitPolicy::Keep`) and the keeper answers: what its commands, edges
+    /// and relays are handed to.
+    pub(super) fn kept_link(&self) -> Option<&Arc<crate::keeper::link::KeeperLink>> {
+        if self.spec.on_exit != ExitPolicy::Keep {
+            return None;
+        }
+        self.created.link.as_ref().filter(|l| l.alive())
+    }
+
+    /// The cgroup leaf of its command `id`, when it has a cgroup.
+    pub(super) fn leaf(&self, id: Ulid) -> Option<Cgroup> {
+        self.created
+            .cgroup
+            .as_ref()
+            .map(|c| c.child(&ws::leaf_name(id)))
+    }
+
     /// A start of `rec` through this workspace's keeper: for a workspace
     /// kept across daemon restarts (`ExitPolicy::Keep`), when its keeper
     /// answers. A `Reap` workspace ends with its daemon, so the daemon
@@ -267,10 +308,7 @@ impl Workspace {
         &self,
         rec: &CommandRec,
     ) -> Option<crate::workspace::command::ByKeeper> {
-        if self.spec.on_exit != ExitPolicy::Keep {
-            return None;
-        }
-        let link = self.created.link.as_ref().filter(|l| l.alive())?;
+        let link = self.kept_link()?;
         Some(crate::workspace::command::ByKeeper {
             link: link.clone(),
             command: rec.id,

@@ -78,12 +78,7 @@ impl Supervisor {
             let Some(ws) = self.workspaces.get(&p.workspace) else {
                 continue;
             };
-            let Some(link) = ws
-                .created
-                .link
-                .as_ref()
-                .filter(|_| ws.spec.on_exit == ExitPolicy::Keep)
-            else {
+            let Some(link) = ws.kept_link() else {
                 continue;
             };
             let counts: Vec<(Ulid, u32, u64)> = p

@@ -150,30 +150,15 @@ fn with_workspace(dir: &Path, policy: RestartPolicy) -> (Supervisor, WorkspaceId
 
 /// A command's record, restartable when `run` is true.
 fn record(id: Ulid, run: bool) -> CommandRec {
-    CommandRec {
-        id,
-        label: "fake".into(),
-        pid: 0,
-        alive: true,
-        exit_status: None,
-        exit_signal: None,
-        logs: LogPaths::new(Path::new("/nonexistent"), &id.to_string()),
-        capture: Arc::default(),
-        leaf: None,
-        backoff: false,
-        ends: None,
-        run: run.then(|| RunSpec {
-            exec: "false".into(),
-            argv: vec![],
-            envp: vec![],
-            cwd: None,
-        }),
-        restart: RestartState::default(),
-        started_at: Instant::now(),
-        failure: None,
-        logs_pruned: false,
-        pipeline: None,
-    }
+    let logs = LogPaths::new(Path::new("/nonexistent"), &id.to_string());
+    let mut rec = CommandRec::new(id, "fake".into(), logs, None);
+    rec.run = run.then(|| RunSpec {
+        exec: "false".into(),
+        argv: vec![],
+        envp: vec![],
+        cwd: None,
+    });
+    rec
 }
 
 fn report(

@@ -181,36 +181,15 @@ impl Supervisor {
         let Some(ws) = self.workspaces.get_mut(&workspace) else {
             return;
         };
-        let logs = LogPaths::new(
-            &self.env.log_dir.join(workspace.to_string()),
-            &id.to_string(),
-        );
-        let mut rec = CommandRec {
-            id,
-            label: meta.label,
-            pid: h.pid,
-            alive: true,
-            exit_status: None,
-            exit_signal: None,
-            logs: logs.clone(),
-            capture: Arc::default(),
-            leaf: ws
-                .created
-                .cgroup
-                .as_ref()
-                .map(|c| c.child(&ws::leaf_name(id))),
-            backoff: false,
-            ends: None,
-            run: meta.run,
-            restart: RestartState {
-                restarts: meta.restarts,
-                failures_in_a_row: meta.failures_in_a_row,
-            },
-            started_at: Instant::now(),
-            failure: None,
-            logs_pruned: false,
-            pipeline: meta.pipeline.clone(),
+        let logs = self.env.logs(workspace, id);
+        let mut rec = CommandRec::new(id, meta.label, logs.clone(), ws.leaf(id));
+        rec.pid = h.pid;
+        rec.run = meta.run;
+        rec.restart = RestartState {
+            restarts: meta.restarts,
+            failures_in_a_row: meta.failures_in_a_row,
         };
+        rec.pipeline = meta.pipeline.clone();
         if id > ws.last_command {
             ws.last_command = id;
         }
