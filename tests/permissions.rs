@@ -1,6 +1,6 @@
 //! Workspace permissions (issue #8): what a workspace's commands may see and
 //! reach, enforced by user, mount and network namespaces the command enters
-//! before exec. Real daemon, real namespaces, the cgroup fallback of these
+//! before exec (the attacks on them: tests/redteam.rs). Real daemon, real namespaces, the cgroup fallback of these
 //! hosts (the VM tier runs the same checks as an unprivileged user).
 
 mod common;
@@ -382,9 +382,7 @@ to = "up"
 #[test]
 fn a_sandboxed_command_cannot_reach_the_daemon() {
     // Through the daemon's socket it could ask for an unconfined workspace.
-    // (Signals to the user's other processes and the writable cgroup tree
-    // are the documented limits that wait for PID and cgroup namespaces:
-    // SECURITY.md.)
+    // (Signals, ptrace and cgroups: tests/redteam.rs.)
     let (_root, d) = setup("escape", &["--network", "none"]);
     assert!(d.cli(&["ws", "create", "open"]).status.success());
     let probe = format!(

@@ -17,6 +17,14 @@ fn main() -> ExitCode {
     {
         shipote::process::keeper_main();
     }
+    // `shipoted --pid-init`: a sandboxed workspace's init (see
+    // shipote::process::init).
+    if std::env::args_os().nth(1).is_some_and(|a| {
+        std::os::unix::ffi::OsStrExt::as_bytes(a.as_os_str())
+            == shipote::process::init::INIT_ARG.to_bytes()
+    }) {
+        shipote::process::init::init_main();
+    }
     // Not made non-dumpable (which would close /proc/<daemon>/root to the
     // user's processes): the child that makes a workspace's namespaces
     // shares the daemon's memory, hence its dumpable flag, and a

@@ -80,9 +80,16 @@ pub fn end(targets: &[Target], grace: Duration, keeper: Option<u32>) -> u32 {
     } else {
         Signal::SIGTERM
     };
+    // A sandboxed workspace's init (in its `init` leaf) is no process of
+    // the user's: it goes once the others are gone (its death would kill
+    // them without their grace), and is not counted.
     let others = |t: &Target| -> Vec<u32> {
         let mut m = t.members();
-        m.retain(|p| Some(*p) != keeper);
+        let init = match t {
+            Target::Tree(cg) => cg.child(INIT_LEAF).procs(),
+            Target::Group(_) => Vec::new(),
+        };
+        m.retain(|p| Some(*p) != keeper && !init.contains(p));
         m
     };
     if let Some(k) = keeper {
@@ -140,6 +147,11 @@ pub fn end(targets: &[Target], grace: Duration, keeper: Option<u32>) -> u32 {
         }
         std::thread::sleep(POLL);
     }
+    for t in targets {
+        if let Target::Tree(cg) = t {
+            end_init(&cg.child(INIT_LEAF));
+        }
+    }
     if let Some(k) = keeper {
         let gone = |k: u32| {
             nix::sys::signal::kill(Pid::from_raw(k as i32), None).is_err()
@@ -157,11 +169,29 @@ pub fn end(targets: &[Target], grace: Duration, keeper: Option<u32>) -> u32 {
     seen.len() as u32
 }
 
+/// Kills a workspace's init (and so what is left of its PID namespace) and
+/// waits, up to [`KILL_WAIT`], for its leaf to empty.
+fn end_init(leaf: &Cgroup) {
+    let wait = Instant::now() + KILL_WAIT;
+    loop {
+        let procs = leaf.procs();
+        if procs.is_empty() || Instant::now() >= wait {
+            return;
+        }
+        Target::Tree(leaf.clone()).kill(&procs);
+        std::thread::sleep(POLL);
+    }
+}
+
 /// How long a keeper may take to report its commands' exits and leave.
 pub const KEEPER_WAIT: Duration = Duration::from_secs(2);
 
 /// The leaf a workspace's keeper lives in (`workspace::backend::KEEPER_CGROUP`).
 const KEEPER_LEAF: &str = "keeper";
+
+/// The leaf a sandboxed workspace's init lives in
+/// (`workspace::backend::INIT_CGROUP`).
+const INIT_LEAF: &str = "init";
 
 #[cfg(test)]
 mod tests {

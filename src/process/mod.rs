@@ -10,6 +10,7 @@ pub mod clone;
 pub mod end;
 pub mod env;
 pub mod fds;
+pub mod init;
 pub mod logs;
 pub mod namespaces;
 pub mod sandbox;

@@ -1,9 +1,13 @@
-//! A workspace's namespaces: made once, by a throwaway child that is born in
-//! them, walks the workspace's [`Sandbox`] plan and leaves the daemon a
-//! descriptor of each (user, mount, network); then joined by every command
-//! of the workspace between clone and exec ([`Namespaces::join`]). The
-//! plan itself, and what the child does with it, is `sandbox.rs`.
+//! A workspace's namespaces: made once, by a child that is born in them (pid
+//! 1 of a new PID namespace), walks the workspace's [`Sandbox`] plan, mounts
+//! a /proc of its PID namespace, leaves the daemon a descriptor of each
+//! namespace (user, mount, network, PID) and execs the workspace's init
+//! (`init.rs`), which keeps the PID namespace alive; then joined by every
+//! command of the workspace between clone and exec ([`Namespaces::join`]),
+//! which also gives each command a cgroup namespace rooted at its own leaf.
+//! The plan itself, and what the child does with it, is `sandbox.rs`.
 
+use super::init::INIT_ARG;
 use super::sandbox::Sandbox;
 use shipote_protocol::Permissions;
 use std::os::fd::OwnedFd;
@@ -27,15 +31,24 @@ pub enum Refusal {
     Exhausted(String),
 }
 
-/// Descriptors a workspace's namespaces hold (user, mount, network) plus what
-/// making them opens for a moment.
-pub const NAMESPACE_FDS: usize = 8;
+/// Descriptors a workspace's namespaces hold (user, mount, network, PID and
+/// its init's pidfd) plus what making them opens for a moment.
+pub const NAMESPACE_FDS: usize = 10;
+
+/// The kind [`Namespaces`] gives its init's pidfd (no CLONE_NEW* value).
+pub const INIT: libc::c_int = 1;
 
 /// The namespaces of a workspace with permissions `perms` (`None` when it
 /// asks for none), for the daemon's own uid and gid, with `shielded` hidden
 /// (see [`Sandbox::plan`]). Touches the filesystem and clones: call it off
 /// the supervisor.
-pub fn make(perms: &Permissions, shielded: &[PathBuf]) -> Result<Option<Namespaces>, Refusal> {
+/// `init` is the program exec'd as the workspace's init (shipoted itself,
+/// run with [`super::init::INIT_ARG`]).
+pub fn make(
+    perms: &Permissions,
+    shielded: &[PathBuf],
+    init: &std::path::Path,
+) -> Result<Option<Namespaces>, Refusal> {
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
     let Some(plan) =
         Sandbox::plan(perms, uid.as_raw(), gid.as_raw(), shielded).map_err(Refusal::Invalid)?
@@ -43,7 +56,7 @@ pub fn make(perms: &Permissions, shielded: &[PathBuf]) -> Result<Option<Namespac
         return Ok(None);
     };
     crate::process::fds::check(NAMESPACE_FDS).map_err(Refusal::Exhausted)?;
-    make_namespaces(&plan).map(Some).map_err(|e| {
+    make_namespaces(&plan, init).map(Some).map_err(|e| {
         // EMFILE/ENFILE met while making them: name the shortage.
         if crate::process::fds::names_exhaustion(&e) {
             Refusal::Exhausted(crate::process::fds::shortage())
@@ -58,7 +71,8 @@ pub fn make(perms: &Permissions, shielded: &[PathBuf]) -> Result<Option<Namespac
 /// exec, so its commands share one private /tmp, one `lo`, one view.
 #[derive(Debug)]
 pub struct Namespaces {
-    /// user, then mount and network when made: the setns order.
+    /// user, then mount, network and PID when made: the setns order; and
+    /// the init's pidfd (kind [`INIT`]), which is joined by nobody.
     fds: Vec<(std::os::fd::OwnedFd, libc::c_int)>,
 }
 
@@ -66,6 +80,46 @@ impl Namespaces {
     /// From descriptors of /proc/PID/ns files and their CLONE_NEW* kinds.
     pub fn new(fds: Vec<(std::os::fd::OwnedFd, libc::c_int)>) -> Self {
         Namespaces { fds }
+    }
+
+    /// Its init's pidfd, when it has a PID namespace.
+    fn init(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.fds
+            .iter()
+            .find(|(_, kind)| *kind == INIT)
+            .map(|(fd, _)| fd.as_fd())
+    }
+
+    /// Its init's pid (as this daemon sees it), while the init lives.
+    pub fn init_pid(&self) -> Option<u32> {
+        use std::os::fd::AsRawFd;
+        let fd = self.init()?;
+        let info = std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).ok()?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("Pid:"))
+            .and_then(|p| p.trim().parse::<i64>().ok())
+            .filter(|p| *p > 0)
+            .map(|p| p as u32)
+    }
+
+    /// Kills its init, and with it whatever is left in its PID namespace:
+    /// at a workspace's stop, once its commands are gone (the daemon's
+    /// child is reaped by [`watch_init`]).
+    pub fn end_init(&self) {
+        use std::os::fd::AsRawFd;
+        if let Some(fd) = self.init() {
+            // SAFETY: pidfd_send_signal on a pidfd we own, no siginfo.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_pidfd_send_signal,
+                    fd.as_raw_fd(),
+                    libc::SIGKILL,
+                    std::ptr::null::<libc::siginfo_t>(),
+                    0u32,
+                );
+            }
+        }
     }
 
     /// Its descriptors and their CLONE_NEW* kinds, in join order.
@@ -83,12 +137,19 @@ impl Namespaces {
     /// waits for nor its fs struct (no CLONE_FS); only system calls happen.
     pub unsafe fn join(&self) -> Result<(), (libc::c_int, libc::c_int)> {
         use std::os::fd::AsRawFd;
-        // SAFETY: setns on descriptors we own; prctl with integers.
+        // SAFETY: setns on descriptors we own; unshare and prctl with
+        // integers.
         unsafe {
-            for (fd, kind) in &self.fds {
+            for (fd, kind) in self.fds.iter().filter(|(_, kind)| *kind != INIT) {
                 if libc::setns(fd.as_raw_fd(), *kind) != 0 {
                     return Err((*kind, *libc::__errno_location()));
                 }
+            }
+            // A cgroup namespace rooted at the command's own leaf (it is
+            // there already): it sees itself at `/`, and could not move
+            // itself anywhere else even through a writable cgroupfs.
+            if self.has_pid() && libc::unshare(libc::CLONE_NEWCGROUP) != 0 {
+                return Err((libc::CLONE_NEWCGROUP, *libc::__errno_location()));
             }
             if !super::sandbox::drop_caps() {
                 return Err((0, *libc::__errno_location()));
@@ -97,28 +158,52 @@ impl Namespaces {
         Ok(())
     }
 
+    /// Whether it has a PID namespace: a command joining it execs as the
+    /// child of the one that joined (see `spawn.rs`).
+    pub fn has_pid(&self) -> bool {
+        self.fds.iter().any(|(_, kind)| *kind == libc::CLONE_NEWPID)
+    }
+
     /// Names a [`Namespaces::join`] failure.
     pub fn describe(kind: libc::c_int) -> &'static str {
         match kind {
             libc::CLONE_NEWUSER => "joining the workspace's user namespace",
             libc::CLONE_NEWNS => "joining the workspace's mount namespace",
             libc::CLONE_NEWNET => "joining the workspace's network namespace",
+            libc::CLONE_NEWPID => "joining the workspace's PID namespace",
+            libc::CLONE_NEWCGROUP => "making its cgroup namespace",
             _ => "dropping its capabilities",
         }
     }
 }
 
-/// The throwaway child's plan: the sandbox to enter, its scratch
-/// descriptors, and where it leaves descriptors of its user, mount and
-/// network namespaces (it shares the daemon's files table, CLONE_FILES).
+/// The child's plan: the sandbox to enter, its scratch descriptors, where it
+/// leaves descriptors of its namespaces (it shares the daemon's files table,
+/// CLONE_FILES), and the init it becomes.
 struct NamespacePlan {
     sandbox: *const Sandbox,
     scratch: *mut libc::c_int,
     nscratch: usize,
-    out: [libc::c_int; 3],
+    out: [libc::c_int; 4],
     mask: libc::sigset_t,
-    /// Set when a step fails: (step index, errno).
-    failed: Option<(usize, libc::c_int)>,
+    /// The init program (an open descriptor), its argv and environment.
+    init: libc::c_int,
+    init_argv: *const *const libc::c_char,
+    init_envp: *const *const libc::c_char,
+    /// Set when a step fails: (step, errno); a step of the sandbox's plan or
+    /// one of `STEP_PROC`, `STEP_INIT`.
+    failed: Option<(Step, libc::c_int)>,
+}
+
+/// What failed in the child.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    /// A step of the sandbox's plan (see [`Sandbox::describe`]).
+    Sandbox(usize),
+    /// Mounting the PID namespace's /proc.
+    Proc,
+    /// Exec'ing the init.
+    Init,
 }
 
 impl super::clone::Entry for NamespacePlan {
@@ -128,30 +213,47 @@ impl super::clone::Entry for NamespacePlan {
 }
 
 /// The namespace kinds a plan can make, in the order of `NamespacePlan::out`
-/// and of the setns calls that join them.
-const KINDS: [(&std::ffi::CStr, libc::c_int); 3] = [
+/// and of the setns calls that join them (user first: it grants the rights
+/// to join the others).
+const KINDS: [(&std::ffi::CStr, libc::c_int); 4] = [
     (c"/proc/self/ns/user", libc::CLONE_NEWUSER),
     (c"/proc/self/ns/mnt", libc::CLONE_NEWNS),
     (c"/proc/self/ns/net", libc::CLONE_NEWNET),
+    (c"/proc/self/ns/pid", libc::CLONE_NEWPID),
 ];
 
-/// The throwaway child: enters the plan, opens each of its namespaces into
-/// the shared files table, and ends.
+/// The child, pid 1 of its new PID namespace: enters the plan, mounts the
+/// namespace's own /proc, opens each of its namespaces into the shared
+/// files table and execs the init (exec gives it a files table of its own).
 extern "C" fn prepare_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the parent's NamespacePlan, alive while the parent
-    // waits for this child to end; only system calls follow.
+    // waits for this child to exec or end; only system calls follow.
     unsafe {
         let plan = &mut *(arg as *mut NamespacePlan);
         super::clone::reset_signals();
         let sandbox = &*plan.sandbox;
         let scratch = std::slice::from_raw_parts_mut(plan.scratch, plan.nscratch);
-        if let Err(failed) = sandbox.prepare(scratch) {
+        let fail = |plan: &mut NamespacePlan, step: Step, errno: libc::c_int| -> ! {
+            plan.failed = Some((step, errno));
+            libc::_exit(1)
+        };
+        if let Err((step, errno)) = sandbox.prepare(scratch) {
             // Clones not attached would stay open in the daemon.
             for fd in scratch.iter_mut().filter(|fd| **fd >= 0) {
                 libc::close(*fd);
             }
-            plan.failed = Some(failed);
-            libc::_exit(1);
+            fail(plan, Step::Sandbox(step), errno);
+        }
+        // The namespace's own /proc: its commands see only each other.
+        if libc::mount(
+            c"proc".as_ptr(),
+            c"/proc".as_ptr(),
+            c"proc".as_ptr(),
+            libc::MS_NOSUID | libc::MS_NODEV | libc::MS_NOEXEC,
+            std::ptr::null(),
+        ) != 0
+        {
+            fail(plan, Step::Proc, *libc::__errno_location());
         }
         let flags = sandbox.clone_flags();
         for (i, (file, kind)) in KINDS.iter().enumerate() {
@@ -159,36 +261,54 @@ extern "C" fn prepare_main(arg: *mut libc::c_void) -> libc::c_int {
                 plan.out[i] = libc::open(file.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
             }
         }
-        libc::_exit(0)
+        libc::syscall(
+            libc::SYS_execveat,
+            plan.init,
+            c"".as_ptr(),
+            plan.init_argv,
+            plan.init_envp,
+            libc::AT_EMPTY_PATH,
+        );
+        fail(plan, Step::Init, *libc::__errno_location())
     }
 }
 
-/// Makes a workspace's namespaces: a throwaway child, sharing the daemon's
-/// files table (CLONE_FILES), is born in them, enters `sandbox`'s plan
-/// (ids, mounts, lo) and leaves a descriptor of each namespace behind before
-/// it ends. This is also the proof that this host can enforce the
-/// permissions (user namespaces allowed, every mount step accepted); the
-/// error names the failing step.
-fn make_namespaces(sandbox: &Sandbox) -> Result<Namespaces, String> {
+/// Makes a workspace's namespaces: a child, sharing the daemon's files table
+/// (CLONE_FILES), is born in them, enters `sandbox`'s plan (ids, mounts,
+/// lo, /proc), leaves a descriptor of each namespace behind and becomes the
+/// workspace's init (`init`, exec'd). This is also the proof that this host
+/// can enforce the permissions (user namespaces allowed, every mount step
+/// accepted); the error names the failing step.
+fn make_namespaces(sandbox: &Sandbox, init: &std::path::Path) -> Result<Namespaces, String> {
+    let exe = std::fs::File::open(init)
+        .map_err(|e| format!("cannot open {} to run as its init: {e}", init.display()))?;
+    let argv = [
+        c"shipote-init".as_ptr(),
+        INIT_ARG.as_ptr(),
+        std::ptr::null(),
+    ];
+    let envp = [std::ptr::null::<libc::c_char>()];
     let mut scratch = vec![-1; sandbox.slots()];
     let mut plan = NamespacePlan {
         sandbox: sandbox as *const _,
         scratch: scratch.as_mut_ptr(),
         nscratch: scratch.len(),
-        out: [-1; 3],
+        out: [-1; 4],
         // SAFETY: an all-zero sigset_t is valid; clone_vfork fills it in.
         mask: unsafe { std::mem::zeroed() },
+        init: std::os::fd::AsRawFd::as_raw_fd(&exe),
+        init_argv: argv.as_ptr(),
+        init_envp: envp.as_ptr(),
         failed: None,
     };
     let mut stack = vec![0u8; super::clone::STACK];
     let flags = sandbox.clone_flags() | libc::CLONE_FILES as u64;
     // SAFETY: prepare_main reads a NamespacePlan, only makes system calls
-    // and ends with _exit.
+    // and ends with execveat or _exit.
     let born =
         unsafe { super::clone::clone_vfork(prepare_main, &mut plan, &mut stack, None, flags) }
             .map_err(|e| format!("cannot create its namespaces: {e}"))?;
-    super::clone::reap(born.pid);
-    let fds: Vec<(OwnedFd, libc::c_int)> = plan
+    let mut fds: Vec<(OwnedFd, libc::c_int)> = plan
         .out
         .iter()
         .zip(KINDS.map(|(_, kind)| kind))
@@ -203,19 +323,56 @@ fn make_namespaces(sandbox: &Sandbox) -> Result<Namespaces, String> {
         })
         .collect();
     if let Some((step, errno)) = plan.failed {
+        super::clone::reap(born.pid);
+        let what = match step {
+            Step::Sandbox(i) => sandbox.describe(i),
+            Step::Proc => "mounting its PID namespace's /proc".into(),
+            Step::Init => format!("running {} as its init", init.display()),
+        };
         return Err(format!(
-            "{}: {}",
-            sandbox.describe(step),
+            "{what}: {}",
             std::io::Error::from_raw_os_error(errno)
         ));
     }
     let wanted = (sandbox.clone_flags() as libc::c_int).count_ones() as usize;
     if fds.len() != wanted {
+        // SAFETY: SIGKILL to our own child through its pidfd.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                std::os::fd::AsRawFd::as_raw_fd(&born.pidfd),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0u32,
+            );
+        }
+        super::clone::reap(born.pid);
         return Err(format!(
             "could not open its namespaces in /proc/{}/ns (got {} of {wanted})",
             born.pid,
             fds.len()
         ));
     }
+    watch_init(born.pid, &born.pidfd);
+    fds.push((born.pidfd, INIT));
     Ok(Namespaces::new(fds))
+}
+
+/// Reaps the init (this daemon's child) once it ends, when a runtime runs.
+fn watch_init(pid: i32, pidfd: &OwnedFd) {
+    let (Ok(rt), Ok(fd)) = (tokio::runtime::Handle::try_current(), pidfd.try_clone()) else {
+        return;
+    };
+    rt.spawn(async move {
+        // SAFETY: the AsyncFd owns its copy of the pidfd for its whole life.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(fd, tokio::io::Interest::READABLE)
+        };
+        if let Ok(fd) = fd {
+            let _ = fd.readable().await;
+        }
+        let mut status = 0;
+        // SAFETY: reaps our own child, which has ended.
+        unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    });
 }

@@ -422,11 +422,6 @@ impl Sandbox {
                 format!("detaching the stand-ins from {}", scratch.display()),
             );
         }
-        // The slave step alone changes nothing: no mount namespace then.
-        if ops.len() == 1 {
-            ops.clear();
-            what.clear();
-        }
         Ok(Some(Sandbox {
             network: perms.network,
             uid_map: CString::new(format!("{uid} {uid} 1\n")).expect("no NUL"),
@@ -439,10 +434,8 @@ impl Sandbox {
 
     /// The namespaces the command is born in (clone flags).
     pub fn clone_flags(&self) -> u64 {
-        let mut f = libc::CLONE_NEWUSER as u64;
-        if !self.ops.is_empty() {
-            f |= libc::CLONE_NEWNS as u64;
-        }
+        // Always a mount namespace (its own /proc) and a PID namespace.
+        let mut f = (libc::CLONE_NEWUSER | libc::CLONE_NEWNS | libc::CLONE_NEWPID) as u64;
         if self.network != NetworkAccess::Full {
             f |= libc::CLONE_NEWNET as u64;
         }
@@ -697,18 +690,14 @@ mod tests {
     }
 
     #[test]
-    fn network_only_still_makes_cgroupfs_read_only_and_ptys_private() {
+    fn network_only_still_gets_pid_and_mount_namespaces_and_a_read_only_cgroupfs() {
         let p = Permissions {
             network: NetworkAccess::None,
             ..Permissions::default()
         };
         let s = Sandbox::plan(&p, 1000, 1000, &[]).unwrap().unwrap();
-        let mounts = Path::new(CGROUP_FS).is_dir() || Path::new("/dev/pts").is_dir();
-        let ns = if mounts {
-            libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWNS
-        } else {
-            libc::CLONE_NEWUSER | libc::CLONE_NEWNET
-        };
+        // A mount namespace always (its PID namespace's own /proc).
+        let ns = libc::CLONE_NEWUSER | libc::CLONE_NEWNET | libc::CLONE_NEWNS | libc::CLONE_NEWPID;
         assert_eq!(s.clone_flags(), ns as u64);
         if Path::new(CGROUP_FS).is_dir() {
             assert!(s

@@ -165,6 +165,11 @@ struct CommandPlan {
     join_kind: libc::c_int,
     /// The seccomp deny-list to install before exec (null: none).
     seccomp: *const libc::sock_fprog,
+    /// Where the program's process runs when it is not the first child
+    /// (a PID namespace is joined for the children of the joiner): the top
+    /// of its stack, and its pid, set by the first child.
+    inner_stack: *mut libc::c_void,
+    inner: libc::pid_t,
 }
 
 impl super::clone::Entry for CommandPlan {
@@ -181,33 +186,69 @@ const STEP_EXEC: libc::c_int = 5;
 const STEP_JOIN: libc::c_int = 8;
 const STEP_NO_NEW_PRIVS: libc::c_int = 7;
 const STEP_SECCOMP: libc::c_int = 9;
+const STEP_FORK: libc::c_int = 10;
 
 /// The command's child, on its own stack, sharing the daemon's memory while
 /// the daemon is suspended: it joins the leaf cgroup (when not born there)
-/// and the workspace's namespaces, becomes a session leader, sets up its
-/// fds, directory and signals, and execs.
+/// and the workspace's namespaces, then execs the program ([`exec_main`]).
+/// A PID namespace only takes the children of whoever joins it: then this
+/// child makes the program's process, born in the namespace as the
+/// daemon's child (CLONE_PARENT, sharing the same memory), and ends.
 extern "C" fn command_main(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the parent's CommandPlan, alive while the parent waits
     // for this child to exec or exit; only async-signal-safe calls follow.
     unsafe {
         let plan = &mut *(arg as *mut CommandPlan);
-        let fail = |plan: &mut CommandPlan, step| -> ! {
-            plan.failed = (step, *libc::__errno_location());
-            libc::_exit(127)
-        };
         super::clone::reset_signals();
         if plan.procs >= 0 && libc::write(plan.procs, b"0".as_ptr().cast(), 1) != 1 {
             fail(plan, STEP_CGROUP);
         }
         // Into the workspace's namespaces, after its cgroup (joined as the
         // daemon's user) and before anything of the command's own.
-        if !plan.namespaces.is_null() {
-            if let Err((kind, errno)) = (*plan.namespaces).join() {
-                plan.join_kind = kind;
-                *libc::__errno_location() = errno;
-                fail(plan, STEP_JOIN);
-            }
+        if plan.namespaces.is_null() {
+            return exec_main(arg);
         }
+        let namespaces = &*plan.namespaces;
+        if let Err((kind, errno)) = namespaces.join() {
+            plan.join_kind = kind;
+            *libc::__errno_location() = errno;
+            fail(plan, STEP_JOIN);
+        }
+        if !namespaces.has_pid() {
+            return exec_main(arg);
+        }
+        let pid = libc::clone(
+            exec_main,
+            plan.inner_stack,
+            libc::CLONE_VM | libc::CLONE_VFORK | libc::CLONE_PARENT,
+            arg,
+        );
+        if pid < 0 {
+            fail(plan, STEP_FORK);
+        }
+        plan.inner = pid;
+        libc::_exit(0)
+    }
+}
+
+/// Records the failing step and errno, and ends the child.
+///
+/// # Safety
+/// Only in a command's child.
+unsafe fn fail(plan: &mut CommandPlan, step: libc::c_int) -> ! {
+    // SAFETY: this thread's errno slot; _exit ends the child.
+    unsafe {
+        plan.failed = (step, *libc::__errno_location());
+        libc::_exit(127)
+    }
+}
+
+/// The program's process, in its cgroup and namespaces: becomes a session
+/// leader, sets up its fds, directory, limits and signals, and execs.
+extern "C" fn exec_main(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: as in command_main.
+    unsafe {
+        let plan = &mut *(arg as *mut CommandPlan);
         if libc::setsid() < 0 {
             fail(plan, STEP_SETSID);
         }
@@ -387,6 +428,8 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         } else {
             std::ptr::null()
         },
+        inner_stack: std::ptr::null_mut(),
+        inner: 0,
     };
     // SAFETY: command_main reads a CommandPlan and only makes system calls
     // before it execs or _exits.
@@ -394,11 +437,17 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         super::clone::clone_vfork(command_main, plan, stack, cgroup, 0)
     };
     // One stack per spawning thread, reused: no allocation (and no fresh
-    // pages for the child to fault in) per command.
+    // pages for the child to fault in) per command. Its lower half is the
+    // program's process's when the first child makes one.
     thread_local! {
-        static STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; super::clone::STACK]);
+        static STACK: std::cell::RefCell<Vec<u8>> = std::cell::RefCell::new(vec![0u8; 2 * super::clone::STACK]);
     }
-    let born = STACK.with_borrow_mut(|stack| match &p.cgroup {
+    let born = STACK.with_borrow_mut(|stack| {
+        let (inner, stack) = stack.split_at_mut(super::clone::STACK);
+        // SAFETY: one past the end of `inner`, rounded down to 16 bytes.
+        plan.inner_stack = unsafe { inner.as_mut_ptr().add(inner.len()) }.cast();
+        plan.inner_stack = ((plan.inner_stack as usize) & !15) as *mut libc::c_void;
+        match &p.cgroup {
         None => clone(&mut plan, stack, None),
         Some(dir) => {
             let open_err = |e: std::io::Error| {
@@ -424,11 +473,38 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
                 }
             }
         }
+        }
     })
     .map_err(|e| spawn_err(&p.program, e))?;
     let (step, errno) = plan.failed;
-    if step != 0 {
+    // The first child only joined: reaped now, the program's process (our
+    // child too) is the command.
+    let born = if plan.inner != 0 || step == STEP_FORK {
         super::clone::reap(born.pid);
+        if plan.inner == 0 {
+            super::clone::Born {
+                pid: 0,
+                pidfd: born.pidfd,
+            }
+        } else {
+            match pidfd_open(plan.inner) {
+                Ok(pidfd) => super::clone::Born {
+                    pid: plan.inner,
+                    pidfd,
+                },
+                Err(e) => {
+                    super::clone::reap(plan.inner);
+                    return Err(spawn_err(&p.program, e));
+                }
+            }
+        }
+    } else {
+        born
+    };
+    if step != 0 {
+        if born.pid > 0 {
+            super::clone::reap(born.pid);
+        }
         let cause = std::io::Error::from_raw_os_error(errno);
         let what = match step {
             STEP_CGROUP => "joining its cgroup".to_owned(),
@@ -437,6 +513,9 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             STEP_CWD => "entering its working directory".to_owned(),
             STEP_NO_NEW_PRIVS => "setting no_new_privs".to_owned(),
             STEP_SECCOMP => "installing its seccomp filter".to_owned(),
+            STEP_FORK => {
+                "starting it in the workspace's PID namespace (is its init gone?)".to_owned()
+            }
             STEP_JOIN => super::namespaces::Namespaces::describe(plan.join_kind).to_owned(),
             _ => "exec".to_owned(),
         };
@@ -449,6 +528,17 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         pid: born.pid,
         pidfd: born.pidfd,
     })
+}
+
+/// A pidfd for `pid`, a child of ours not yet reaped (so not reused).
+fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
+    // SAFETY: pidfd_open with integers; the result is a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just gave us this descriptor.
+    Ok(unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd as i32) })
 }
 
 #[cfg(test)]

@@ -3,6 +3,7 @@
 //! spawned tasks that report back as events.
 
 use super::*;
+use crate::workspace::backend::place_init;
 
 impl Supervisor {
     pub(super) fn workspace_list(&self) -> Response {
@@ -50,9 +51,29 @@ impl Supervisor {
                 &mut table.namespaces,
             )))))
         } else {
-            let made = namespaces::make(&ws.spec.permissions, &self.env.shielded)
-                .map(|n| n.map(Arc::new))
-                .map_err(|e| e.to_string());
+            let made = namespaces::make(
+                &ws.spec.permissions,
+                &self.env.shielded,
+                &self.env.keeper.program,
+            )
+            .map(|n| n.map(Arc::new))
+            .map_err(|e| e.to_string())
+            .and_then(|n| {
+                // Its init joins its cgroup, as at its creation.
+                let (Some(ns), Some(cg)) = (&n, &ws.created.cgroup) else {
+                    return Ok(n);
+                };
+                let Some(pid) = ns.init_pid() else {
+                    return Ok(n);
+                };
+                match place_init(cg, pid) {
+                    Ok(()) => Ok(n),
+                    Err(e) => {
+                        ns.end_init();
+                        Err(format!("cannot move its init into its cgroup: {e}"))
+                    }
+                }
+            });
             if let (Ok(Some(ns)), Some(link)) = (&made, &ws.created.link) {
                 link.keep_namespaces(ns);
             }
@@ -261,13 +282,14 @@ impl Supervisor {
         let keeper = self.env.keeper.clone();
         let state_dir = self.env.state_dir();
         let tx = self.tx.clone();
+        let init = keeper.program.clone();
         tokio::spawn(async move {
             // Its namespaces are made first, off the supervisor (the paths
             // are the client's: one may sit on a hung mount): bad paths and
             // permissions this host cannot enforce (user namespaces may be
             // off) refuse the workspace.
             let made = tokio::task::spawn_blocking(move || {
-                namespaces::make(&perms, &shielded)
+                namespaces::make(&perms, &shielded, &init)
                     .map(|n| n.map(Arc::new))
                     .map_err(|e| match e {
                         Refusal::Invalid(_) => (ErrorCode::Invalid, e.to_string()),
@@ -293,11 +315,47 @@ impl Supervisor {
                     return;
                 }
             };
-            let result = backend
+            let mut result = backend
                 .backend
                 .create(&unit, &spec, &keeper)
                 .await
                 .map_err(|e| (ErrorCode::Internal, e.to_string()));
+            // Its init joins it, so it lives and dies with the workspace.
+            let init = namespaces.as_ref().and_then(|ns| ns.init_pid());
+            if let (
+                Some(pid),
+                Ok(Created {
+                    cgroup: Some(cg), ..
+                }),
+            ) = (init, &result)
+            {
+                let cg = cg.clone();
+                let placed = tokio::task::spawn_blocking(move || place_init(&cg, pid))
+                    .await
+                    .expect("placing the init does not panic");
+                if let Err(e) = placed {
+                    let created = result.expect("matched Ok");
+                    let _ = backend
+                        .backend
+                        .stop(
+                            &unit,
+                            created.cgroup.as_ref(),
+                            created.keeper_pid,
+                            Duration::ZERO,
+                            &[],
+                        )
+                        .await;
+                    result = Err((
+                        ErrorCode::Internal,
+                        format!("cannot move its init into its cgroup: {e}"),
+                    ));
+                }
+            }
+            if result.is_err() {
+                if let Some(ns) = &namespaces {
+                    ns.end_init();
+                }
+            }
             if let Ok(Created {
                 cgroup: Some(cg), ..
             }) = &result
@@ -476,7 +534,11 @@ impl Supervisor {
                         }
                     }
                     // Its namespaces (and a private /tmp's contents) go now,
-                    // not when the record ages out.
+                    // not when the record ages out; its init too, where no
+                    // cgroup took it with the rest.
+                    if let Ok(Some(ns)) = &ws.namespaces {
+                        ns.end_init();
+                    }
                     ws.namespaces = Ok(None);
                     // Its keeper went with it: so does its socket.
                     let socket = self.env.keeper.socket(&ws.unit);
