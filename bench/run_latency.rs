@@ -132,12 +132,15 @@ async fn output(c: &mut Client, workspace: WorkspaceId, command: ulid::Ulid) -> 
 }
 
 /// Request-to-first-instruction latencies (µs) of RUNS stamps in `ws`,
-/// checking each ran in its own cgroup leaf when there are cgroups.
+/// checking each ran in its own cgroup leaf when there are cgroups (seen
+/// as `/` from inside a sandboxed workspace: its cgroup namespace is rooted
+/// at its leaf).
 async fn first_instructions(
     c: &mut Client,
     ws: WorkspaceId,
     stamp: &Path,
     cgroup_backend: bool,
+    sandboxed: bool,
 ) -> Vec<f64> {
     let mut first = Vec::with_capacity(RUNS);
     for _ in 0..RUNS {
@@ -150,7 +153,9 @@ async fn first_instructions(
         };
         wait_gone(pid);
         let (ns, cgroup) = parse_stamp(&output(c, ws, command).await);
-        if cgroup_backend {
+        if sandboxed {
+            assert_eq!(cgroup, "/", "the stamp saw the host's cgroup paths");
+        } else if cgroup_backend {
             assert!(
                 cgroup.ends_with(&format!("/cmd-{command}")),
                 "the stamp ran in {cgroup:?}, not its command's leaf"
@@ -228,7 +233,7 @@ fn main() {
     let (mut first, mut boxed, mut started, mut kept) = rt.block_on(async {
         let mut c = Client::connect(&socket).await.unwrap();
         let ws = common::create_workspace(&mut c, "bench").await;
-        let first = first_instructions(&mut c, ws, &stamp, cgroup_backend).await;
+        let first = first_instructions(&mut c, ws, &stamp, cgroup_backend, false).await;
         // A kept workspace: its keeper starts its commands (so they outlive
         // the daemon).
         let mut spec = shipote_protocol::WorkspaceSpec::new("kept");
@@ -237,7 +242,7 @@ fn main() {
             Response::WorkspaceCreated { id, .. } => id,
             other => panic!("{other:?}"),
         };
-        let kept = first_instructions(&mut c, kept_ws, &stamp, cgroup_backend).await;
+        let kept = first_instructions(&mut c, kept_ws, &stamp, cgroup_backend, false).await;
         let _ = c
             .call(&Request::WorkspaceStop {
                 id: kept_ws,
@@ -262,7 +267,7 @@ fn main() {
             Response::WorkspaceCreated { id, .. } => id,
             other => panic!("{other:?}"),
         };
-        let boxed = first_instructions(&mut c, boxed_ws, &stamp, cgroup_backend).await;
+        let boxed = first_instructions(&mut c, boxed_ws, &stamp, cgroup_backend, true).await;
         let _ = c
             .call(&Request::WorkspaceStop {
                 id: boxed_ws,

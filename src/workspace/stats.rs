@@ -105,7 +105,9 @@ pub fn read(cgroup: Option<&Cgroup>, keeper: Option<u32>) -> Reading {
         };
     }
     let mut procs = cg.procs_recursive();
-    procs.retain(|p| Some(*p) != keeper);
+    // Neither its keeper nor a sandboxed workspace's init is the user's.
+    let init = cg.child(crate::workspace::backend::INIT_CGROUP).procs();
+    procs.retain(|p| Some(*p) != keeper && !init.contains(p));
     // No memory controller here: sum over the processes.
     let mut rss = 0;
     let mut cpu = 0;
