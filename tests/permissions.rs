@@ -240,9 +240,16 @@ fn a_sandboxed_command_keeps_the_users_ids_and_has_no_capabilities() {
     assert!(line.ends_with("network none, private /tmp"), "{show}");
     let layers = show.lines().find(|l| l.starts_with("enforced by")).unwrap();
     assert!(
-        layers.contains("seccomp deny-list") && layers.contains("read-only cgroupfs"),
+        layers.contains("seccomp deny-list")
+            && layers.contains("read-only cgroupfs")
+            && layers.contains("PID and cgroup namespaces"),
         "{show}"
     );
+    // Landlock, where this kernel has it, and said so where it does not.
+    match shipote::process::landlock::abi() {
+        0 => assert!(layers.contains("no Landlock on this kernel"), "{show}"),
+        abi => assert!(layers.contains(&format!("Landlock (ABI {abi})")), "{show}"),
+    }
     let v = json(&d.cli(&["--json", "ws", "show", "w"]));
     assert_eq!(v["permissions"]["network"], "None");
     assert_eq!(v["permissions"]["private_tmp"], true);

@@ -244,3 +244,34 @@ fn the_documented_limits_hold_as_documented() {
     );
     assert_eq!(out, "reached\n");
 }
+
+#[test]
+fn a_command_cannot_read_another_commands_environment_or_memory() {
+    // Each command enforces the workspace's Landlock rules on its own: a
+    // domain of its own, which no other command's domain may trace or
+    // read (/proc/PID/environ, mem), even in the same workspace. Its own
+    // children share its domain. Without Landlock, the same uid could.
+    let (_root, d) = setup("landlock", &["--network", "none"]);
+    let secret = run(&d, "box", &["env", "TOKEN=TOPSECRET", "sleep", "300"]);
+    let pid = pid_of(&d, "box", &secret);
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let inner = status
+        .lines()
+        .find_map(|l| l.strip_prefix("NSpid:"))
+        .and_then(|l| l.split_whitespace().last())
+        .unwrap()
+        .to_owned();
+    let out = sh(
+        &d,
+        "box",
+        &format!(
+            "(tr '\\0' '\\n' < /proc/{inner}/environ) 2>/dev/null | grep -c TOPSECRET; \
+             (tr '\\0' '\\n' < /proc/$$/environ) | grep -c PATH"
+        ),
+    );
+    if shipote::process::landlock::abi() > 0 {
+        assert_eq!(out, "0\n1\n");
+    } else {
+        assert_eq!(out, "1\n1\n", "the documented limit without Landlock");
+    }
+}

@@ -516,23 +516,29 @@ fn parse_network(s: &str) -> Result<NetworkAccess, String> {
 
 /// One line for a person: what a workspace's commands may see and reach.
 /// The layers a sandboxed workspace's commands run under (SECURITY.md),
-/// and the one this build lacks, if any.
+/// and those this host lacks, if any (the client runs on the daemon's host).
 fn sandbox_layers() -> String {
     let mut layers = vec![
-        "user, mount and network namespaces",
-        "read-only cgroupfs",
-        "private devpts",
-        "no capabilities",
-        "no_new_privs",
+        "user, mount, network, PID and cgroup namespaces".to_owned(),
+        "read-only cgroupfs".to_owned(),
+        "private devpts".to_owned(),
+        "no capabilities".to_owned(),
+        "no_new_privs".to_owned(),
     ];
+    let mut missing = Vec::new();
+    match crate::process::landlock::abi() {
+        0 => missing.push("no Landlock on this kernel"),
+        abi => layers.push(format!("Landlock (ABI {abi})")),
+    }
     if crate::process::seccomp::available() {
-        layers.push("seccomp deny-list");
+        layers.push("seccomp deny-list".to_owned());
+    } else {
+        missing.push("no seccomp filter on this architecture");
+    }
+    if missing.is_empty() {
         layers.join(", ")
     } else {
-        format!(
-            "{} (no seccomp filter on this architecture)",
-            layers.join(", ")
-        )
+        format!("{} ({})", layers.join(", "), missing.join("; "))
     }
 }
 

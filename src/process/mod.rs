@@ -11,6 +11,7 @@ pub mod end;
 pub mod env;
 pub mod fds;
 pub mod init;
+pub mod landlock;
 pub mod logs;
 pub mod namespaces;
 pub mod sandbox;

@@ -38,6 +38,9 @@ pub const NAMESPACE_FDS: usize = 10;
 /// The kind [`Namespaces`] gives its init's pidfd (no CLONE_NEW* value).
 pub const INIT: libc::c_int = 1;
 
+/// The kind [`Namespaces`] gives its Landlock ruleset (no CLONE_NEW* value).
+pub const LANDLOCK: libc::c_int = 2;
+
 /// The namespaces of a workspace with permissions `perms` (`None` when it
 /// asks for none), for the daemon's own uid and gid, with `shielded` hidden
 /// (see [`Sandbox::plan`]). Touches the filesystem and clones: call it off
@@ -91,6 +94,15 @@ impl Namespaces {
             .map(|(fd, _)| fd.as_fd())
     }
 
+    /// Its Landlock ruleset, enforced by each command before exec.
+    pub fn landlock(&self) -> Option<std::os::fd::BorrowedFd<'_>> {
+        use std::os::fd::AsFd;
+        self.fds
+            .iter()
+            .find(|(_, kind)| *kind == LANDLOCK)
+            .map(|(fd, _)| fd.as_fd())
+    }
+
     /// Its init's pid (as this daemon sees it), while the init lives.
     pub fn init_pid(&self) -> Option<u32> {
         use std::os::fd::AsRawFd;
@@ -140,7 +152,11 @@ impl Namespaces {
         // SAFETY: setns on descriptors we own; unshare and prctl with
         // integers.
         unsafe {
-            for (fd, kind) in self.fds.iter().filter(|(_, kind)| *kind != INIT) {
+            for (fd, kind) in self
+                .fds
+                .iter()
+                .filter(|(_, kind)| *kind != INIT && *kind != LANDLOCK)
+            {
                 if libc::setns(fd.as_raw_fd(), *kind) != 0 {
                     return Err((*kind, *libc::__errno_location()));
                 }
@@ -185,6 +201,8 @@ struct NamespacePlan {
     scratch: *mut libc::c_int,
     nscratch: usize,
     out: [libc::c_int; 4],
+    /// Its Landlock ruleset, when the kernel has Landlock.
+    landlock: libc::c_int,
     mask: libc::sigset_t,
     /// The init program (an open descriptor), its argv and environment.
     init: libc::c_int,
@@ -204,6 +222,8 @@ enum Step {
     Proc,
     /// Exec'ing the init.
     Init,
+    /// Building the Landlock ruleset.
+    Landlock,
 }
 
 impl super::clone::Entry for NamespacePlan {
@@ -255,6 +275,12 @@ extern "C" fn prepare_main(arg: *mut libc::c_void) -> libc::c_int {
         {
             fail(plan, Step::Proc, *libc::__errno_location());
         }
+        if let Some(rules) = sandbox.landlock() {
+            match rules.build() {
+                Ok(fd) => plan.landlock = fd,
+                Err(errno) => fail(plan, Step::Landlock, errno),
+            }
+        }
         let flags = sandbox.clone_flags();
         for (i, (file, kind)) in KINDS.iter().enumerate() {
             if flags & *kind as u64 != 0 {
@@ -294,6 +320,7 @@ fn make_namespaces(sandbox: &Sandbox, init: &std::path::Path) -> Result<Namespac
         scratch: scratch.as_mut_ptr(),
         nscratch: scratch.len(),
         out: [-1; 4],
+        landlock: -1,
         // SAFETY: an all-zero sigset_t is valid; clone_vfork fills it in.
         mask: unsafe { std::mem::zeroed() },
         init: std::os::fd::AsRawFd::as_raw_fd(&exe),
@@ -328,6 +355,7 @@ fn make_namespaces(sandbox: &Sandbox, init: &std::path::Path) -> Result<Namespac
             Step::Sandbox(i) => sandbox.describe(i),
             Step::Proc => "mounting its PID namespace's /proc".into(),
             Step::Init => format!("running {} as its init", init.display()),
+            Step::Landlock => "building its Landlock ruleset".into(),
         };
         return Err(format!(
             "{what}: {}",
@@ -352,6 +380,11 @@ fn make_namespaces(sandbox: &Sandbox, init: &std::path::Path) -> Result<Namespac
             born.pid,
             fds.len()
         ));
+    }
+    if plan.landlock >= 0 {
+        // SAFETY: the child made this descriptor for us; taken once.
+        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(plan.landlock) };
+        fds.push((fd, LANDLOCK));
     }
     watch_init(born.pid, &born.pidfd);
     fds.push((born.pidfd, INIT));

@@ -103,6 +103,8 @@ pub struct Sandbox {
     slots: usize,
     /// For errors: what each step was doing.
     what: Vec<String>,
+    /// The Landlock layer (`landlock.rs`); `None` on a kernel without it.
+    landlock: Option<super::landlock::Rules>,
 }
 
 /// Paths of the child's own /proc files.
@@ -216,6 +218,17 @@ impl Sandbox {
                 ));
             }
         }
+        // Landlock grants what the mounts leave writable (with a read-only
+        // root), or everything (its lock on mounts alone).
+        let landlock = {
+            let mut kept: Vec<&Path> =
+                vec![Path::new("/dev"), Path::new("/proc"), Path::new("/sys")];
+            if perms.private_tmp {
+                kept.push(Path::new("/tmp"));
+            }
+            kept.extend(writable.iter().map(PathBuf::as_path));
+            super::landlock::Rules::plan(perms.read_only_root, &kept)
+        };
         let mut ops = Vec::new();
         let mut what = Vec::new();
         let mut slots = 0;
@@ -429,6 +442,7 @@ impl Sandbox {
             ops,
             slots,
             what,
+            landlock,
         }))
     }
 
@@ -440,6 +454,11 @@ impl Sandbox {
             f |= libc::CLONE_NEWNET as u64;
         }
         f
+    }
+
+    /// Its Landlock rules, built by the child after the mounts.
+    pub fn landlock(&self) -> Option<&super::landlock::Rules> {
+        self.landlock.as_ref()
     }
 
     /// How many scratch descriptors the child needs.

@@ -165,6 +165,8 @@ struct CommandPlan {
     join_kind: libc::c_int,
     /// The seccomp deny-list to install before exec (null: none).
     seccomp: *const libc::sock_fprog,
+    /// The workspace's Landlock ruleset to enforce before exec (-1: none).
+    landlock: libc::c_int,
     /// Where the program's process runs when it is not the first child
     /// (a PID namespace is joined for the children of the joiner): the top
     /// of its stack, and its pid, set by the first child.
@@ -187,6 +189,7 @@ const STEP_JOIN: libc::c_int = 8;
 const STEP_NO_NEW_PRIVS: libc::c_int = 7;
 const STEP_SECCOMP: libc::c_int = 9;
 const STEP_FORK: libc::c_int = 10;
+const STEP_LANDLOCK: libc::c_int = 11;
 
 /// The command's child, on its own stack, sharing the daemon's memory while
 /// the daemon is suspended: it joins the leaf cgroup (when not born there)
@@ -252,6 +255,15 @@ extern "C" fn exec_main(arg: *mut libc::c_void) -> libc::c_int {
         if libc::setsid() < 0 {
             fail(plan, STEP_SETSID);
         }
+        // Workspace commands never gain privileges (setuid, file caps).
+        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
+            fail(plan, STEP_NO_NEW_PRIVS);
+        }
+        // A sandboxed command's Landlock rules (process/landlock.rs), while
+        // the ruleset's descriptor is still where the plan says.
+        if plan.landlock >= 0 && !super::landlock::restrict_self(plan.landlock) {
+            fail(plan, STEP_LANDLOCK);
+        }
         for (target, &fd) in std::slice::from_raw_parts(plan.fds, plan.nfds)
             .iter()
             .enumerate()
@@ -278,11 +290,7 @@ extern "C" fn exec_main(arg: *mut libc::c_void) -> libc::c_int {
             libc::c_uint::MAX,
             0,
         );
-        // Workspace commands never gain privileges (setuid, file caps).
-        if libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0 {
-            fail(plan, STEP_NO_NEW_PRIVS);
-        }
-        // A sandboxed command's second layer (process/seccomp.rs).
+        // A sandboxed command's last layer (process/seccomp.rs).
         if !plan.seccomp.is_null() && !super::seccomp::install(plan.seccomp) {
             fail(plan, STEP_SECCOMP);
         }
@@ -430,6 +438,10 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
         },
         inner_stack: std::ptr::null_mut(),
         inner: 0,
+        landlock: namespaces
+            .as_deref()
+            .and_then(|n| n.landlock())
+            .map_or(-1, |fd| fd.as_raw_fd()),
     };
     // SAFETY: command_main reads a CommandPlan and only makes system calls
     // before it execs or _exits.
@@ -513,6 +525,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
             STEP_CWD => "entering its working directory".to_owned(),
             STEP_NO_NEW_PRIVS => "setting no_new_privs".to_owned(),
             STEP_SECCOMP => "installing its seccomp filter".to_owned(),
+            STEP_LANDLOCK => "enforcing its Landlock rules".to_owned(),
             STEP_FORK => {
                 "starting it in the workspace's PID namespace (is its init gone?)".to_owned()
             }
