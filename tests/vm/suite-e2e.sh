@@ -226,9 +226,26 @@ check "ws show prints the permissions" \
     bash -c 'as_tester shipote ws show p-fs | tee /dev/stderr | grep -E "^permissions +read-only but /home/tester/rw, hidden /home/tester/secret, private /tmp, private /dev$"'
 check "a workspace's commands share its private /tmp" \
     bash -c 'ws_out p-fs "echo shared-note > /tmp/note" && out=$(ws_out p-fs "cat /tmp/note"); echo "$out"; [ "$out" = shared-note ] && [ ! -e /tmp/note ]'
-check "commands of a sandboxed workspace still land in its scope" \
-    bash -c 'id=$(cmd_id p-fs -- cat /proc/self/cgroup); cg=$(as_tester systemctl --user show -p ControlGroup --value "$(ws_unit p-fs)");
-             wait_for bash -c "as_tester shipote logs p-fs $id | grep -qx \"0::$cg/cmd-$id\"" 20'
+# Seen from outside, in its scope's leaf; from inside, at the root of its own
+# cgroup namespace.
+check "commands of a sandboxed workspace still land in its scope, each in a cgroup namespace of its own" \
+    bash -c 'id=$(cmd_id p-fs -- bash -c "cat /proc/self/cgroup; exec sleep 60"); cg=$(ws_cg p-fs);
+             wait_for bash -c "[ -n \"\$(cat $cg/cmd-$id/cgroup.procs 2>/dev/null)\" ]" 20 &&
+             wait_for bash -c "as_tester shipote logs p-fs $id | grep -qx 0::/" 20'
+# issue 17: a PID namespace per sandboxed workspace, its init in the scope.
+mainpid() { as_tester systemctl --user show -p MainPID --value shipote; }
+export -f mainpid
+check "a sandboxed command can signal neither shipoted nor another workspace (PID namespace)" \
+    bash -c 'victim=$(cmd_id p-open -- sleep 300); vpid=$(as_tester shipote --json ps p-open | tr "{" "\n" | grep "\"id\":\"$victim\"" | sed "s/.*\"pid\":\([0-9]*\).*/\1/");
+             m=$(mainpid); out=$(ws_out p-none "kill -0 $m 2>/dev/null && echo daemon-reached; kill -TERM $vpid 2>/dev/null && echo victim-reached; kill -KILL -1; echo done"); echo "$out";
+             [ "$out" = done ] && [ "$(mainpid)" = "$m" ] && kill -0 "$vpid"'
+check "a sandboxed command sees only its workspace in /proc, the init as pid 1" \
+    bash -c 'out=$(ws_out p-none "cat /proc/1/comm; ls -d /proc/[0-9]* | wc -l"); echo "$out";
+             [ "$(echo "$out" | head -1)" = shipote-init ] && [ "$(echo "$out" | tail -1)" -le 6 ]'
+check "the workspace's init lives in its scope's init leaf" \
+    bash -c 'cg=$(ws_cg p-none); p=$(cat $cg/init/cgroup.procs); [ -n "$p" ] && [ "$(cat /proc/$p/comm)" = shipote-init ]'
+check "ws show names the layers, Landlock included or said missing" \
+    bash -c 'as_tester shipote ws show p-none | tee /dev/stderr | grep -E "^enforced by .*PID and cgroup namespaces.*(Landlock \(ABI [0-9]+\)|no Landlock on this kernel)"'
 # A sandboxed command cannot raise its scope's limits, leave its cgroup or
 # touch another workspace's (the user owns the whole tree under user@.service).
 no_cgroup_escape() {
@@ -244,9 +261,18 @@ check "a sandboxed command cannot nest a user namespace (seccomp)" \
     bash -c 'out=$(ws_out p-none "unshare -U true 2>&1; echo rc=\$?"); echo "$out"; echo "$out" | grep -q "Operation not permitted" && echo "$out" | grep -q "rc=1"'
 check "a sandboxed workspace does not see the daemon's state or logs" \
     bash -c 'out=$(ws_out p-none "ls ~/.local/state/shipote 2>&1 | head -3; ls /dev/pts | tr \"\n\" \" \""); echo "$out"; ! echo "$out" | grep -q workspaces.json && echo "$out" | grep -q "^ptmx $"'
+# A kept sandboxed workspace keeps its PID namespace through a restart: the
+# command lives on, and a new one joins it.
+check "ws create p-keep --network none --keep-on-exit" as_tester shipote ws create p-keep --network none --keep-on-exit
+keep_id=$(cmd_id p-keep -- sleep 300)
+check "systemctl --user restart shipote (sandboxed kept workspace)" as_tester systemctl --user restart shipote
+check "the kept sandboxed command lives on, in the same PID namespace as a new one" \
+    bash -c 'out=$(ws_out p-keep "cat /proc/[0-9]*/cmdline | tr \"\\0\" \" \""); echo "$out"; echo "$out" | grep -q "sleep 300" &&
+             as_tester shipote ps p-keep | grep '"$keep_id"' | grep -q running'
 kill "$HOSTSRV_PID" 2>/dev/null
-stop_perm() { for l in p-open p-none p-lo p-fs; do as_tester shipote ws stop "$l" --grace 0 || return 1; done; }
+stop_perm() { for l in p-open p-none p-lo p-fs p-keep; do as_tester shipote ws stop "$l" --grace 0 || return 1; done; }
 check "ws stop the permission workspaces" stop_perm
+check "no workspace init is left once they are stopped" bash -c '! pgrep -u tester -x shipote-init'
 as_tester bash -c 'rm -rf ~/ro ~/rw ~/secret' ; rm -f /tmp/host-marker
 
 
