@@ -282,6 +282,8 @@ async fn serve(
         }
         Err(e) => return Err(e.into()),
     };
+    // Before the descriptors pile up (see open_init_early).
+    crate::process::namespaces::open_init_early(&config.keeper_program);
     let env = Environment {
         caps: Arc::new(caps),
         backend: Arc::new(backend),

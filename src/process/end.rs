@@ -189,9 +189,8 @@ pub const KEEPER_WAIT: Duration = Duration::from_secs(2);
 /// The leaf a workspace's keeper lives in (`workspace::backend::KEEPER_CGROUP`).
 const KEEPER_LEAF: &str = "keeper";
 
-/// The leaf a sandboxed workspace's init lives in
-/// (`workspace::backend::INIT_CGROUP`).
-const INIT_LEAF: &str = "init";
+/// The leaf a sandboxed workspace's init lives in.
+const INIT_LEAF: &str = super::init::LEAF;
 
 #[cfg(test)]
 mod tests {

@@ -18,6 +18,9 @@
 //! It runs no Rust beyond `main`'s first lines: no allocation after start,
 //! only system calls.
 
+/// The leaf of its workspace's cgroup the init lives in.
+pub const LEAF: &str = "init";
+
 /// The argument that turns `shipoted` into a workspace's init.
 pub const INIT_ARG: &std::ffi::CStr = c"--pid-init";
 

@@ -42,24 +42,41 @@ pub const INIT: libc::c_int = 1;
 pub const LANDLOCK: libc::c_int = 2;
 
 /// The namespaces of a workspace with permissions `perms` (`None` when it
-/// asks for none), for the daemon's own uid and gid, with `shielded` hidden
-/// (see [`Sandbox::plan`]). Touches the filesystem and clones: call it off
-/// the supervisor.
-/// `init` is the program exec'd as the workspace's init (shipoted itself,
-/// run with [`super::init::INIT_ARG`]).
+/// asks for none): [`plan`] then [`make_planned`].
 pub fn make(
     perms: &Permissions,
     shielded: &[PathBuf],
     init: &std::path::Path,
+    cgroup: Option<&std::path::Path>,
 ) -> Result<Option<Namespaces>, Refusal> {
+    match plan(perms, shielded)? {
+        None => Ok(None),
+        Some(plan) => make_planned(&plan, init, cgroup).map(Some),
+    }
+}
+
+/// The sandbox plan of a workspace with permissions `perms` (`None` when it
+/// asks for none), for the daemon's own uid and gid, with `shielded` hidden
+/// (see [`Sandbox::plan`]): the client's paths checked (`Invalid`), nothing
+/// made yet. Touches the filesystem: call it off the supervisor.
+pub fn plan(perms: &Permissions, shielded: &[PathBuf]) -> Result<Option<Sandbox>, Refusal> {
     let (uid, gid) = (nix::unistd::geteuid(), nix::unistd::getegid());
-    let Some(plan) =
-        Sandbox::plan(perms, uid.as_raw(), gid.as_raw(), shielded).map_err(Refusal::Invalid)?
-    else {
-        return Ok(None);
-    };
+    Sandbox::plan(perms, uid.as_raw(), gid.as_raw(), shielded).map_err(Refusal::Invalid)
+}
+
+/// Makes a planned workspace's namespaces. `init` is the program exec'd as
+/// the workspace's init (shipoted itself, run with
+/// [`super::init::INIT_ARG`]); it is born in the `init` leaf of `cgroup`
+/// (the workspace's cgroup, when it has one: no migration, which costs a
+/// few milliseconds), or moved there where clone3 is refused. Clones: call
+/// it off the supervisor.
+pub fn make_planned(
+    plan: &Sandbox,
+    init: &std::path::Path,
+    cgroup: Option<&std::path::Path>,
+) -> Result<Namespaces, Refusal> {
     crate::process::fds::check(NAMESPACE_FDS).map_err(Refusal::Exhausted)?;
-    make_namespaces(&plan, init).map(Some).map_err(|e| {
+    make_namespaces(plan, init, cgroup).map_err(|e| {
         // EMFILE/ENFILE met while making them: name the shortage.
         if crate::process::fds::names_exhaustion(&e) {
             Refusal::Exhausted(crate::process::fds::shortage())
@@ -287,6 +304,21 @@ extern "C" fn prepare_main(arg: *mut libc::c_void) -> libc::c_int {
                 plan.out[i] = libc::open(file.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
             }
         }
+        // Out of the daemon's files table, keeping only what is below the
+        // init program's descriptor (0, 1, 2 and, when it was opened early,
+        // little else): nothing of the daemon's table is copied whole.
+        let exe = plan.init as libc::c_uint;
+        const CLOSE_RANGE_UNSHARE: libc::c_uint = 1 << 1;
+        if libc::syscall(
+            libc::SYS_close_range,
+            exe + 1,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_UNSHARE,
+        ) == 0
+            && exe > 3
+        {
+            libc::syscall(libc::SYS_close_range, 3u32, exe - 1, 0u32);
+        }
         libc::syscall(
             libc::SYS_execveat,
             plan.init,
@@ -305,9 +337,38 @@ extern "C" fn prepare_main(arg: *mut libc::c_void) -> libc::c_int {
 /// workspace's init (`init`, exec'd). This is also the proof that this host
 /// can enforce the permissions (user namespaces allowed, every mount step
 /// accepted); the error names the failing step.
-fn make_namespaces(sandbox: &Sandbox, init: &std::path::Path) -> Result<Namespaces, String> {
-    let exe = std::fs::File::open(init)
-        .map_err(|e| format!("cannot open {} to run as its init: {e}", init.display()))?;
+fn make_namespaces(
+    sandbox: &Sandbox,
+    init: &std::path::Path,
+    cgroup: Option<&std::path::Path>,
+) -> Result<Namespaces, String> {
+    let opened;
+    let exe = match INIT_EXE.get().filter(|(path, _)| path == init) {
+        Some((_, file)) => file,
+        None => {
+            opened = open_init(init)?;
+            &opened
+        }
+    };
+    let leaf = match cgroup {
+        Some(cg) => {
+            let leaf = cg.join(super::init::LEAF);
+            match std::fs::create_dir(&leaf) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => {
+                    return Err(format!(
+                        "cannot make its init's cgroup {}: {e}",
+                        leaf.display()
+                    ))
+                }
+            }
+            let dir = std::fs::File::open(&leaf)
+                .map_err(|e| format!("cannot open its init's cgroup {}: {e}", leaf.display()))?;
+            Some((leaf, dir))
+        }
+        None => None,
+    };
     let argv = [
         c"shipote-init".as_ptr(),
         INIT_ARG.as_ptr(),
@@ -323,7 +384,7 @@ fn make_namespaces(sandbox: &Sandbox, init: &std::path::Path) -> Result<Namespac
         landlock: -1,
         // SAFETY: an all-zero sigset_t is valid; clone_vfork fills it in.
         mask: unsafe { std::mem::zeroed() },
-        init: std::os::fd::AsRawFd::as_raw_fd(&exe),
+        init: std::os::fd::AsRawFd::as_raw_fd(exe),
         init_argv: argv.as_ptr(),
         init_envp: envp.as_ptr(),
         failed: None,
@@ -332,9 +393,20 @@ fn make_namespaces(sandbox: &Sandbox, init: &std::path::Path) -> Result<Namespac
     let flags = sandbox.clone_flags() | libc::CLONE_FILES as u64;
     // SAFETY: prepare_main reads a NamespacePlan, only makes system calls
     // and ends with execveat or _exit.
-    let born =
-        unsafe { super::clone::clone_vfork(prepare_main, &mut plan, &mut stack, None, flags) }
-            .map_err(|e| format!("cannot create its namespaces: {e}"))?;
+    let clone = |plan: &mut NamespacePlan, stack: &mut [u8], cgroup| unsafe {
+        super::clone::clone_vfork(prepare_main, plan, stack, cgroup, flags)
+    };
+    // Born in its leaf; where clone3 is refused, moved there once it runs.
+    let mut moved = None;
+    let born = match &leaf {
+        Some((path, dir)) => clone(&mut plan, &mut stack, Some(dir)).or_else(|e| {
+            tracing::debug!(error = %e, "clone3 into the init's cgroup refused; it is moved there");
+            moved = Some(path.join("cgroup.procs"));
+            clone(&mut plan, &mut stack, None)
+        }),
+        None => clone(&mut plan, &mut stack, None),
+    }
+    .map_err(|e| format!("cannot create its namespaces: {e}"))?;
     let mut fds: Vec<(OwnedFd, libc::c_int)> = plan
         .out
         .iter()
@@ -364,22 +436,21 @@ fn make_namespaces(sandbox: &Sandbox, init: &std::path::Path) -> Result<Namespac
     }
     let wanted = (sandbox.clone_flags() as libc::c_int).count_ones() as usize;
     if fds.len() != wanted {
-        // SAFETY: SIGKILL to our own child through its pidfd.
-        unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                std::os::fd::AsRawFd::as_raw_fd(&born.pidfd),
-                libc::SIGKILL,
-                std::ptr::null::<libc::siginfo_t>(),
-                0u32,
-            );
-        }
-        super::clone::reap(born.pid);
+        kill_and_reap(&born);
         return Err(format!(
             "could not open its namespaces in /proc/{}/ns (got {} of {wanted})",
             born.pid,
             fds.len()
         ));
+    }
+    if let Some(procs) = moved {
+        if let Err(e) = std::fs::write(&procs, born.pid.to_string()) {
+            kill_and_reap(&born);
+            return Err(format!(
+                "cannot move its init into {}: {e}",
+                procs.display()
+            ));
+        }
     }
     if plan.landlock >= 0 {
         // SAFETY: the child made this descriptor for us; taken once.
@@ -389,6 +460,42 @@ fn make_namespaces(sandbox: &Sandbox, init: &std::path::Path) -> Result<Namespac
     watch_init(born.pid, &born.pidfd);
     fds.push((born.pidfd, INIT));
     Ok(Namespaces::new(fds))
+}
+
+/// The init program, opened once, early (see [`open_init_early`]).
+static INIT_EXE: std::sync::OnceLock<(PathBuf, std::fs::File)> = std::sync::OnceLock::new();
+
+fn open_init(init: &std::path::Path) -> Result<std::fs::File, String> {
+    std::fs::File::open(init)
+        .map_err(|e| format!("cannot open {} to run as its init: {e}", init.display()))
+}
+
+/// Opens the program run as every sandboxed workspace's init, at the
+/// daemon's start: its descriptor then has a low number, and the child that
+/// becomes an init keeps only the descriptors up to it when it leaves the
+/// daemon's files table (close_range CLOSE_RANGE_UNSHARE), instead of
+/// copying the whole table (one entry per workspace namespace, log, pipe...)
+/// for its exec to close. It also names the binary the daemon was started
+/// from, whatever an upgrade puts at its path later.
+pub fn open_init_early(init: &std::path::Path) {
+    if let Ok(file) = open_init(init) {
+        let _ = INIT_EXE.set((init.to_owned(), file));
+    }
+}
+
+/// Ends an init made here that cannot serve.
+fn kill_and_reap(born: &super::clone::Born) {
+    // SAFETY: SIGKILL to our own child through its pidfd.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            std::os::fd::AsRawFd::as_raw_fd(&born.pidfd),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0u32,
+        );
+    }
+    super::clone::reap(born.pid);
 }
 
 /// Reaps the init (this daemon's child) once it ends, when a runtime runs.

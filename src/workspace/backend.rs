@@ -22,15 +22,7 @@ pub const KEEPER_CGROUP: &str = "keeper";
 /// The leaf sub-cgroup a sandboxed workspace's init lives in (see
 /// `process::init`): with its workspace, so it outlives a daemon's restart
 /// as the workspace's commands do, and goes with its stop.
-pub const INIT_CGROUP: &str = "init";
-
-/// Moves a sandboxed workspace's init (`pid`) into its leaf of `workspace`.
-pub fn place_init(workspace: &Cgroup, pid: u32) -> Result<(), BackendError> {
-    let leaf = workspace.child(INIT_CGROUP);
-    leaf.create()?;
-    leaf.add_pid(pid)?;
-    Ok(())
-}
+pub const INIT_CGROUP: &str = crate::process::init::LEAF;
 
 /// Which mechanism makes workspaces.
 #[derive(Debug, Clone)]

@@ -3,7 +3,6 @@
 //! spawned tasks that report back as events.
 
 use super::*;
-use crate::workspace::backend::place_init;
 
 impl Supervisor {
     pub(super) fn workspace_list(&self) -> Response {
@@ -51,29 +50,15 @@ impl Supervisor {
                 &mut table.namespaces,
             )))))
         } else {
+            // Its init is born in its cgroup, as at its creation.
             let made = namespaces::make(
                 &ws.spec.permissions,
                 &self.env.shielded,
                 &self.env.keeper.program,
+                ws.created.cgroup.as_ref().map(|cg| cg.dir()),
             )
             .map(|n| n.map(Arc::new))
-            .map_err(|e| e.to_string())
-            .and_then(|n| {
-                // Its init joins its cgroup, as at its creation.
-                let (Some(ns), Some(cg)) = (&n, &ws.created.cgroup) else {
-                    return Ok(n);
-                };
-                let Some(pid) = ns.init_pid() else {
-                    return Ok(n);
-                };
-                match place_init(cg, pid) {
-                    Ok(()) => Ok(n),
-                    Err(e) => {
-                        ns.end_init();
-                        Err(format!("cannot move its init into its cgroup: {e}"))
-                    }
-                }
-            });
+            .map_err(|e| e.to_string());
             if let (Ok(Some(ns)), Some(link)) = (&made, &ws.created.link) {
                 link.keep_namespaces(ns);
             }
@@ -284,30 +269,26 @@ impl Supervisor {
         let tx = self.tx.clone();
         let init = keeper.program.clone();
         tokio::spawn(async move {
-            // Its namespaces are made first, off the supervisor (the paths
-            // are the client's: one may sit on a hung mount): bad paths and
-            // permissions this host cannot enforce (user namespaces may be
-            // off) refuse the workspace.
-            let made = tokio::task::spawn_blocking(move || {
-                namespaces::make(&perms, &shielded, &init)
-                    .map(|n| n.map(Arc::new))
-                    .map_err(|e| match e {
-                        Refusal::Invalid(_) => (ErrorCode::Invalid, e.to_string()),
-                        Refusal::Unenforceable(_) => (ErrorCode::Unsupported, e.to_string()),
-                        Refusal::Exhausted(_) => (ErrorCode::Busy, e.to_string()),
-                    })
-            })
-            .await
-            .unwrap_or_else(|e| Err((ErrorCode::Internal, e.to_string())));
-            let namespaces = match made {
-                Ok(n) => n,
-                Err(refusal) => {
+            // Its paths are checked first, off the supervisor (they are the
+            // client's: one may sit on a hung mount): bad ones refuse the
+            // workspace before anything is made.
+            let refusal = |e: Refusal| match e {
+                Refusal::Invalid(_) => (ErrorCode::Invalid, e.to_string()),
+                Refusal::Unenforceable(_) => (ErrorCode::Unsupported, e.to_string()),
+                Refusal::Exhausted(_) => (ErrorCode::Busy, e.to_string()),
+            };
+            let planned = tokio::task::spawn_blocking(move || namespaces::plan(&perms, &shielded))
+                .await
+                .unwrap_or_else(|e| Err(Refusal::Unenforceable(e.to_string())));
+            let sandbox = match planned {
+                Ok(s) => s,
+                Err(e) => {
                     let _ = tx
                         .send(Event::Created {
                             id,
                             unit,
                             spec: Box::new(spec),
-                            result: Err(refusal),
+                            result: Err(refusal(e)),
                             namespaces: None,
                             reply,
                         })
@@ -320,40 +301,33 @@ impl Supervisor {
                 .create(&unit, &spec, &keeper)
                 .await
                 .map_err(|e| (ErrorCode::Internal, e.to_string()));
-            // Its init joins it, so it lives and dies with the workspace.
-            let init = namespaces.as_ref().and_then(|ns| ns.init_pid());
-            if let (
-                Some(pid),
-                Ok(Created {
-                    cgroup: Some(cg), ..
-                }),
-            ) = (init, &result)
-            {
-                let cg = cg.clone();
-                let placed = tokio::task::spawn_blocking(move || place_init(&cg, pid))
-                    .await
-                    .expect("placing the init does not panic");
-                if let Err(e) = placed {
-                    let created = result.expect("matched Ok");
-                    let _ = backend
-                        .backend
-                        .stop(
-                            &unit,
-                            created.cgroup.as_ref(),
-                            created.keeper_pid,
-                            Duration::ZERO,
-                            &[],
-                        )
-                        .await;
-                    result = Err((
-                        ErrorCode::Internal,
-                        format!("cannot move its init into its cgroup: {e}"),
-                    ));
-                }
-            }
-            if result.is_err() {
-                if let Some(ns) = &namespaces {
-                    ns.end_init();
+            // Then its namespaces, its init born in its cgroup (so it lives
+            // and dies with the workspace): permissions this host cannot
+            // enforce (user namespaces may be off) undo the workspace.
+            let mut namespaces = None;
+            if let (Some(sandbox), Ok(created)) = (sandbox, &result) {
+                let dir = created.cgroup.as_ref().map(|cg| cg.dir().to_owned());
+                let made = tokio::task::spawn_blocking(move || {
+                    namespaces::make_planned(&sandbox, &init, dir.as_deref())
+                })
+                .await
+                .unwrap_or_else(|e| Err(Refusal::Unenforceable(e.to_string())));
+                match made {
+                    Ok(ns) => namespaces = Some(Arc::new(ns)),
+                    Err(e) => {
+                        let created = result.expect("matched Ok");
+                        let _ = backend
+                            .backend
+                            .stop(
+                                &unit,
+                                created.cgroup.as_ref(),
+                                created.keeper_pid,
+                                Duration::ZERO,
+                                &[],
+                            )
+                            .await;
+                        result = Err(refusal(e));
+                    }
                 }
             }
             if let Ok(Created {
