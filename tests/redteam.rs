@@ -28,6 +28,25 @@ fn pid_of(d: &Daemon, ws: &str, id: &str) -> u32 {
     command(d, ws, id)["pid"].as_u64().unwrap() as u32
 }
 
+/// The init of the PID namespace command `pid` runs in, by its name.
+fn init_of(pid: u32) -> u32 {
+    let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|p| {
+            std::fs::read_link(format!("/proc/{p}/ns/pid"))
+                .ok()
+                .as_ref()
+                == Some(&ns)
+                && std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .ok()
+                    .as_deref()
+                    == Some("shipote-init\n")
+        })
+        .expect("the workspace's init")
+}
+
 fn alive(pid: u32) -> bool {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
 }
@@ -216,6 +235,39 @@ fn a_kept_sandboxed_workspace_keeps_its_pid_namespace_across_a_restart() {
     assert!(out.contains("sleep 300"), "{out}");
     assert!(d2.cli(&["ws", "stop", "box"]).status.success());
     assert!(eventually(Duration::from_secs(5), || !alive(pid)));
+}
+
+#[test]
+fn a_reaped_sandboxed_workspaces_init_goes_with_a_daemon_killed_9() {
+    // No keeper (a reaped workspace on the cgroup backend): its init lives
+    // in the daemon's cgroup and watches the daemon. Killed -9 outside any
+    // service manager, the daemon leaves it behind: it must not linger.
+    let (_root, mut d) = setup("orphan", &["--network", "none"]);
+    let id = run(&d, "box", &["sleep", "300"]);
+    let pid = pid_of(&d, "box", &id);
+    let init = init_of(pid);
+    d.child.kill().unwrap();
+    d.child.wait().unwrap();
+    assert!(
+        eventually(Duration::from_secs(5), || !alive(init) && !alive(pid)),
+        "the init and its namespace's command are gone"
+    );
+}
+
+#[test]
+fn a_kept_sandboxed_workspaces_init_lives_beside_its_keeper() {
+    let (root, d) = setup("beside", &["--network", "none", "--keep-on-exit"]);
+    let id = run(&d, "box", &["sleep", "300"]);
+    let init = init_of(pid_of(&d, "box", &id));
+    let unit = json(&d.cli(&["--json", "ws", "ls"]))[0]["unit"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let keeper_leaf = root.0.join(unit).join("keeper/cgroup.procs");
+    let procs = std::fs::read_to_string(keeper_leaf).unwrap();
+    assert!(procs.lines().any(|l| l == init.to_string()), "{procs}");
+    assert!(d.cli(&["ws", "stop", "box"]).status.success());
+    assert!(eventually(Duration::from_secs(5), || !alive(init)));
 }
 
 #[test]

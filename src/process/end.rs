@@ -80,16 +80,16 @@ pub fn end(targets: &[Target], grace: Duration, keeper: Option<u32>) -> u32 {
     } else {
         Signal::SIGTERM
     };
-    // A sandboxed workspace's init (in its `init` leaf) is no process of
-    // the user's: it goes once the others are gone (its death would kill
-    // them without their grace), and is not counted.
+    // A sandboxed workspace's init (in its keeper's leaf, beside the
+    // keeper) is no process of the user's: it goes once the others are gone
+    // (its death would kill them without their grace), and is not counted.
     let others = |t: &Target| -> Vec<u32> {
         let mut m = t.members();
-        let init = match t {
-            Target::Tree(cg) => cg.child(INIT_LEAF).procs(),
+        let own = match t {
+            Target::Tree(cg) => cg.child(KEEPER_LEAF).procs(),
             Target::Group(_) => Vec::new(),
         };
-        m.retain(|p| Some(*p) != keeper && !init.contains(p));
+        m.retain(|p| Some(*p) != keeper && !own.contains(p));
         m
     };
     if let Some(k) = keeper {
@@ -149,7 +149,7 @@ pub fn end(targets: &[Target], grace: Duration, keeper: Option<u32>) -> u32 {
     }
     for t in targets {
         if let Target::Tree(cg) = t {
-            end_init(&cg.child(INIT_LEAF));
+            end_init(&cg.child(KEEPER_LEAF), keeper);
         }
     }
     if let Some(k) = keeper {
@@ -169,16 +169,20 @@ pub fn end(targets: &[Target], grace: Duration, keeper: Option<u32>) -> u32 {
     seen.len() as u32
 }
 
-/// Kills a workspace's init (and so what is left of its PID namespace) and
-/// waits, up to [`KILL_WAIT`], for its leaf to empty.
-fn end_init(leaf: &Cgroup) {
+/// Kills a workspace's init (and so what is left of its PID namespace):
+/// whatever is in its keeper's leaf but the keeper, waited for up to
+/// [`KILL_WAIT`].
+fn end_init(leaf: &Cgroup, keeper: Option<u32>) {
     let wait = Instant::now() + KILL_WAIT;
     loop {
-        let procs = leaf.procs();
+        let mut procs = leaf.procs();
+        procs.retain(|p| Some(*p) != keeper);
         if procs.is_empty() || Instant::now() >= wait {
             return;
         }
-        Target::Tree(leaf.clone()).kill(&procs);
+        for pid in procs {
+            super::signal(pid, Signal::SIGKILL);
+        }
         std::thread::sleep(POLL);
     }
 }
@@ -188,9 +192,6 @@ pub const KEEPER_WAIT: Duration = Duration::from_secs(2);
 
 /// The leaf a workspace's keeper lives in (`workspace::backend::KEEPER_CGROUP`).
 const KEEPER_LEAF: &str = "keeper";
-
-/// The leaf a sandboxed workspace's init lives in.
-const INIT_LEAF: &str = super::init::LEAF;
 
 #[cfg(test)]
 mod tests {

@@ -10,6 +10,7 @@
 use super::init::INIT_ARG;
 use super::sandbox::Sandbox;
 use shipote_protocol::Permissions;
+use std::ffi::CString;
 use std::os::fd::OwnedFd;
 use std::path::PathBuf;
 
@@ -47,11 +48,11 @@ pub fn make(
     perms: &Permissions,
     shielded: &[PathBuf],
     init: &std::path::Path,
-    cgroup: Option<&std::path::Path>,
+    home: Option<&std::path::Path>,
 ) -> Result<Option<Namespaces>, Refusal> {
     match plan(perms, shielded)? {
         None => Ok(None),
-        Some(plan) => make_planned(&plan, init, cgroup).map(Some),
+        Some(plan) => make_planned(&plan, init, home).map(Some),
     }
 }
 
@@ -66,17 +67,18 @@ pub fn plan(perms: &Permissions, shielded: &[PathBuf]) -> Result<Option<Sandbox>
 
 /// Makes a planned workspace's namespaces. `init` is the program exec'd as
 /// the workspace's init (shipoted itself, run with
-/// [`super::init::INIT_ARG`]); it is born in the `init` leaf of `cgroup`
-/// (the workspace's cgroup, when it has one: no migration, which costs a
-/// few milliseconds), or moved there where clone3 is refused. Clones: call
-/// it off the supervisor.
+/// [`super::init::INIT_ARG`]); it is born in `home`, the leaf of the
+/// workspace's keeper when it has one (an existing cgroup: no migration,
+/// which costs milliseconds, and no new cgroup), or moved there where clone3
+/// is refused; without one, it stays in the daemon's cgroup and watches the
+/// daemon ([`super::init::WATCH_ENV`]). Clones: call it off the supervisor.
 pub fn make_planned(
     plan: &Sandbox,
     init: &std::path::Path,
-    cgroup: Option<&std::path::Path>,
+    home: Option<&std::path::Path>,
 ) -> Result<Namespaces, Refusal> {
     crate::process::fds::check(NAMESPACE_FDS).map_err(Refusal::Exhausted)?;
-    make_namespaces(plan, init, cgroup).map_err(|e| {
+    make_namespaces(plan, init, home).map_err(|e| {
         // EMFILE/ENFILE met while making them: name the shortage.
         if crate::process::fds::names_exhaustion(&e) {
             Refusal::Exhausted(crate::process::fds::shortage())
@@ -223,8 +225,12 @@ struct NamespacePlan {
     mask: libc::sigset_t,
     /// The init program (an open descriptor), its argv and environment.
     init: libc::c_int,
+    /// The descriptor the init watches for the daemon's end (-1: none).
+    watch: libc::c_int,
+    /// Set when the watch could not be handed over (close_range missing).
+    watch_lost: bool,
     init_argv: *const *const libc::c_char,
-    init_envp: *const *const libc::c_char,
+    init_envp: *mut *const libc::c_char,
     /// Set when a step fails: (step, errno); a step of the sandbox's plan or
     /// one of `STEP_PROC`, `STEP_INIT`.
     failed: Option<(Step, libc::c_int)>,
@@ -304,20 +310,35 @@ extern "C" fn prepare_main(arg: *mut libc::c_void) -> libc::c_int {
                 plan.out[i] = libc::open(file.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
             }
         }
-        // Out of the daemon's files table, keeping only what is below the
-        // init program's descriptor (0, 1, 2 and, when it was opened early,
-        // little else): nothing of the daemon's table is copied whole.
-        let exe = plan.init as libc::c_uint;
+        // Out of the daemon's files table, keeping only what is up to the
+        // init program's and the watched descriptors (0, 1, 2 and, as they
+        // were opened early, little else): the daemon's table is not copied
+        // whole. Then only those two are left (the program's closes at
+        // exec), the watched one kept across the exec.
+        let (exe, watch) = (plan.init, plan.watch);
+        let top = exe.max(watch) as libc::c_uint;
         const CLOSE_RANGE_UNSHARE: libc::c_uint = 1 << 1;
         if libc::syscall(
             libc::SYS_close_range,
-            exe + 1,
+            top + 1,
             libc::c_uint::MAX,
             CLOSE_RANGE_UNSHARE,
         ) == 0
-            && exe > 3
         {
-            libc::syscall(libc::SYS_close_range, 3u32, exe - 1, 0u32);
+            for fd in 3..top as libc::c_int {
+                if fd != exe && fd != watch {
+                    libc::close(fd);
+                }
+            }
+            if watch >= 0 {
+                libc::fcntl(watch, libc::F_SETFD, 0);
+            }
+        } else if watch >= 0 {
+            // Old kernel: the daemon's table stays shared until exec, so
+            // the watched descriptor is not kept (the init then only leaves
+            // with its workspace).
+            plan.watch_lost = true;
+            *plan.init_envp = std::ptr::null();
         }
         libc::syscall(
             libc::SYS_execveat,
@@ -340,41 +361,43 @@ extern "C" fn prepare_main(arg: *mut libc::c_void) -> libc::c_int {
 fn make_namespaces(
     sandbox: &Sandbox,
     init: &std::path::Path,
-    cgroup: Option<&std::path::Path>,
+    home: Option<&std::path::Path>,
 ) -> Result<Namespaces, String> {
+    let early = early(init)?;
     let opened;
-    let exe = match INIT_EXE.get().filter(|(path, _)| path == init) {
-        Some((_, file)) => file,
-        None => {
-            opened = open_init(init)?;
-            &opened
-        }
+    let exe = if early.path == init {
+        &early.exe
+    } else {
+        opened = open_init(init)?;
+        &opened
     };
-    let leaf = match cgroup {
-        Some(cg) => {
-            let leaf = cg.join(super::init::LEAF);
-            match std::fs::create_dir(&leaf) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => {
-                    return Err(format!(
-                        "cannot make its init's cgroup {}: {e}",
-                        leaf.display()
-                    ))
-                }
-            }
-            let dir = std::fs::File::open(&leaf)
-                .map_err(|e| format!("cannot open its init's cgroup {}: {e}", leaf.display()))?;
-            Some((leaf, dir))
-        }
+    let home = match home {
+        Some(dir) => Some((
+            dir.to_owned(),
+            std::fs::File::open(dir)
+                .map_err(|e| format!("cannot open its init's cgroup {}: {e}", dir.display()))?,
+        )),
         None => None,
     };
+    let watch = if home.is_none() {
+        std::os::fd::AsRawFd::as_raw_fd(&early.watch)
+    } else {
+        -1
+    };
+    let watch_env = CString::new(format!("{}={watch}", super::init::WATCH_ENV)).expect("no NUL");
     let argv = [
         c"shipote-init".as_ptr(),
         INIT_ARG.as_ptr(),
         std::ptr::null(),
     ];
-    let envp = [std::ptr::null::<libc::c_char>()];
+    let mut envp = [
+        if watch >= 0 {
+            watch_env.as_ptr()
+        } else {
+            std::ptr::null()
+        },
+        std::ptr::null(),
+    ];
     let mut scratch = vec![-1; sandbox.slots()];
     let mut plan = NamespacePlan {
         sandbox: sandbox as *const _,
@@ -385,8 +408,10 @@ fn make_namespaces(
         // SAFETY: an all-zero sigset_t is valid; clone_vfork fills it in.
         mask: unsafe { std::mem::zeroed() },
         init: std::os::fd::AsRawFd::as_raw_fd(exe),
+        watch,
+        watch_lost: false,
         init_argv: argv.as_ptr(),
-        init_envp: envp.as_ptr(),
+        init_envp: envp.as_mut_ptr(),
         failed: None,
     };
     let mut stack = vec![0u8; super::clone::STACK];
@@ -396,11 +421,11 @@ fn make_namespaces(
     let clone = |plan: &mut NamespacePlan, stack: &mut [u8], cgroup| unsafe {
         super::clone::clone_vfork(prepare_main, plan, stack, cgroup, flags)
     };
-    // Born in its leaf; where clone3 is refused, moved there once it runs.
+    // Born in its home; where clone3 is refused, moved there once it runs.
     let mut moved = None;
-    let born = match &leaf {
+    let born = match &home {
         Some((path, dir)) => clone(&mut plan, &mut stack, Some(dir)).or_else(|e| {
-            tracing::debug!(error = %e, "clone3 into the init's cgroup refused; it is moved there");
+            tracing::debug!(error = %e, "clone3 into the keeper's leaf refused; the init is moved there");
             moved = Some(path.join("cgroup.procs"));
             clone(&mut plan, &mut stack, None)
         }),
@@ -443,6 +468,9 @@ fn make_namespaces(
             fds.len()
         ));
     }
+    if plan.watch_lost {
+        tracing::warn!("this kernel has no close_range: a workspace's init does not watch the daemon, and outlives a daemon killed outside systemd");
+    }
     if let Some(procs) = moved {
         if let Err(e) = std::fs::write(&procs, born.pid.to_string()) {
             kill_and_reap(&born);
@@ -462,24 +490,49 @@ fn make_namespaces(
     Ok(Namespaces::new(fds))
 }
 
-/// The init program, opened once, early (see [`open_init_early`]).
-static INIT_EXE: std::sync::OnceLock<(PathBuf, std::fs::File)> = std::sync::OnceLock::new();
+/// What every init is made from, opened once, early ([`open_init_early`]):
+/// the program, and the pipe whose read end an init without a keeper
+/// watches (the daemon holds the write end until it ends).
+struct Early {
+    path: PathBuf,
+    watch: OwnedFd,
+    _watched: OwnedFd,
+    exe: std::fs::File,
+}
+
+static EARLY: std::sync::OnceLock<Early> = std::sync::OnceLock::new();
+
+fn early(init: &std::path::Path) -> Result<&'static Early, String> {
+    if let Some(e) = EARLY.get() {
+        return Ok(e);
+    }
+    let (watch, watched) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| format!("cannot make its init's pipe: {e}"))?;
+    let exe = open_init(init)?;
+    Ok(EARLY.get_or_init(|| Early {
+        path: init.to_owned(),
+        watch,
+        _watched: watched,
+        exe,
+    }))
+}
 
 fn open_init(init: &std::path::Path) -> Result<std::fs::File, String> {
     std::fs::File::open(init)
         .map_err(|e| format!("cannot open {} to run as its init: {e}", init.display()))
 }
 
-/// Opens the program run as every sandboxed workspace's init, at the
-/// daemon's start: its descriptor then has a low number, and the child that
-/// becomes an init keeps only the descriptors up to it when it leaves the
-/// daemon's files table (close_range CLOSE_RANGE_UNSHARE), instead of
-/// copying the whole table (one entry per workspace namespace, log, pipe...)
-/// for its exec to close. It also names the binary the daemon was started
-/// from, whatever an upgrade puts at its path later.
+/// Opens the program run as every sandboxed workspace's init, and the pipe
+/// inits without a keeper watch, at the daemon's start: their descriptors
+/// then have low numbers, and the child that becomes an init keeps only the
+/// descriptors up to them when it leaves the daemon's files table
+/// (close_range CLOSE_RANGE_UNSHARE), instead of copying the whole table
+/// (one entry per workspace namespace, log, pipe...) for its exec to close.
+/// It also names the binary the daemon was started from, whatever an
+/// upgrade puts at its path later.
 pub fn open_init_early(init: &std::path::Path) {
-    if let Ok(file) = open_init(init) {
-        let _ = INIT_EXE.set((init.to_owned(), file));
+    if let Err(e) = early(init) {
+        tracing::warn!(error = %e, "sandboxed workspaces will not start");
     }
 }
 

@@ -19,10 +19,20 @@ pub const SLICE: &str = "shipote.slice";
 /// The leaf sub-cgroup the keeper lives in.
 pub const KEEPER_CGROUP: &str = "keeper";
 
-/// The leaf sub-cgroup a sandboxed workspace's init lives in (see
-/// `process::init`): with its workspace, so it outlives a daemon's restart
-/// as the workspace's commands do, and goes with its stop.
-pub const INIT_CGROUP: &str = crate::process::init::LEAF;
+/// Where a sandboxed workspace's init is born (see `process::init`): its
+/// keeper's leaf, when it has a keeper, so the init outlives a daemon's
+/// restart as the workspace's commands do and goes with its stop.
+pub fn init_home(created: &Created) -> Option<std::path::PathBuf> {
+    created.keeper_pid?;
+    Some(
+        created
+            .cgroup
+            .as_ref()?
+            .child(KEEPER_CGROUP)
+            .dir()
+            .to_owned(),
+    )
+}
 
 /// Which mechanism makes workspaces.
 #[derive(Debug, Clone)]

@@ -105,9 +105,10 @@ pub fn read(cgroup: Option<&Cgroup>, keeper: Option<u32>) -> Reading {
         };
     }
     let mut procs = cg.procs_recursive();
-    // Neither its keeper nor a sandboxed workspace's init is the user's.
-    let init = cg.child(crate::workspace::backend::INIT_CGROUP).procs();
-    procs.retain(|p| Some(*p) != keeper && !init.contains(p));
+    // Neither its keeper nor a sandboxed workspace's init (beside it) is
+    // the user's.
+    let own = cg.child(crate::workspace::backend::KEEPER_CGROUP).procs();
+    procs.retain(|p| Some(*p) != keeper && !own.contains(p));
     // No memory controller here: sum over the processes.
     let mut rss = 0;
     let mut cpu = 0;

@@ -242,8 +242,8 @@ check "a sandboxed command can signal neither shipoted nor another workspace (PI
 check "a sandboxed command sees only its workspace in /proc, the init as pid 1" \
     bash -c 'out=$(ws_out p-none "cat /proc/1/comm; ls -d /proc/[0-9]* | wc -l"); echo "$out";
              [ "$(echo "$out" | head -1)" = shipote-init ] && [ "$(echo "$out" | tail -1)" -le 6 ]'
-check "the workspace's init lives in its scope's init leaf" \
-    bash -c 'cg=$(ws_cg p-none); p=$(cat $cg/init/cgroup.procs); [ -n "$p" ] && [ "$(cat /proc/$p/comm)" = shipote-init ]'
+check "the workspace's init lives beside its keeper, in its scope" \
+    bash -c 'cg=$(ws_cg p-none); for p in $(cat $cg/keeper/cgroup.procs); do cat /proc/$p/comm; done | grep -qx shipote-init'
 check "ws show names the layers, Landlock included or said missing" \
     bash -c 'as_tester shipote ws show p-none | tee /dev/stderr | grep -E "^enforced by .*PID and cgroup namespaces.*(Landlock \(ABI [0-9]+\)|no Landlock on this kernel)"'
 # A sandboxed command cannot raise its scope's limits, leave its cgroup or

@@ -50,12 +50,12 @@ impl Supervisor {
                 &mut table.namespaces,
             )))))
         } else {
-            // Its init is born in its cgroup, as at its creation.
+            // Its init is born beside its keeper, as at its creation.
             let made = namespaces::make(
                 &ws.spec.permissions,
                 &self.env.shielded,
                 &self.env.keeper.program,
-                ws.created.cgroup.as_ref().map(|cg| cg.dir()),
+                crate::workspace::backend::init_home(&ws.created).as_deref(),
             )
             .map(|n| n.map(Arc::new))
             .map_err(|e| e.to_string());
@@ -301,12 +301,13 @@ impl Supervisor {
                 .create(&unit, &spec, &keeper)
                 .await
                 .map_err(|e| (ErrorCode::Internal, e.to_string()));
-            // Then its namespaces, its init born in its cgroup (so it lives
-            // and dies with the workspace): permissions this host cannot
-            // enforce (user namespaces may be off) undo the workspace.
+            // Then its namespaces, its init born beside its keeper (so it
+            // lives and dies with the workspace) or watching this daemon:
+            // permissions this host cannot enforce (user namespaces may be
+            // off) undo the workspace.
             let mut namespaces = None;
             if let (Some(sandbox), Ok(created)) = (sandbox, &result) {
-                let dir = created.cgroup.as_ref().map(|cg| cg.dir().to_owned());
+                let dir = crate::workspace::backend::init_home(created);
                 let made = tokio::task::spawn_blocking(move || {
                     namespaces::make_planned(&sandbox, &init, dir.as_deref())
                 })
