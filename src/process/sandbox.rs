@@ -15,7 +15,7 @@
 //!
 //! The mount steps, in order:
 //! 1. `/` becomes a slave tree: nothing done here propagates to the host.
-//! 2. `read_only_root`: /dev, /proc, /sys and every writable path are cloned
+//! 2. `read_only_root`: /dev, /sys and every writable path are cloned
 //!    (open_tree, recursively, as they are), the whole tree is made read-only
 //!    (mount_setattr, recursively), and the clones are put back on top, so
 //!    they keep their own flags (like systemd's ProtectSystem=strict).
@@ -238,7 +238,9 @@ impl Sandbox {
         };
         push(Op::Slave, "making / a slave of the host's mounts".into());
         if perms.read_only_root {
-            let mut keep: Vec<PathBuf> = ["/dev", "/proc", "/sys"]
+            // Not /proc: the PID namespace's own goes on top of it anyway
+            // (`namespaces.rs`).
+            let mut keep: Vec<PathBuf> = ["/dev", "/sys"]
                 .iter()
                 .map(PathBuf::from)
                 .filter(|p| p.is_dir() && !(perms.private_dev && p == Path::new("/dev")))
@@ -770,7 +772,10 @@ mod tests {
             .position(|w| *w == "keeping /tmp writable")
             .unwrap();
         assert!(tmp > ro, "{steps:?}");
-        assert!(steps.contains(&"keeping /proc writable"));
-        assert_eq!(s.slots(), 4, "/dev, /proc, /sys, /tmp");
+        assert!(
+            !steps.contains(&"keeping /proc writable"),
+            "a fresh /proc goes on it"
+        );
+        assert_eq!(s.slots(), 3, "/dev, /sys, /tmp");
     }
 }
