@@ -1,9 +1,11 @@
 //! `ws create` with permissions beside the same without (issue 17): the
 //! request to WorkspaceCreated round trip, p50 and p99 over 100 creates
 //! each, alternating, on the cgroup backend (or process groups). With
-//! permissions, the daemon makes the workspace's namespaces in a throwaway
-//! child (user, mount and network namespaces, the mount plan: read-only
-//! root, private /tmp and /dev, a hidden path, cgroupfs read-only, devpts).
+//! permissions, the daemon makes the workspace's namespaces in a child that
+//! then becomes the workspace's init (user, mount, network and PID
+//! namespaces, the mount plan: read-only root, private /tmp and /dev, a
+//! hidden path, cgroupfs read-only, devpts, a fresh /proc, the Landlock
+//! ruleset, the init's exec).
 //!
 //! `cargo bench --bench ws_create`. Prints the ratio (goal: at most 2x).
 
