@@ -193,21 +193,7 @@ fn a_stop_ends_the_workspaces_init_and_counts_only_its_commands() {
         nspid.split_whitespace().count() == 3,
         "in a PID namespace: {nspid}"
     );
-    let ns = std::fs::read_link(format!("/proc/{pid}/ns/pid")).unwrap();
-    let init = std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .find(|p| {
-            std::fs::read_link(format!("/proc/{p}/ns/pid"))
-                .ok()
-                .as_ref()
-                == Some(&ns)
-                && std::fs::read_to_string(format!("/proc/{p}/comm"))
-                    .ok()
-                    .as_deref()
-                    == Some("shipote-init\n")
-        })
-        .expect("the workspace's init");
+    let init = init_of(pid);
     let o = d.cli(&["ws", "stop", "box"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("1 process"), "{}", stdout(&o));
