@@ -170,6 +170,30 @@ pub enum Request {
         /// [`crate::PROTOCOL_CURRENT`].
         protocol: u32,
     },
+    /// Stop one command: SIGTERM to each of its processes (its cgroup leaf,
+    /// or its process group), up to `grace_ms` for them to leave, then
+    /// SIGKILL. A stopped command is never restarted by its policy (one
+    /// waiting to restart is not restarted). Answered with
+    /// [`Response::CommandStopped`].
+    CommandStop {
+        /// Which workspace.
+        workspace: WorkspaceId,
+        /// Which command.
+        command: Ulid,
+        /// How long its processes get to leave after SIGTERM.
+        grace_ms: u64,
+    },
+    /// Send a signal to every process of one command (its cgroup leaf, or
+    /// its process group). Its restart policy is left as it is, as with
+    /// `systemctl kill`. Answered with [`Response::CommandSignalled`].
+    CommandSignal {
+        /// Which workspace.
+        workspace: WorkspaceId,
+        /// Which command.
+        command: Ulid,
+        /// The signal number (1 to 64).
+        signal: i32,
+    },
 }
 
 /// Which captured stream of a command.
@@ -392,6 +416,24 @@ pub enum Response {
         /// The daemon's version (semver).
         version: String,
     },
+    /// Answer to [`Request::CommandStop`].
+    CommandStopped {
+        /// The workspace.
+        workspace: WorkspaceId,
+        /// The command.
+        command: Ulid,
+        /// How many processes were ended (0: it had ended already).
+        ended: u32,
+    },
+    /// Answer to [`Request::CommandSignal`].
+    CommandSignalled {
+        /// The workspace.
+        workspace: WorkspaceId,
+        /// The command.
+        command: Ulid,
+        /// How many processes the signal was sent to.
+        processes: u32,
+    },
 }
 
 impl Request {
@@ -424,6 +466,8 @@ impl Request {
             Request::CommandLogsFrom { .. } => "CommandLogsFrom",
             Request::WorkspaceDescribe { .. } => "WorkspaceDescribe",
             Request::Hello { .. } => "Hello",
+            Request::CommandStop { .. } => "CommandStop",
+            Request::CommandSignal { .. } => "CommandSignal",
         }
     }
 }
@@ -468,6 +512,8 @@ impl Response {
             Response::CommandLogsFrom { .. } => "CommandLogsFrom",
             Response::WorkspaceDescription { .. } => "WorkspaceDescription",
             Response::Hello { .. } => "Hello",
+            Response::CommandStopped { .. } => "CommandStopped",
+            Response::CommandSignalled { .. } => "CommandSignalled",
         }
     }
 }

@@ -719,7 +719,9 @@ impl From<crate::Response> for Response {
             }
             other @ (R::CommandLogsFrom { .. }
             | R::WorkspaceDescription { .. }
-            | R::Hello { .. }) => Response::Error {
+            | R::Hello { .. }
+            | R::CommandStopped { .. }
+            | R::CommandSignalled { .. }) => Response::Error {
                 message: format!(
                     "internal: a {} answer has no protocol-0 form; send Hello {{ protocol: 1 }} first",
                     other.name()

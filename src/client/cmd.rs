@@ -56,6 +56,145 @@ pub struct LogsArgs {
     pub follow: bool,
 }
 
+/// `shipote stop WS CMD [--grace 1s]`
+#[derive(Debug, clap::Args)]
+pub struct StopArgs {
+    /// The workspace (id or label).
+    pub workspace: String,
+    /// The command (id, id prefix, or label).
+    pub command: String,
+    /// Time between SIGTERM and SIGKILL, e.g. 2s; 0 kills at once.
+    #[arg(long, value_parser = super::units::parse_duration_ms, default_value = "1s", value_name = "DURATION")]
+    pub grace: u64,
+}
+
+/// `shipote kill WS CMD [-s SIGNAL]`
+#[derive(Debug, clap::Args)]
+pub struct KillArgs {
+    /// The workspace (id or label).
+    pub workspace: String,
+    /// The command (id, id prefix, or label).
+    pub command: String,
+    /// The signal: a name (TERM, SIGHUP, usr1) or a number.
+    #[arg(long, short = 's', default_value = "TERM", value_parser = parse_signal, value_name = "SIGNAL")]
+    pub signal: i32,
+}
+
+/// A signal name (with or without SIG, any case) or number.
+pub fn parse_signal(text: &str) -> Result<i32, String> {
+    if let Ok(n) = text.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n)
+            .map(|s| s as i32)
+            .map_err(|_| format!("{n} is not a signal number; see `kill -l`"));
+    }
+    let upper = text.to_ascii_uppercase();
+    let name = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    name.parse::<nix::sys::signal::Signal>()
+        .map(|s| s as i32)
+        .map_err(|_| format!("{text:?} is not a signal name; give one like TERM, HUP, USR1, KILL (see `kill -l`)"))
+}
+
+/// The command a user named: its id, an id prefix (4 characters or more) or
+/// its label. For logs the newest with that label; to act on one (`alive`),
+/// the one alive with that label, and an error naming them if several are.
+async fn resolve_command(
+    s: &mut Session,
+    workspace: WorkspaceId,
+    ws_arg: &str,
+    arg: &str,
+    alive: bool,
+) -> Result<Ulid, Failure> {
+    if let Ok(id) = Ulid::from_string(arg) {
+        return Ok(id);
+    }
+    let items = list(s, workspace).await?;
+    let upper = arg.to_ascii_uppercase();
+    let labelled: Vec<&CommandInfo> = items.iter().filter(|c| c.label == arg).collect();
+    let live: Vec<&&CommandInfo> = labelled.iter().filter(|c| c.alive).collect();
+    if alive && live.len() > 1 {
+        let ids: Vec<String> = live.iter().map(|c| c.id.to_string()).collect();
+        return Err(Failure::Input(format!(
+            "{} running commands in {ws_arg} are labelled {arg:?}: {}; give the id of the one you mean",
+            live.len(),
+            ids.join(", ")
+        )));
+    }
+    let found = live
+        .first()
+        .map(|c| c.id)
+        .filter(|_| alive)
+        .or_else(|| labelled.last().map(|c| c.id))
+        .or_else(|| {
+            items
+                .iter()
+                .find(|c| arg.len() >= 4 && c.id.to_string().starts_with(&upper))
+                .map(|c| c.id)
+        });
+    found.ok_or_else(|| Failure::Daemon {
+        code: ErrorCode::NotFound,
+        message: format!("no command {arg:?} in {ws_arg}; list them with shipote ps {ws_arg}"),
+    })
+}
+
+/// Runs `shipote stop`.
+pub async fn stop(s: &mut Session, a: StopArgs) -> Result<String, Failure> {
+    let workspace = resolve(s, &a.workspace).await?;
+    let command = resolve_command(s, workspace, &a.workspace, &a.command, true).await?;
+    let req = Request::CommandStop {
+        workspace,
+        command,
+        grace_ms: a.grace,
+    };
+    match s.call(&req).await? {
+        Response::CommandStopped { ended, .. } => Ok(if s.json {
+            format!(
+                "{}\n",
+                json!({ "workspace": workspace.to_string(), "command": command.to_string(), "ended": ended })
+            )
+        } else if ended == 0 {
+            format!("command {command} had ended; it will not be restarted\n")
+        } else {
+            format!(
+                "stopped command {command}: {ended} process{} ended; it will not be restarted\n",
+                if ended == 1 { "" } else { "es" }
+            )
+        }),
+        other => Err(Failure::Unexpected(Box::new(other))),
+    }
+}
+
+/// Runs `shipote kill`.
+pub async fn kill(s: &mut Session, a: KillArgs) -> Result<String, Failure> {
+    let workspace = resolve(s, &a.workspace).await?;
+    let command = resolve_command(s, workspace, &a.workspace, &a.command, true).await?;
+    let req = Request::CommandSignal {
+        workspace,
+        command,
+        signal: a.signal,
+    };
+    let name = nix::sys::signal::Signal::try_from(a.signal)
+        .map(|s| s.as_str())
+        .unwrap_or("?");
+    match s.call(&req).await? {
+        Response::CommandSignalled { processes, .. } => Ok(if s.json {
+            format!(
+                "{}\n",
+                json!({ "workspace": workspace.to_string(), "command": command.to_string(), "signal": name, "processes": processes })
+            )
+        } else {
+            format!(
+                "sent {name} to {processes} process{} of command {command}\n",
+                if processes == 1 { "" } else { "es" }
+            )
+        }),
+        other => Err(Failure::Unexpected(Box::new(other))),
+    }
+}
+
 /// How long a follower waits before asking again when nothing was new.
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -145,34 +284,7 @@ pub async fn ps(s: &mut Session, workspace: &str) -> Result<String, Failure> {
 /// Runs `shipote logs`: the bytes go to stdout as they are.
 pub async fn logs(s: &mut Session, a: LogsArgs) -> Result<String, Failure> {
     let workspace = resolve(s, &a.workspace).await?;
-    let command = match Ulid::from_string(&a.command) {
-        Ok(id) => id,
-        Err(_) => {
-            let items = list(s, workspace).await?;
-            let upper = a.command.to_ascii_uppercase();
-            let found = items
-                .iter()
-                .rev()
-                .find(|c| c.label == a.command)
-                .or_else(|| {
-                    items
-                        .iter()
-                        .find(|c| a.command.len() >= 4 && c.id.to_string().starts_with(&upper))
-                });
-            match found {
-                Some(c) => c.id,
-                None => {
-                    return Err(Failure::Daemon {
-                        code: ErrorCode::NotFound,
-                        message: format!(
-                            "no command {:?} in {}; list them with shipote ps",
-                            a.command, a.workspace
-                        ),
-                    })
-                }
-            }
-        }
-    };
+    let command = resolve_command(s, workspace, &a.workspace, &a.command, false).await?;
     let stream = match (a.stdout, a.stderr) {
         (true, _) => LogStream::Stdout,
         (_, true) => LogStream::Stderr,

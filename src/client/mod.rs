@@ -56,6 +56,12 @@ pub enum Command {
     },
     /// Show the end of a command's captured output.
     Logs(cmd::LogsArgs),
+    /// Stop one command: SIGTERM, SIGKILL after the grace period; its
+    /// restart policy ends with it.
+    Stop(cmd::StopArgs),
+    /// Send a signal to every process of one command (its restart policy
+    /// stays, as with systemctl kill).
+    Kill(cmd::KillArgs),
     /// Tell the type of files (or stdin: -) from their first bytes.
     Discern(discern::DiscernArgs),
     /// Run, stop, save and list pipelines of commands joined by pipes.
@@ -217,6 +223,8 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Run(a) => cmd::run(&mut s, a).await,
         Command::Ps { workspace } => cmd::ps(&mut s, &workspace).await,
         Command::Logs(a) => cmd::logs(&mut s, a).await,
+        Command::Stop(a) => cmd::stop(&mut s, a).await,
+        Command::Kill(a) => cmd::kill(&mut s, a).await,
         Command::Discern(_) => discern::remote(&mut s, discern_inputs).await,
         Command::Pipeline(c) => pipeline::run(&mut s, c).await,
         Command::Flow(c) => flow::run(&mut s, c).await,

@@ -35,6 +35,26 @@ pub fn action_of(request: &Request) -> Option<(&'static str, Detail)> {
             d.kv("pipeline", pipeline).kv("grace_ms", grace_ms),
         ),
         Request::FlowDrop { pipeline } => ("flow.drop", d.kv("pipeline", pipeline)),
+        Request::CommandStop {
+            workspace,
+            command,
+            grace_ms,
+        } => (
+            "command.stop",
+            d.kv("workspace", workspace)
+                .kv("command", command)
+                .kv("grace_ms", grace_ms),
+        ),
+        Request::CommandSignal {
+            workspace,
+            command,
+            signal,
+        } => (
+            "command.signal",
+            d.kv("workspace", workspace)
+                .kv("command", command)
+                .kv("signal", signal),
+        ),
         _ => return None,
     };
     Some(a)

@@ -535,3 +535,134 @@ pub(super) struct LogsFrom {
     pub(super) tail_bytes: u64,
     pub(super) max_bytes: u64,
 }
+
+impl Supervisor {
+    /// A live workspace's command, or the error that says which is missing.
+    fn live_command(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Ulid,
+    ) -> Result<&mut CommandRec, Response> {
+        let Some(ws) = self.workspaces.get_mut(&workspace) else {
+            let msg = format!("no live workspace {workspace}; list them with shipote ws ls");
+            return Err(Response::error(ErrorCode::NotFound, msg));
+        };
+        ws.commands.get_mut(&command).ok_or_else(|| {
+            let msg = format!(
+                "workspace {workspace} has no command {command}; list them with shipote ps"
+            );
+            Response::error(ErrorCode::NotFound, msg)
+        })
+    }
+
+    /// Stops one command (SIGTERM, `grace`, SIGKILL, over its leaf or its
+    /// process group); its restart policy ends with it.
+    pub(super) fn command_stop(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Ulid,
+        grace: Duration,
+        reply: oneshot::Sender<Response>,
+    ) {
+        if let Some(key) = self.restart_timers.remove(&(workspace, command)) {
+            self.timers.try_remove(&key);
+        }
+        let rec = match self.live_command(workspace, command) {
+            Ok(rec) => rec,
+            Err(e) => {
+                let _ = reply.send(e);
+                return;
+            }
+        };
+        // Never restarted by its policy from now on.
+        rec.run = None;
+        let ended_already = !rec.alive || rec.backoff;
+        if rec.backoff {
+            // It was waiting out a backoff: there is no process to end.
+            rec.backoff = false;
+            rec.alive = false;
+            rec.ends = None;
+        }
+        if rec.alive {
+            rec.failure
+                .get_or_insert_with(|| "stopped by shipote stop".to_owned());
+        }
+        let target = match &rec.leaf {
+            Some(leaf) => crate::process::end::Target::Tree(leaf.clone()),
+            None => crate::process::end::Target::Group(rec.pid),
+        };
+        self.changed();
+        if ended_already {
+            let _ = reply.send(Response::CommandStopped {
+                workspace,
+                command,
+                ended: 0,
+            });
+            return;
+        }
+        tracing::info!(workspace = %workspace, command = %command, "stopping command");
+        tokio::task::spawn_blocking(move || {
+            let ended = crate::process::end::end(&[target], grace, None);
+            let _ = reply.send(Response::CommandStopped {
+                workspace,
+                command,
+                ended,
+            });
+        });
+    }
+
+    /// Sends `signal` to every process of one command.
+    pub(super) fn command_signal(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Ulid,
+        signal: i32,
+        reply: oneshot::Sender<Response>,
+    ) {
+        let Ok(sig) = nix::sys::signal::Signal::try_from(signal) else {
+            let msg = format!(
+                "{signal} is not a signal this host knows; give a name (TERM, HUP, USR1...) or a number from `kill -l`"
+            );
+            let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
+            return;
+        };
+        let rec = match self.live_command(workspace, command) {
+            Ok(rec) => rec,
+            Err(e) => {
+                let _ = reply.send(e);
+                return;
+            }
+        };
+        if !rec.alive || rec.backoff {
+            let msg = format!(
+                "command {command} has no process to signal (it has ended{}); see shipote ps",
+                if rec.backoff {
+                    ", waiting to restart"
+                } else {
+                    ""
+                }
+            );
+            let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
+            return;
+        }
+        let (leaf, pid) = (rec.leaf.clone(), rec.pid);
+        tokio::task::spawn_blocking(move || {
+            use nix::unistd::Pid;
+            let processes = match leaf {
+                Some(leaf) => {
+                    let procs = leaf.procs_recursive();
+                    procs
+                        .iter()
+                        .filter(|p| nix::sys::signal::kill(Pid::from_raw(**p as i32), sig).is_ok())
+                        .count() as u32
+                }
+                None => u32::from(nix::sys::signal::killpg(Pid::from_raw(pid), sig).is_ok()),
+            };
+            let _ = reply.send(Response::CommandSignalled {
+                workspace,
+                command,
+                processes,
+            });
+        });
+    }
+}

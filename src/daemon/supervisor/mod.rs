@@ -613,6 +613,16 @@ impl Supervisor {
             Request::FlowList => now(reply, self.flow_list()),
             Request::FlowThroughput => now(reply, self.flow_throughput()),
             Request::FlowDrop { pipeline } => now(reply, self.flow_drop(pipeline)),
+            Request::CommandStop {
+                workspace,
+                command,
+                grace_ms,
+            } => self.command_stop(workspace, command, Duration::from_millis(grace_ms), reply),
+            Request::CommandSignal {
+                workspace,
+                command,
+                signal,
+            } => self.command_signal(workspace, command, signal, reply),
         }
     }
 

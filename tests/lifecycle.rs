@@ -1,0 +1,172 @@
+//! One command's lifecycle (issue #19): `shipote stop WS CMD` and
+//! `shipote kill WS CMD -s SIG`, against a real daemon on the cgroup
+//! backend of these hosts.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+/// A daemon whose restarts come after 20 ms, and a workspace `w`.
+fn setup(name: &str, create: &[&str]) -> (CgroupRoot, Daemon) {
+    let root = CgroupRoot::new(name);
+    let dir = root.0.clone();
+    let d = Daemon::start_with(move |cmd| {
+        cmd.args(["--backend", "cgroup", "--cgroup-root"]).arg(&dir);
+        cmd.args(["--restart-backoff-ms", "20"]);
+    });
+    let mut args = vec!["ws", "create", "w"];
+    args.extend_from_slice(create);
+    let o = d.cli(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (root, d)
+}
+
+fn run_restarting(d: &Daemon, script: &str) -> String {
+    json(&d.cli(&["--json", "run", "w", "--restart", "--", "sh", "-c", script]))["command_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+fn alive(pid: u64) -> bool {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), None).is_ok()
+}
+
+#[test]
+fn a_stopped_command_is_ended_and_never_restarted_by_its_policy() {
+    let (_root, d) = setup("stop", &[]);
+    let id = run_restarting(&d, "exec sleep 300");
+    // Its policy is live: killed, it comes back with a new pid.
+    let first = command(&d, "w", &id)["pid"].as_u64().unwrap();
+    let o = d.cli(&["kill", "w", &id, "-s", "KILL"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("sent SIGKILL to 1 process"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(eventually(Duration::from_secs(10), || {
+        let c = command(&d, "w", &id);
+        c["restarts"] == 1 && c["alive"] == true && c["pid"].as_u64() != Some(first)
+    }));
+    let pid = command(&d, "w", &id)["pid"].as_u64().unwrap();
+    let o = d.cli(&["stop", "w", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("1 process ended; it will not be restarted"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(!alive(pid));
+    // A clock: a failing command with the same policy restarts twice; the
+    // stopped one must not have restarted meanwhile.
+    let clock = run_restarting(&d, "exit 1");
+    assert!(eventually(Duration::from_secs(10), || {
+        command(&d, "w", &clock)["restarts"].as_u64() >= Some(2)
+    }));
+    let c = command(&d, "w", &id);
+    assert_eq!(
+        (c["alive"].clone(), c["restarts"].clone()),
+        (false.into(), 1.into()),
+        "{c}"
+    );
+    assert_eq!(c["exit_signal"], 15, "ended by SIGTERM: {c}");
+    assert!(stdout(&d.cli(&["ps", "w"])).contains("stopped by shipote stop"));
+    // Stopping it again is no error: nothing is left to end.
+    let o = d.cli(&["stop", "w", &id]);
+    assert!(
+        o.status.success() && stdout(&o).contains("had ended"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn a_command_that_ignores_sigterm_is_killed_after_the_grace() {
+    let (_root, d) = setup("grace", &[]);
+    let id = run(
+        &d,
+        "w",
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; while :; do sleep 0.05; done",
+        ],
+    );
+    assert!(eventually(Duration::from_secs(5), || logs(
+        &d,
+        "w",
+        &id,
+        &[]
+    ) == "ready\n"));
+    let started = std::time::Instant::now();
+    let o = d.cli(&["--json", "stop", "w", &id, "--grace", "300ms"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(started.elapsed() >= Duration::from_millis(300));
+    assert!(json(&o)["ended"].as_u64() >= Some(1));
+    let c = wait_exit(&d, "w", &id);
+    assert_eq!(c["exit_signal"], 9, "{c}");
+}
+
+#[test]
+fn kill_delivers_any_signal_to_every_process_of_the_command() {
+    let (_root, d) = setup("signal", &["--network", "none"]);
+    // A parent and a child, each with its own trap; the command runs in a
+    // sandboxed workspace (its own PID namespace: the host's pids still
+    // reach it).
+    let script = "trap 'echo parent-usr1' USR1; \
+                  sh -c 'trap \"echo child-usr1; exit 0\" USR1; echo child-ready; while :; do sleep 0.05; done' & \
+                  echo parent-ready; while :; do sleep 0.05; done";
+    let id = run(&d, "w", &["sh", "-c", script]);
+    assert!(eventually(Duration::from_secs(5), || {
+        let l = logs(&d, "w", &id, &[]);
+        l.contains("parent-ready") && l.contains("child-ready")
+    }));
+    let o = d.cli(&["kill", "w", &id, "-s", "usr1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(eventually(Duration::from_secs(5), || {
+        let l = logs(&d, "w", &id, &[]);
+        l.contains("parent-usr1") && l.contains("child-usr1")
+    }));
+    assert_eq!(command(&d, "w", &id)["alive"], true, "USR1 is not a stop");
+    assert!(d.cli(&["stop", "w", &id, "--grace", "0"]).status.success());
+}
+
+#[test]
+fn bad_targets_and_signals_are_refused_with_the_fix() {
+    let (_root, d) = setup("bad", &[]);
+    let o = d.cli(&["stop", "w", "nosuch"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("no command \"nosuch\" in w; list them with shipote ps w"),
+        "{}",
+        stderr(&o)
+    );
+    let o = d.cli(&["kill", "w", "nosuch", "-s", "BOGUS"]);
+    assert_eq!(o.status.code(), Some(2), "refused by the CLI");
+    assert!(stderr(&o).contains("not a signal name"), "{}", stderr(&o));
+    // Two running commands with one label: say which.
+    let a = run(&d, "w", &["sleep", "300"]);
+    let b = run(&d, "w", &["sleep", "300"]);
+    let o = d.cli(&["stop", "w", "sleep"]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains(&a) && e.contains(&b) && e.contains("give the id"),
+        "{e}"
+    );
+    // An ended command cannot be signalled.
+    let done = run(&d, "w", &["true"]);
+    wait_exit(&d, "w", &done);
+    let o = d.cli(&["kill", "w", &done]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("has no process to signal"),
+        "{}",
+        stderr(&o)
+    );
+    // The others are untouched.
+    assert_eq!(command(&d, "w", &a)["alive"], true);
+    assert_eq!(command(&d, "w", &b)["alive"], true);
+}
