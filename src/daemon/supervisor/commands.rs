@@ -537,21 +537,20 @@ pub(super) struct LogsFrom {
 }
 
 impl Supervisor {
-    /// A live workspace's command, or the error that says which is missing.
+    /// A live workspace's command, or the message (NotFound) that says which
+    /// is missing.
     fn live_command(
         &mut self,
         workspace: WorkspaceId,
         command: Ulid,
-    ) -> Result<&mut CommandRec, Response> {
+    ) -> Result<&mut CommandRec, String> {
         let Some(ws) = self.workspaces.get_mut(&workspace) else {
-            let msg = format!("no live workspace {workspace}; list them with shipote ws ls");
-            return Err(Response::error(ErrorCode::NotFound, msg));
+            return Err(format!(
+                "no live workspace {workspace}; list them with shipote ws ls"
+            ));
         };
         ws.commands.get_mut(&command).ok_or_else(|| {
-            let msg = format!(
-                "workspace {workspace} has no command {command}; list them with shipote ps"
-            );
-            Response::error(ErrorCode::NotFound, msg)
+            format!("workspace {workspace} has no command {command}; list them with shipote ps")
         })
     }
 
@@ -569,8 +568,8 @@ impl Supervisor {
         }
         let rec = match self.live_command(workspace, command) {
             Ok(rec) => rec,
-            Err(e) => {
-                let _ = reply.send(e);
+            Err(msg) => {
+                let _ = reply.send(Response::error(ErrorCode::NotFound, msg));
                 return;
             }
         };
@@ -628,8 +627,8 @@ impl Supervisor {
         };
         let rec = match self.live_command(workspace, command) {
             Ok(rec) => rec,
-            Err(e) => {
-                let _ = reply.send(e);
+            Err(msg) => {
+                let _ = reply.send(Response::error(ErrorCode::NotFound, msg));
                 return;
             }
         };
