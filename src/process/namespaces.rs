@@ -219,9 +219,6 @@ struct NamespacePlan {
     sandbox: *const Sandbox,
     scratch: *mut libc::c_int,
     nscratch: usize,
-    out: [libc::c_int; 4],
-    /// Its Landlock ruleset, when the kernel has Landlock.
-    landlock: libc::c_int,
     mask: libc::sigset_t,
     /// The init program (an open descriptor), its argv and environment.
     init: libc::c_int,
@@ -234,6 +231,69 @@ struct NamespacePlan {
     /// Set when a step fails: (step, errno); a step of the sandbox's plan or
     /// one of `STEP_PROC`, `STEP_INIT`.
     failed: Option<(Step, libc::c_int)>,
+    /// Where the child reports its namespaces as soon as they are made,
+    /// before its exec (see [`Handoff`]).
+    handoff: *const Handoff,
+}
+
+/// What the child reports as soon as the namespaces are made, before it
+/// execs the init, and a pipe it writes one byte to then (or when it fails
+/// first): the daemon need not wait for the exec. The thread that cloned
+/// the child stays suspended until the exec (CLONE_VFORK) and keeps the
+/// plan and stack alive meanwhile; this part is shared with whoever waits.
+#[derive(Debug)]
+pub struct Handoff {
+    out: [std::sync::atomic::AtomicI32; 4],
+    landlock: std::sync::atomic::AtomicI32,
+    /// The child's pid in the daemon's PID namespace (it reads /proc/self
+    /// before its own /proc is mounted).
+    pid: std::sync::atomic::AtomicI32,
+    /// 0: made; else the failing step's code ([`Step::code`]), its index
+    /// in the sandbox's plan, and errno.
+    failed: std::sync::atomic::AtomicU32,
+    failed_index: std::sync::atomic::AtomicUsize,
+    failed_errno: std::sync::atomic::AtomicI32,
+    /// Set when the child is to be moved into its home (clone3 refused).
+    moved: std::sync::atomic::AtomicBool,
+    notify_r: OwnedFd,
+    notify_w: OwnedFd,
+}
+
+impl Handoff {
+    fn new() -> std::io::Result<Handoff> {
+        use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize};
+        let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+        Ok(Handoff {
+            out: std::array::from_fn(|_| AtomicI32::new(-1)),
+            landlock: AtomicI32::new(-1),
+            pid: AtomicI32::new(0),
+            failed: AtomicU32::new(0),
+            failed_index: AtomicUsize::new(0),
+            failed_errno: AtomicI32::new(0),
+            moved: AtomicBool::new(false),
+            notify_r: r,
+            notify_w: w,
+        })
+    }
+
+    /// Called in the child (or by the cloning thread when there is no
+    /// child): says the namespaces are made, or why not.
+    ///
+    /// # Safety
+    /// Only system calls and atomics: fit for the child.
+    unsafe fn report(&self, failed: Option<(Step, libc::c_int)>) {
+        use std::os::fd::AsRawFd;
+        use std::sync::atomic::Ordering::{Relaxed, Release};
+        if let Some((step, errno)) = failed {
+            if let Step::Sandbox(i) = step {
+                self.failed_index.store(i, Relaxed);
+            }
+            self.failed_errno.store(errno, Relaxed);
+            self.failed.store(step.code(), Release);
+        }
+        // SAFETY: one byte to our pipe.
+        unsafe { libc::write(self.notify_w.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+    }
 }
 
 /// What failed in the child.
@@ -247,6 +307,31 @@ enum Step {
     Init,
     /// Building the Landlock ruleset.
     Landlock,
+    /// Cloning the child itself (the errno is clone's).
+    Clone,
+}
+
+impl Step {
+    /// The step as a number, for [`Handoff`] (0 is none).
+    fn code(self) -> u32 {
+        match self {
+            Step::Clone => 1,
+            Step::Proc => 2,
+            Step::Init => 3,
+            Step::Landlock => 4,
+            Step::Sandbox(_) => 5,
+        }
+    }
+
+    fn from_code(code: u32, index: usize) -> Step {
+        match code {
+            1 => Step::Clone,
+            2 => Step::Proc,
+            3 => Step::Init,
+            4 => Step::Landlock,
+            _ => Step::Sandbox(index),
+        }
+    }
 }
 
 impl super::clone::Entry for NamespacePlan {
@@ -275,11 +360,23 @@ extern "C" fn prepare_main(arg: *mut libc::c_void) -> libc::c_int {
         let plan = &mut *(arg as *mut NamespacePlan);
         super::clone::reset_signals();
         let sandbox = &*plan.sandbox;
+        let handoff = &*plan.handoff;
         let scratch = std::slice::from_raw_parts_mut(plan.scratch, plan.nscratch);
         let fail = |plan: &mut NamespacePlan, step: Step, errno: libc::c_int| -> ! {
             plan.failed = Some((step, errno));
+            (*plan.handoff).report(Some((step, errno)));
             libc::_exit(1)
         };
+        // Its pid as the daemon sees it: /proc is still the daemon's here.
+        let mut link = [0u8; 16];
+        let n = libc::readlink(c"/proc/self".as_ptr(), link.as_mut_ptr().cast(), link.len());
+        let pid = link[..n.max(0) as usize]
+            .iter()
+            .try_fold(0i32, |acc, d| {
+                d.is_ascii_digit().then(|| acc * 10 + i32::from(d - b'0'))
+            })
+            .unwrap_or(0);
+        handoff.pid.store(pid, std::sync::atomic::Ordering::Relaxed);
         if let Err((step, errno)) = sandbox.prepare(scratch) {
             // Clones not attached would stay open in the daemon.
             for fd in scratch.iter_mut().filter(|fd| **fd >= 0) {
@@ -298,18 +395,22 @@ extern "C" fn prepare_main(arg: *mut libc::c_void) -> libc::c_int {
         {
             fail(plan, Step::Proc, *libc::__errno_location());
         }
+        use std::sync::atomic::Ordering::Relaxed;
         if let Some(rules) = sandbox.landlock() {
             match rules.build() {
-                Ok(fd) => plan.landlock = fd,
+                Ok(fd) => handoff.landlock.store(fd, Relaxed),
                 Err(errno) => fail(plan, Step::Landlock, errno),
             }
         }
         let flags = sandbox.clone_flags();
         for (i, (file, kind)) in KINDS.iter().enumerate() {
             if flags & *kind as u64 != 0 {
-                plan.out[i] = libc::open(file.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                let fd = libc::open(file.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
+                handoff.out[i].store(fd, Relaxed);
             }
         }
+        // Made: whoever waits may go on; the exec happens meanwhile.
+        handoff.report(None);
         // Out of the daemon's files table, keeping only what is up to the
         // init program's and the watched descriptors (0, 1, 2 and, as they
         // were opened early, little else): the daemon's table is not copied
@@ -352,30 +453,103 @@ extern "C" fn prepare_main(arg: *mut libc::c_void) -> libc::c_int {
     }
 }
 
-/// Makes a workspace's namespaces: a child, sharing the daemon's files table
-/// (CLONE_FILES), is born in them, enters `sandbox`'s plan (ids, mounts,
-/// lo, /proc), leaves a descriptor of each namespace behind and becomes the
-/// workspace's init (`init`, exec'd). This is also the proof that this host
-/// can enforce the permissions (user namespaces allowed, every mount step
-/// accepted); the error names the failing step.
+/// Makes a workspace's namespaces, waiting for the init's exec.
 fn make_namespaces(
     sandbox: &Sandbox,
     init: &std::path::Path,
     home: Option<&std::path::Path>,
 ) -> Result<Namespaces, String> {
-    let early = early(init)?;
+    let handoff = Handoff::new().map_err(|e| format!("cannot make a pipe: {e}"))?;
+    if let Err(e) = spawn_child(sandbox, init, home, &handoff) {
+        // Whatever it opened before it failed is closed.
+        let _ = collect(&handoff, wanted(sandbox), home);
+        return Err(e);
+    }
+    collect(&handoff, wanted(sandbox), home)
+}
+
+/// Makes a planned workspace's namespaces (see [`make_planned`]) and
+/// answers as soon as they are made: the init's exec (a fifth of the time)
+/// goes on meanwhile on the blocking thread that cloned it.
+pub async fn make_planned_async(
+    plan: Sandbox,
+    init: PathBuf,
+    home: Option<PathBuf>,
+) -> Result<Namespaces, Refusal> {
+    crate::process::fds::check(NAMESPACE_FDS).map_err(Refusal::Exhausted)?;
+    let refusal = |e: String| {
+        if crate::process::fds::names_exhaustion(&e) {
+            Refusal::Exhausted(crate::process::fds::shortage())
+        } else {
+            Refusal::Unenforceable(e)
+        }
+    };
+    let handoff = std::sync::Arc::new(
+        Handoff::new().map_err(|e| refusal(format!("cannot make a pipe: {e}")))?,
+    );
+    let wanted = wanted(&plan);
+    let notify = handoff
+        .notify_r
+        .try_clone()
+        .map_err(|e| refusal(format!("cannot copy a pipe: {e}")))?;
+    // SAFETY: the AsyncFd owns its copy of the pipe's read end.
+    let notify = unsafe {
+        tokio::io::unix::AsyncFd::register_with_interest(notify, tokio::io::Interest::READABLE)
+    }
+    .map_err(|e| refusal(format!("cannot watch a pipe: {}", e.into_parts().1)))?;
+    let (h, home2) = (handoff.clone(), home.clone());
+    let child =
+        tokio::task::spawn_blocking(move || spawn_child(&plan, &init, home2.as_deref(), &h));
+    // One byte: made, or failed (the child's report, or the clone's).
+    let _ = notify.readable().await;
+    if handoff.failed.load(std::sync::atomic::Ordering::Acquire) != 0 {
+        let _ = collect(&handoff, wanted, home.as_deref());
+        return Err(refusal(match child.await {
+            Ok(Err(e)) => e,
+            Ok(Ok(())) => "its init ended at once".to_owned(),
+            Err(e) => e.to_string(),
+        }));
+    }
+    collect(&handoff, wanted, home.as_deref()).map_err(refusal)
+}
+
+/// How many namespace descriptors a plan makes.
+fn wanted(sandbox: &Sandbox) -> usize {
+    (sandbox.clone_flags() as libc::c_int).count_ones() as usize
+}
+
+/// Clones the child that makes the namespaces and becomes the init, born in
+/// `home` when given, and returns once it has exec'd or ended (it shares
+/// this thread's memory until then). Its report goes to `handoff`; the
+/// error is the failing step, described. A child that failed is reaped.
+fn spawn_child(
+    sandbox: &Sandbox,
+    init: &std::path::Path,
+    home: Option<&std::path::Path>,
+    handoff: &Handoff,
+) -> Result<(), String> {
+    let fail_now = |e: String| {
+        // SAFETY: a write to our pipe.
+        unsafe { handoff.report(Some((Step::Clone, 0))) };
+        e
+    };
+    let early = early(init).map_err(fail_now)?;
     let opened;
     let exe = if early.path == init {
         &early.exe
     } else {
-        opened = open_init(init)?;
+        opened = open_init(init).map_err(fail_now)?;
         &opened
     };
     let home = match home {
         Some(dir) => Some((
             dir.to_owned(),
-            std::fs::File::open(dir)
-                .map_err(|e| format!("cannot open its init's cgroup {}: {e}", dir.display()))?,
+            std::fs::File::open(dir).map_err(|e| {
+                fail_now(format!(
+                    "cannot open its init's cgroup {}: {e}",
+                    dir.display()
+                ))
+            })?,
         )),
         None => None,
     };
@@ -403,8 +577,6 @@ fn make_namespaces(
         sandbox: sandbox as *const _,
         scratch: scratch.as_mut_ptr(),
         nscratch: scratch.len(),
-        out: [-1; 4],
-        landlock: -1,
         // SAFETY: an all-zero sigset_t is valid; clone_vfork fills it in.
         mask: unsafe { std::mem::zeroed() },
         init: std::os::fd::AsRawFd::as_raw_fd(exe),
@@ -413,6 +585,7 @@ fn make_namespaces(
         init_argv: argv.as_ptr(),
         init_envp: envp.as_mut_ptr(),
         failed: None,
+        handoff: handoff as *const _,
     };
     let mut stack = vec![0u8; super::clone::STACK];
     let flags = sandbox.clone_flags() | libc::CLONE_FILES as u64;
@@ -422,71 +595,112 @@ fn make_namespaces(
         super::clone::clone_vfork(prepare_main, plan, stack, cgroup, flags)
     };
     // Born in its home; where clone3 is refused, moved there once it runs.
-    let mut moved = None;
     let born = match &home {
-        Some((path, dir)) => clone(&mut plan, &mut stack, Some(dir)).or_else(|e| {
+        Some((_, dir)) => clone(&mut plan, &mut stack, Some(dir)).or_else(|e| {
             tracing::debug!(error = %e, "clone3 into the keeper's leaf refused; the init is moved there");
-            moved = Some(path.join("cgroup.procs"));
+            handoff.moved.store(true, std::sync::atomic::Ordering::Relaxed);
             clone(&mut plan, &mut stack, None)
         }),
         None => clone(&mut plan, &mut stack, None),
     }
-    .map_err(|e| format!("cannot create its namespaces: {e}"))?;
-    let mut fds: Vec<(OwnedFd, libc::c_int)> = plan
-        .out
-        .iter()
-        .zip(KINDS.map(|(_, kind)| kind))
-        .filter(|(fd, _)| **fd >= 0)
-        .map(|(fd, kind)| {
-            (
-                // SAFETY: the child opened these descriptors for us and nothing
-                // else owns them; each is taken once.
-                unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(*fd) },
-                kind,
-            )
-        })
-        .collect();
-    if let Some((step, errno)) = plan.failed {
-        super::clone::reap(born.pid);
-        let what = match step {
-            Step::Sandbox(i) => sandbox.describe(i),
-            Step::Proc => "mounting its PID namespace's /proc".into(),
-            Step::Init => format!("running {} as its init", init.display()),
-            Step::Landlock => "building its Landlock ruleset".into(),
-        };
-        return Err(format!(
-            "{what}: {}",
-            std::io::Error::from_raw_os_error(errno)
-        ));
-    }
-    let wanted = (sandbox.clone_flags() as libc::c_int).count_ones() as usize;
-    if fds.len() != wanted {
-        kill_and_reap(&born);
-        return Err(format!(
-            "could not open its namespaces in /proc/{}/ns (got {} of {wanted})",
-            born.pid,
-            fds.len()
-        ));
-    }
+    .map_err(|e| fail_now(format!("cannot create its namespaces: {e}")))?;
     if plan.watch_lost {
         tracing::warn!("this kernel has no close_range: a workspace's init does not watch the daemon, and outlives a daemon killed outside systemd");
     }
-    if let Some(procs) = moved {
-        if let Err(e) = std::fs::write(&procs, born.pid.to_string()) {
-            kill_and_reap(&born);
+    let Some((step, errno)) = plan.failed else {
+        // Exec'd, or ended without a word (killed before it reported): a
+        // byte so that whoever waits looks (a second one changes nothing).
+        // SAFETY: a write to our pipe.
+        unsafe { handoff.report(None) };
+        return Ok(());
+    };
+    super::clone::reap(born.pid);
+    let what = match step {
+        Step::Sandbox(i) => sandbox.describe(i),
+        Step::Proc => "mounting its PID namespace's /proc".into(),
+        Step::Init => format!("running {} as its init", init.display()),
+        Step::Landlock => "building its Landlock ruleset".into(),
+        Step::Clone => "cloning its first process".into(),
+    };
+    Err(format!(
+        "{what}: {}",
+        std::io::Error::from_raw_os_error(errno)
+    ))
+}
+
+/// The namespaces a child reported made (`wanted` of them), its init's
+/// pidfd, and its Landlock ruleset.
+fn collect(
+    handoff: &Handoff,
+    wanted: usize,
+    home: Option<&std::path::Path>,
+) -> Result<Namespaces, String> {
+    use std::sync::atomic::Ordering::{Acquire, Relaxed};
+    let take = |fd: i32| {
+        // SAFETY: the child opened this descriptor for us and nothing else
+        // owns it; each is taken once.
+        (fd >= 0).then(|| unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) })
+    };
+    let failed = handoff.failed.load(Acquire);
+    let mut fds: Vec<(OwnedFd, libc::c_int)> = handoff
+        .out
+        .iter()
+        .zip(KINDS.map(|(_, kind)| kind))
+        .filter_map(|(fd, kind)| Some((take(fd.swap(-1, Relaxed))?, kind)))
+        .collect();
+    let landlock = take(handoff.landlock.swap(-1, Relaxed));
+    if failed != 0 {
+        let step = Step::from_code(failed, handoff.failed_index.load(Relaxed));
+        let errno = handoff.failed_errno.load(Relaxed);
+        return Err(format!(
+            "making its namespaces failed ({step:?}): {}",
+            std::io::Error::from_raw_os_error(errno)
+        ));
+    }
+    let pid = handoff.pid.load(Relaxed);
+    let pidfd = match super::spawn::pidfd_open(pid) {
+        Ok(fd) if pid > 0 => fd,
+        Ok(_) | Err(_) => {
             return Err(format!(
-                "cannot move its init into {}: {e}",
-                procs.display()
+                "its init (pid {pid}) ended before it could be watched"
             ));
         }
+    };
+    // An init that cannot serve is killed, and reaped once gone.
+    let kill = |why: String| {
+        // SAFETY: SIGKILL to our own child through its pidfd.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                std::os::fd::AsRawFd::as_raw_fd(&pidfd),
+                libc::SIGKILL,
+                std::ptr::null::<libc::siginfo_t>(),
+                0u32,
+            );
+        }
+        watch_init(pid, &pidfd);
+        why
+    };
+    if fds.len() != wanted {
+        return Err(kill(format!(
+            "could not open its namespaces in /proc/{pid}/ns (got {} of {wanted})",
+            fds.len()
+        )));
     }
-    if plan.landlock >= 0 {
-        // SAFETY: the child made this descriptor for us; taken once.
-        let fd = unsafe { <OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(plan.landlock) };
+    if let (Some(home), true) = (home, handoff.moved.load(Relaxed)) {
+        let procs = home.join("cgroup.procs");
+        if let Err(e) = std::fs::write(&procs, pid.to_string()) {
+            return Err(kill(format!(
+                "cannot move its init into {}: {e}",
+                procs.display()
+            )));
+        }
+    }
+    if let Some(fd) = landlock {
         fds.push((fd, LANDLOCK));
     }
-    watch_init(born.pid, &born.pidfd);
-    fds.push((born.pidfd, INIT));
+    watch_init(pid, &pidfd);
+    fds.push((pidfd, INIT));
     Ok(Namespaces::new(fds))
 }
 
@@ -536,21 +750,6 @@ pub fn open_init_early(init: &std::path::Path) {
     }
 }
 
-/// Ends an init made here that cannot serve.
-fn kill_and_reap(born: &super::clone::Born) {
-    // SAFETY: SIGKILL to our own child through its pidfd.
-    unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            std::os::fd::AsRawFd::as_raw_fd(&born.pidfd),
-            libc::SIGKILL,
-            std::ptr::null::<libc::siginfo_t>(),
-            0u32,
-        );
-    }
-    super::clone::reap(born.pid);
-}
-
 /// Reaps the init (this daemon's child) once it ends, when a runtime runs.
 fn watch_init(pid: i32, pidfd: &OwnedFd) {
     let (Ok(rt), Ok(fd)) = (tokio::runtime::Handle::try_current(), pidfd.try_clone()) else {
@@ -568,4 +767,81 @@ fn watch_init(pid: i32, pidfd: &OwnedFd) {
         // SAFETY: reaps our own child, which has ended.
         unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shipote_protocol::NetworkAccess;
+
+    fn network_none() -> Option<Sandbox> {
+        let perms = Permissions {
+            network: NetworkAccess::None,
+            ..Permissions::default()
+        };
+        // Where user namespaces are off there is nothing to make.
+        if !crate::host::HostCaps::probe()
+            .user_ns
+            .starts_with("allowed")
+        {
+            return None;
+        }
+        plan(&perms, &[]).unwrap()
+    }
+
+    #[test]
+    fn a_child_that_cannot_become_the_init_refuses_the_namespaces_naming_why() {
+        let Some(sandbox) = network_none() else {
+            return;
+        };
+        // Not a program: its exec fails after the namespaces were made.
+        let not_a_program = std::path::Path::new("/etc/passwd");
+        let e = make_planned(&sandbox, not_a_program, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("running /etc/passwd as its init"), "{e}");
+        // The same through the early answer, which does not wait for the
+        // exec: it learns of the failure either before it looks (refused) or
+        // after (an init that is gone: its first command says so).
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let made = rt.block_on(make_planned_async(sandbox, not_a_program.into(), None));
+        if let Err(e) = made {
+            assert!(e.to_string().contains("as its init"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_early_answer_gives_every_namespace_and_a_live_init() {
+        let Some(sandbox) = network_none() else {
+            return;
+        };
+        // sleep stands in for the init (given the init's arguments, it ends
+        // at once: the namespaces are made all the same).
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let Ok(sleep) = crate::process::spawn::resolve("sleep", "/usr/bin:/bin") else {
+            return;
+        };
+        let ns = rt
+            .block_on(make_planned_async(sandbox, sleep, None))
+            .unwrap();
+        assert!(ns.has_pid());
+        let kinds: Vec<libc::c_int> = ns.fds().map(|(_, k)| k).collect();
+        for k in [
+            libc::CLONE_NEWUSER,
+            libc::CLONE_NEWNS,
+            libc::CLONE_NEWNET,
+            libc::CLONE_NEWPID,
+            INIT,
+        ] {
+            assert!(kinds.contains(&k), "{kinds:?}");
+        }
+        assert!(ns.init_pid().is_some());
+        ns.end_init();
+    }
 }

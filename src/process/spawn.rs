@@ -544,7 +544,7 @@ pub fn spawn(l: Launch) -> Result<Child, SpawnError> {
 }
 
 /// A pidfd for `pid`, a child of ours not yet reaped (so not reused).
-fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
+pub(super) fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
     // SAFETY: pidfd_open with integers; the result is a new descriptor.
     let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0u32) };
     if fd < 0 {

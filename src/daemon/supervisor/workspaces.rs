@@ -308,11 +308,7 @@ impl Supervisor {
             let mut namespaces = None;
             if let (Some(sandbox), Ok(created)) = (sandbox, &result) {
                 let dir = crate::workspace::backend::init_home(created);
-                let made = tokio::task::spawn_blocking(move || {
-                    namespaces::make_planned(&sandbox, &init, dir.as_deref())
-                })
-                .await
-                .unwrap_or_else(|e| Err(Refusal::Unenforceable(e.to_string())));
+                let made = namespaces::make_planned_async(sandbox, init.clone(), dir).await;
                 match made {
                     Ok(ns) => namespaces = Some(Arc::new(ns)),
                     Err(e) => {
