@@ -237,7 +237,7 @@ mainpid() { as_tester systemctl --user show -p MainPID --value shipote; }
 export -f mainpid
 check "a sandboxed command can signal neither shipoted nor another workspace (PID namespace)" \
     bash -c 'victim=$(cmd_id p-open -- sleep 300); vpid=$(as_tester shipote --json ps p-open | tr "{" "\n" | grep "\"id\":\"$victim\"" | sed "s/.*\"pid\":\([0-9]*\).*/\1/");
-             m=$(mainpid); out=$(ws_out p-none "kill -0 $m 2>/dev/null && echo daemon-reached; kill -TERM $vpid 2>/dev/null && echo victim-reached; kill -KILL -1; echo done"); echo "$out";
+             m=$(mainpid); out=$(ws_out p-none "kill -0 $m 2>/dev/null && echo daemon-reached; kill -TERM $vpid 2>/dev/null && echo victim-reached; kill -KILL -1 2>/dev/null; echo done"); echo "$out";
              [ "$out" = done ] && [ "$(mainpid)" = "$m" ] && kill -0 "$vpid"'
 check "a sandboxed command sees only its workspace in /proc, the init as pid 1" \
     bash -c 'out=$(ws_out p-none "cat /proc/1/comm; ls -d /proc/[0-9]* | wc -l"); echo "$out";
@@ -261,6 +261,9 @@ check "a sandboxed command cannot nest a user namespace (seccomp)" \
     bash -c 'out=$(ws_out p-none "unshare -U true 2>&1; echo rc=\$?"); echo "$out"; echo "$out" | grep -q "Operation not permitted" && echo "$out" | grep -q "rc=1"'
 check "a sandboxed workspace does not see the daemon's state or logs" \
     bash -c 'out=$(ws_out p-none "ls ~/.local/state/shipote 2>&1 | head -3; ls /dev/pts | tr \"\n\" \" \""); echo "$out"; ! echo "$out" | grep -q workspaces.json && echo "$out" | grep -q "^ptmx $"'
+kill "$HOSTSRV_PID" 2>/dev/null
+stop_perm() { for l in p-open p-none p-lo p-fs; do as_tester shipote ws stop "$l" --grace 0 || return 1; done; }
+check "ws stop the permission workspaces" stop_perm
 # A kept sandboxed workspace keeps its PID namespace through a restart: the
 # command lives on, and a new one joins it.
 check "ws create p-keep --network none --keep-on-exit" as_tester shipote ws create p-keep --network none --keep-on-exit
@@ -269,9 +272,7 @@ check "systemctl --user restart shipote (sandboxed kept workspace)" as_tester sy
 check "the kept sandboxed command lives on, in the same PID namespace as a new one" \
     bash -c 'out=$(ws_out p-keep "cat /proc/[0-9]*/cmdline | tr \"\\0\" \" \""); echo "$out"; echo "$out" | grep -q "sleep 300" &&
              as_tester shipote ps p-keep | grep '"$keep_id"' | grep -q running'
-kill "$HOSTSRV_PID" 2>/dev/null
-stop_perm() { for l in p-open p-none p-lo p-fs p-keep; do as_tester shipote ws stop "$l" --grace 0 || return 1; done; }
-check "ws stop the permission workspaces" stop_perm
+check "ws stop p-keep" as_tester shipote ws stop p-keep --grace 0
 check "no workspace init is left once they are stopped" bash -c '! pgrep -u tester -x shipote-init'
 as_tester bash -c 'rm -rf ~/ro ~/rw ~/secret' ; rm -f /tmp/host-marker
 
