@@ -170,3 +170,62 @@ fn bad_targets_and_signals_are_refused_with_the_fix() {
     assert_eq!(command(&d, "w", &a)["alive"], true);
     assert_eq!(command(&d, "w", &b)["alive"], true);
 }
+
+#[test]
+fn run_wait_streams_both_outputs_and_exits_with_the_commands_status() {
+    let (_root, d) = setup("wait", &[]);
+    let o = d.cli(&[
+        "run",
+        "w",
+        "--wait",
+        "--",
+        "sh",
+        "-c",
+        "echo out; echo err >&2; echo more; exit 3",
+    ]);
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "out\nmore\n");
+    assert_eq!(stderr(&o), "err\n");
+    // Killed by a signal: 128 + its number, as a shell says.
+    let o = d.cli(&["run", "w", "-w", "--", "sh", "-c", "kill -9 $$"]);
+    assert_eq!(o.status.code(), Some(137));
+    // `wait` for one started earlier (here, until a stop kills it).
+    let id = run(&d, "w", &["sleep", "300"]);
+    let waiter = std::process::Command::new(cli_bin())
+        .args(["--socket", d.socket.to_str().unwrap(), "wait", "w", &id])
+        .spawn()
+        .unwrap();
+    let o = d.cli(&["stop", "w", &id, "--grace", "0"]);
+    assert!(o.status.success());
+    let status = waiter.wait_with_output().unwrap().status;
+    assert_eq!(status.code(), Some(137), "killed by the stop");
+}
+
+#[test]
+fn ctrl_c_on_run_wait_reaches_the_command() {
+    use std::io::BufRead;
+    let (_root, d) = setup("ctrlc", &[]);
+    let mut cli = std::process::Command::new(cli_bin())
+        .args([
+            "--socket",
+            d.socket.to_str().unwrap(),
+            "run",
+            "w",
+            "--wait",
+            "--",
+        ])
+        .args([
+            "sh",
+            "-c",
+            "trap 'echo got-int; exit 5' INT; echo ready; while :; do sleep 0.05; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(cli.stdout.take().unwrap()).lines();
+    assert_eq!(lines.next().unwrap().unwrap(), "ready");
+    // What a terminal's Ctrl-C does to the foreground client.
+    signal(cli.id(), nix::sys::signal::Signal::SIGINT);
+    assert_eq!(lines.next().unwrap().unwrap(), "got-int");
+    assert_eq!(cli.wait().unwrap().code(), Some(5));
+}

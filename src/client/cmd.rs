@@ -29,6 +29,11 @@ pub struct RunArgs {
     /// Restart it with backoff when it fails.
     #[arg(long)]
     pub restart: bool,
+    /// Stay in the foreground: its output to stdout and stderr as it comes,
+    /// Ctrl-C (and SIGTERM, SIGHUP, SIGQUIT) passed on to it, and its exit
+    /// status as this one's (128+N for a signal N).
+    #[arg(long, short = 'w')]
+    pub wait: bool,
     /// The program and its arguments.
     #[arg(last = true, required = true, value_name = "COMMAND")]
     pub command: Vec<String>,
@@ -195,6 +200,157 @@ pub async fn kill(s: &mut Session, a: KillArgs) -> Result<String, Failure> {
     }
 }
 
+/// `shipote wait WS CMD`
+#[derive(Debug, clap::Args)]
+pub struct WaitArgs {
+    /// The workspace (id or label).
+    pub workspace: String,
+    /// The command (id, id prefix, or label).
+    pub command: String,
+}
+
+/// Runs `shipote wait`: until the command has ended (restarts included),
+/// then exits with its status.
+pub async fn wait(s: &mut Session, a: WaitArgs) -> Result<String, Failure> {
+    let workspace = resolve(s, &a.workspace).await?;
+    let command = resolve_command(s, workspace, &a.workspace, &a.command, false).await?;
+    loop {
+        let c = list(s, workspace)
+            .await?
+            .into_iter()
+            .find(|c| c.id == command)
+            .ok_or_else(|| Failure::Daemon {
+                code: ErrorCode::NotFound,
+                message: format!("command {command} is gone from {}", a.workspace),
+            })?;
+        if !c.alive {
+            return Err(exit_status(&c));
+        }
+        tokio::time::sleep(FOLLOW_POLL).await;
+    }
+}
+
+/// The exit of the CLI for a command that ended: its status, 128+N for a
+/// signal N (as a shell reports it).
+fn exit_status(c: &CommandInfo) -> Failure {
+    Failure::Status(match (c.exit_status, c.exit_signal) {
+        (Some(code), _) => code.clamp(0, 255) as u8,
+        (None, Some(sig)) => (128 + sig).clamp(0, 255) as u8,
+        (None, None) => 1,
+    })
+}
+
+fn emit_now(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// `run --wait`: the command's stdout and stderr to ours as they come,
+/// signals passed on, and its exit status as ours once its output is all
+/// shown.
+async fn attach(s: &mut Session, workspace: WorkspaceId, command: Ulid) -> Result<String, Failure> {
+    use tokio::signal::unix::{signal, SignalKind};
+    // Signals go on their own connection, so one can arrive while a read
+    // is under way.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<i32>();
+    for (kind, number) in [
+        (SignalKind::interrupt(), libc::SIGINT),
+        (SignalKind::terminate(), libc::SIGTERM),
+        (SignalKind::hangup(), libc::SIGHUP),
+        (SignalKind::quit(), libc::SIGQUIT),
+    ] {
+        let mut sig =
+            signal(kind).map_err(|e| Failure::Input(format!("cannot watch signals: {e}")))?;
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            while sig.recv().await.is_some() {
+                if tx.send(number).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let socket = s.socket.clone();
+    tokio::spawn(async move {
+        let Ok(mut c) = shipote_protocol::client::Client::connect(&socket).await else {
+            return;
+        };
+        while let Some(signal) = rx.recv().await {
+            let _ = c
+                .call(&Request::CommandSignal {
+                    workspace,
+                    command,
+                    signal,
+                })
+                .await;
+        }
+    });
+    let mut cursors = [
+        (LogStream::Stdout, None::<u64>, true),
+        (LogStream::Stderr, None::<u64>, true),
+    ];
+    loop {
+        let mut any = false;
+        let mut running = false;
+        for (stream, from, open) in cursors.iter_mut().filter(|c| c.2) {
+            let req = Request::CommandLogsFrom {
+                workspace,
+                command,
+                stream: *stream,
+                // From the very start: nothing it wrote is missed.
+                from: Some(from.unwrap_or(0)),
+                tail_bytes: 0,
+                max_bytes: u64::MAX,
+            };
+            let (bytes, next, alive) = match s.call(&req).await {
+                Err(e) if transient(&e) => {
+                    eprintln!("shipote: the daemon went away; following again once it is back");
+                    s.reconnect(FOLLOW_RECONNECT).await?;
+                    any = true;
+                    continue;
+                }
+                Err(e) => return Err(e),
+                Ok(Response::CommandLogsFrom {
+                    bytes,
+                    next,
+                    running,
+                    ..
+                }) => (bytes, next, running),
+                Ok(other) => return Err(Failure::Unexpected(Box::new(other))),
+            };
+            let written = if *stream == LogStream::Stdout {
+                let mut out = std::io::stdout().lock();
+                out.write_all(&bytes).and_then(|()| out.flush())
+            } else {
+                let mut err = std::io::stderr().lock();
+                err.write_all(&bytes).and_then(|()| err.flush())
+            };
+            // A reader that went away: that stream is not wanted any more.
+            if written.is_err() {
+                *open = false;
+            }
+            any |= !bytes.is_empty();
+            running |= alive;
+            *from = Some(next);
+        }
+        if !any && !running {
+            break;
+        }
+        if !any {
+            tokio::time::sleep(FOLLOW_POLL).await;
+        }
+    }
+    let c = list(s, workspace)
+        .await?
+        .into_iter()
+        .find(|c| c.id == command)
+        .ok_or_else(|| Failure::Daemon {
+            code: ErrorCode::NotFound,
+            message: format!("command {command} is gone"),
+        })?;
+    Err(exit_status(&c))
+}
+
 /// How long a follower waits before asking again when nothing was new.
 const FOLLOW_POLL: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -216,6 +372,17 @@ pub async fn run(s: &mut Session, a: RunArgs) -> Result<String, Failure> {
         cwd: a.cwd,
     };
     match s.call(&req).await? {
+        Response::RunStarted {
+            command_id, pid, ..
+        } if a.wait => {
+            if s.json {
+                emit_now(&format!(
+                    "{}\n",
+                    json!({ "command_id": command_id, "pid": pid })
+                ));
+            }
+            attach(s, workspace, command_id).await
+        }
         Response::RunStarted {
             command_id, pid, ..
         } => {

@@ -62,6 +62,8 @@ pub enum Command {
     /// Send a signal to every process of one command (its restart policy
     /// stays, as with systemctl kill).
     Kill(cmd::KillArgs),
+    /// Wait for a command to end; exit with its status (128+N for signal N).
+    Wait(cmd::WaitArgs),
     /// Tell the type of files (or stdin: -) from their first bytes.
     Discern(discern::DiscernArgs),
     /// Run, stop, save and list pipelines of commands joined by pipes.
@@ -81,6 +83,8 @@ pub enum Outcome {
     Refused,
     /// The daemon could not be asked.
     CouldNotAsk,
+    /// A command waited for ended with this status.
+    Exit(u8),
 }
 
 impl Outcome {
@@ -90,6 +94,7 @@ impl Outcome {
             Outcome::Ok => 0,
             Outcome::Refused => 1,
             Outcome::CouldNotAsk => 2,
+            Outcome::Exit(code) => *code,
         }
     }
 }
@@ -110,6 +115,9 @@ pub enum Failure {
     Unexpected(Box<Response>),
     /// The user's input (a file, an argument) is unusable; nothing was asked.
     Input(String),
+    /// A command waited for ended: the CLI exits with its status (not an
+    /// error of the CLI's).
+    Status(u8),
 }
 
 /// A connection plus the CLI's global options.
@@ -225,6 +233,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Logs(a) => cmd::logs(&mut s, a).await,
         Command::Stop(a) => cmd::stop(&mut s, a).await,
         Command::Kill(a) => cmd::kill(&mut s, a).await,
+        Command::Wait(a) => cmd::wait(&mut s, a).await,
         Command::Discern(_) => discern::remote(&mut s, discern_inputs).await,
         Command::Pipeline(c) => pipeline::run(&mut s, c).await,
         Command::Flow(c) => flow::run(&mut s, c).await,
@@ -247,6 +256,7 @@ pub async fn run(cli: Cli) -> Outcome {
             eprintln!("shipote: {message}");
             Outcome::CouldNotAsk
         }
+        Err(Failure::Status(code)) => Outcome::Exit(code),
         Err(Failure::Unexpected(r)) => {
             eprintln!(
                 "shipote: the daemon sent an unexpected answer ({r:?}); is it another version?"
