@@ -229,3 +229,31 @@ fn ctrl_c_on_run_wait_reaches_the_command() {
     assert_eq!(lines.next().unwrap().unwrap(), "got-int");
     assert_eq!(cli.wait().unwrap().code(), Some(5));
 }
+
+#[test]
+fn run_needs_no_dashes_and_names_a_missing_path_where_it_was_looked_for() {
+    let (_root, d) = setup("dashes", &[]);
+    // As docker and systemd-run take it; options of the program stay its own.
+    let o = d.cli(&["run", "w", "-w", "ls", "-d", "/"]);
+    assert_eq!(
+        (o.status.code(), stdout(&o)),
+        (Some(0), "/\n".to_owned()),
+        "{}",
+        stderr(&o)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let cwd = dir.path().to_str().unwrap();
+    let o = d.cli(&["run", "w", "--cwd", cwd, "--", "./nosuch.sh"]);
+    assert_eq!(o.status.code(), Some(1));
+    let e = stderr(&o);
+    assert!(
+        e.contains(&format!("{cwd}/./nosuch.sh does not exist")) && e.contains("--cwd"),
+        "{e}"
+    );
+    // A script there, by its relative path.
+    let script = dir.path().join("ok.sh");
+    std::fs::write(&script, "#!/bin/sh\necho ran\n").unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = d.cli(&["run", "w", "--cwd", cwd, "-w", "./ok.sh"]);
+    assert_eq!(stdout(&o), "ran\n", "{}", stderr(&o));
+}

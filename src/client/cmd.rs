@@ -34,8 +34,14 @@ pub struct RunArgs {
     /// status as this one's (128+N for a signal N).
     #[arg(long, short = 'w')]
     pub wait: bool,
-    /// The program and its arguments.
-    #[arg(last = true, required = true, value_name = "COMMAND")]
+    /// The program and its arguments (`--` before them is optional; needed
+    /// only when the program's name starts with `-`).
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true,
+        value_name = "COMMAND"
+    )]
     pub command: Vec<String>,
 }
 

@@ -80,7 +80,9 @@ pub fn merge_env(
 
 /// Finds `exec` like a shell: a name with a `/` is a path, anything else is
 /// searched in `path`.
-pub fn resolve(exec: &str, path: &str) -> Result<PathBuf, SpawnError> {
+/// A name with a slash is a path, relative to `cwd` (the directory the
+/// command starts in) when it does not start with one.
+pub fn resolve(exec: &str, path: &str, cwd: &Path) -> Result<PathBuf, SpawnError> {
     let executable = |p: &Path| {
         p.metadata()
             .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
@@ -93,12 +95,9 @@ pub fn resolve(exec: &str, path: &str) -> Result<PathBuf, SpawnError> {
         });
     }
     if exec.contains('/') {
-        let p = PathBuf::from(exec);
+        let p = cwd.join(exec);
         if !p.exists() {
-            return Err(SpawnError::NotFound {
-                exec: exec.to_owned(),
-                path: path.to_owned(),
-            });
+            return Err(SpawnError::NoSuchFile { path: p });
         }
         return if executable(&p) && nix::unistd::access(&p, nix::unistd::AccessFlags::X_OK).is_ok()
         {

@@ -824,7 +824,9 @@ mod tests {
             .enable_all()
             .build()
             .unwrap();
-        let Ok(sleep) = crate::process::spawn::resolve("sleep", "/usr/bin:/bin") else {
+        let Ok(sleep) =
+            crate::process::spawn::resolve("sleep", "/usr/bin:/bin", std::path::Path::new("/"))
+        else {
             return;
         };
         let ns = rt

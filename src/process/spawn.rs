@@ -23,6 +23,12 @@ pub enum SpawnError {
         /// The PATH searched.
         path: String,
     },
+    /// A path (a name with a slash) that does not exist.
+    #[error("{} does not exist (a relative path is taken from the command's working directory: your home, or --cwd)", path.display())]
+    NoSuchFile {
+        /// The path, made absolute.
+        path: PathBuf,
+    },
     /// The file exists but cannot be executed.
     #[error("{} is not an executable file", path.display())]
     NotExecutable {
@@ -585,26 +591,36 @@ mod tests {
     #[test]
     fn resolves_like_a_shell() {
         assert_eq!(
-            resolve("sh", "/nonexistent:/bin:/usr/bin").unwrap(),
+            resolve("sh", "/nonexistent:/bin:/usr/bin", Path::new("/")).unwrap(),
             PathBuf::from("/bin/sh")
         );
         assert!(matches!(
-            resolve("no-such-program-x", "/bin"),
+            resolve("no-such-program-x", "/bin", Path::new("/")),
             Err(SpawnError::NotFound { .. })
         ));
         assert!(matches!(
-            resolve("/etc/passwd", "/bin"),
+            resolve("/etc/passwd", "/bin", Path::new("/")),
             Err(SpawnError::NotExecutable { .. })
         ));
         assert!(matches!(
-            resolve("/etc", "/bin"),
+            resolve("/etc", "/bin", Path::new("/")),
             Err(SpawnError::NotExecutable { .. })
         ));
         assert!(matches!(
-            resolve("", "/bin"),
+            resolve("./nosuch-x", "/bin", Path::new("/tmp")),
+            Err(SpawnError::NoSuchFile { .. })
+        ));
+        let e = resolve("./nosuch-x", "/bin", Path::new("/tmp"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("/tmp/./nosuch-x does not exist"), "{e}");
+        assert!(matches!(
+            resolve("", "/bin", Path::new("/")),
             Err(SpawnError::NotFound { .. })
         ));
-        let e = resolve("nope", "/a:/b").unwrap_err().to_string();
+        let e = resolve("nope", "/a:/b", Path::new("/"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("not found in PATH (/a:/b)"), "{e}");
     }
 

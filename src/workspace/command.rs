@@ -126,7 +126,6 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         .find(|(k, _)| k == "PATH")
         .map(|(_, v)| v.clone())
         .unwrap_or_else(|| spawn::DEFAULT_PATH.to_owned());
-    let program = spawn::resolve(&req.exec, &path).map_err(|e| e.to_string())?;
     let home = env
         .iter()
         .find(|(k, _)| k == "HOME")
@@ -136,6 +135,7 @@ pub fn start(req: StartRequest) -> Result<Started, String> {
         .clone()
         .or(home)
         .unwrap_or_else(|| PathBuf::from("/"));
+    let program = spawn::resolve(&req.exec, &path, &cwd).map_err(|e| e.to_string())?;
 
     if let (Some(leaf), false) = (&req.leaf, req.leaf_exists) {
         leaf.create().map_err(|e| e.to_string())?;
