@@ -124,6 +124,40 @@ fn bad_specs_are_refused_whole_naming_the_part() {
 }
 
 #[test]
+fn a_pipeline_whose_later_stage_cannot_start_leaves_no_process_and_no_zombie() {
+    let s = setup("plzombie");
+    let m = invalid(s.run(
+        vec![
+            cmd("gen", "sleep", &["300"]),
+            cmd("map", "no-such-program-zz", &[]),
+        ],
+        vec![edge("gen", "stdout", "map", "stdin")],
+    ));
+    assert!(
+        m.contains("cannot start \"map\"") && m.contains("not found in PATH"),
+        "{m}"
+    );
+    // The first stage was started, then killed and reaped: no child of the
+    // daemon is left, running or defunct.
+    let daemon = s.d.child.id().to_string();
+    let children = || -> Vec<String> {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .filter_map(|e| {
+                let pid = e.ok()?.file_name().to_str()?.parse::<u32>().ok()?;
+                let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+                let rest = stat.rsplit_once(')')?.1;
+                let mut f = rest.split_whitespace();
+                let (state, ppid) = (f.next()?, f.next()?);
+                (ppid == daemon).then(|| format!("{pid} {state} {stat}"))
+            })
+            .filter(|c| c.contains("(sleep)"))
+            .collect()
+    };
+    assert!(children().is_empty(), "{:?}", children());
+}
+
+#[test]
 fn templating_reaches_the_program_without_a_shell() {
     let s = setup("pltpl");
     started(s.run_vars(

@@ -119,6 +119,11 @@ impl Child {
         self.pid
     }
 
+    /// Reaps it once it has ended (blocking: for one just killed).
+    pub fn reap(self) {
+        super::clone::reap(self.pid);
+    }
+
     /// Waits for it to end and reaps it. Must run inside the tokio runtime.
     pub async fn wait(self) -> std::io::Result<std::process::ExitStatus> {
         use std::os::unix::process::ExitStatusExt;

@@ -257,9 +257,14 @@ pub(super) fn start_pipeline(
     let wiring = crate::flow::wire(plan, tap).map_err(|e| internal("cannot make the pipes", &e))?;
     let mut started: Vec<crate::workspace::command::Started> = Vec::with_capacity(places.len());
     let mut procs = Vec::with_capacity(places.len());
-    let kill_all = |started: &[crate::workspace::command::Started]| {
-        for s in started {
+    // A pipeline that cannot start whole starts nothing: what started is
+    // killed and reaped here (a keeper reaps its own).
+    let kill_all = |started: &mut Vec<crate::workspace::command::Started>| {
+        for s in started.drain(..) {
             crate::process::signal(s.pid as u32, nix::sys::signal::Signal::SIGKILL);
+            if let crate::workspace::command::Exit::Child(child) = s.exit {
+                child.reap();
+            }
         }
     };
     for (
@@ -279,7 +284,7 @@ pub(super) fn start_pipeline(
         let kept_ends = match c.restart_on_failure.then(|| ends.try_clone()).transpose() {
             Ok(kept) => kept.map(Arc::new),
             Err(e) => {
-                kill_all(&started);
+                kill_all(&mut started);
                 return Err(internal("cannot keep the pipes", &e));
             }
         };
@@ -306,7 +311,7 @@ pub(super) fn start_pipeline(
                 started.push(s);
             }
             Err(e) => {
-                kill_all(&started);
+                kill_all(&mut started);
                 let msg = format!("cannot start {:?}: {e}", c.label);
                 return Err((ErrorCode::Invalid, msg));
             }
@@ -320,7 +325,7 @@ pub(super) fn start_pipeline(
             None => crate::flow::relay(src, dsts).map(drop),
         };
         if let Err(e) = relayed {
-            kill_all(&started);
+            kill_all(&mut started);
             return Err(internal("cannot start a relay", &e));
         }
     }
@@ -357,7 +362,7 @@ pub(super) fn start_pipeline(
                 last: (Instant::now(), 0),
             }),
             Err(err) => {
-                kill_all(&started);
+                kill_all(&mut started);
                 EdgeTap::unpublish_all(&taps);
                 if let Some(link) = &link {
                     link.release(pipeline, None);
