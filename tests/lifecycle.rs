@@ -257,3 +257,17 @@ fn run_needs_no_dashes_and_names_a_missing_path_where_it_was_looked_for() {
     let o = d.cli(&["run", "w", "--cwd", cwd, "-w", "./ok.sh"]);
     assert_eq!(stdout(&o), "ran\n", "{}", stderr(&o));
 }
+
+#[test]
+fn logs_n_shows_the_last_lines_whole() {
+    let (_root, d) = setup("lines", &[]);
+    let id = run(&d, "w", &["sh", "-c", "seq 1 20000"]);
+    wait_exit(&d, "w", &id);
+    let o = d.cli(&["logs", "w", &id, "-n", "3"]);
+    assert_eq!(stdout(&o), "19998\n19999\n20000\n", "{}", stderr(&o));
+    // More lines than one first guess of bytes holds.
+    let o = d.cli(&["logs", "w", &id, "-n", "5000"]);
+    let out = stdout(&o);
+    assert_eq!(out.lines().count(), 5000);
+    assert!(out.starts_with("15001\n"), "{}", &out[..20]);
+}

@@ -52,9 +52,12 @@ pub struct LogsArgs {
     pub workspace: String,
     /// The command (id, id prefix, or label: the newest with that label).
     pub command: String,
-    /// How much of the end to show, e.g. 4K, 1M.
-    #[arg(long, value_parser = parse_size, default_value = "4K", value_name = "SIZE")]
+    /// How much of the end to show, in bytes, e.g. 4K, 1M.
+    #[arg(long, value_parser = parse_size, default_value = "4K", value_name = "SIZE", conflicts_with = "lines")]
     pub tail: u64,
+    /// The last N lines (as tail -n), whole.
+    #[arg(long, short = 'n', value_name = "N")]
+    pub lines: Option<u64>,
     /// Standard output only.
     #[arg(long, conflicts_with = "stderr")]
     pub stdout: bool,
@@ -463,17 +466,25 @@ pub async fn logs(s: &mut Session, a: LogsArgs) -> Result<String, Failure> {
         (_, true) => LogStream::Stderr,
         _ => LogStream::Both,
     };
+    let tail = match a.lines {
+        Some(n) => bytes_for_lines(s, workspace, command, stream, n).await?,
+        None => a.tail,
+    };
     if a.follow {
-        return follow(s, workspace, command, stream, a.tail).await;
+        return follow(s, workspace, command, stream, tail).await;
     }
     let req = Request::CommandLogs {
         workspace,
         command,
-        tail_bytes: a.tail,
+        tail_bytes: tail,
         stream,
     };
     match s.call(&req).await? {
         Response::CommandLogs { bytes } => {
+            let bytes = match a.lines {
+                Some(n) => last_lines(&bytes, n),
+                None => &bytes[..],
+            };
             let mut out = std::io::stdout().lock();
             let _ = out.write_all(&bytes);
             let _ = out.flush();
@@ -483,6 +494,59 @@ pub async fn logs(s: &mut Session, a: LogsArgs) -> Result<String, Failure> {
         }
         other => Err(Failure::Unexpected(Box::new(other))),
     }
+}
+
+/// Most bytes asked for to find the last lines (a log keeps 64 MiB at most).
+const LINES_MAX_BYTES: u64 = 64 << 20;
+
+/// How many bytes of the end hold the last `n` lines: asked for in growing
+/// steps until they hold `n` line ends more than the last, or the whole log.
+async fn bytes_for_lines(
+    s: &mut Session,
+    workspace: WorkspaceId,
+    command: Ulid,
+    stream: LogStream,
+    n: u64,
+) -> Result<u64, Failure> {
+    let mut tail: u64 = (n.saturating_add(1))
+        .saturating_mul(128)
+        .clamp(4096, LINES_MAX_BYTES);
+    loop {
+        let req = Request::CommandLogs {
+            workspace,
+            command,
+            tail_bytes: tail,
+            stream,
+        };
+        let bytes = match s.call(&req).await? {
+            Response::CommandLogs { bytes } => bytes,
+            other => return Err(Failure::Unexpected(Box::new(other))),
+        };
+        let ends = bytes.iter().filter(|b| **b == b'\n').count() as u64;
+        // Fewer bytes than asked: that was the whole log.
+        if ends > n || (bytes.len() as u64) < tail || tail >= LINES_MAX_BYTES {
+            return Ok(tail);
+        }
+        tail = tail.saturating_mul(4).min(LINES_MAX_BYTES);
+    }
+}
+
+/// The last `n` lines of `bytes` (a last line without its newline counts).
+fn last_lines(bytes: &[u8], n: u64) -> &[u8] {
+    if n == 0 {
+        return &[];
+    }
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    let mut seen = 0;
+    for (i, b) in body.iter().enumerate().rev() {
+        if *b == b'\n' {
+            seen += 1;
+            if seen == n {
+                return &bytes[i + 1..];
+            }
+        }
+    }
+    bytes
 }
 
 /// Says on stderr when some of a command's output could not be kept (a full
@@ -568,5 +632,19 @@ async fn follow(
             tokio::time::sleep(FOLLOW_POLL).await;
         }
         from = Some(next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::last_lines;
+
+    #[test]
+    fn last_lines_are_whole() {
+        assert_eq!(last_lines(b"a\nb\nc\n", 2), b"b\nc\n");
+        assert_eq!(last_lines(b"a\nb\nc", 2), b"b\nc");
+        assert_eq!(last_lines(b"a\nb\n", 5), b"a\nb\n");
+        assert_eq!(last_lines(b"x99\nline 100\n", 1), b"line 100\n");
+        assert_eq!(last_lines(b"a\n", 0), b"");
     }
 }
