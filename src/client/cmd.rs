@@ -486,7 +486,7 @@ pub async fn logs(s: &mut Session, a: LogsArgs) -> Result<String, Failure> {
                 None => &bytes[..],
             };
             let mut out = std::io::stdout().lock();
-            let _ = out.write_all(&bytes);
+            let _ = out.write_all(bytes);
             let _ = out.flush();
             drop(out);
             warn_if_output_lost(s, workspace, command).await;
