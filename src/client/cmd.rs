@@ -154,10 +154,16 @@ async fn resolve_command(
     })
 }
 
+/// A running command to act on, named by its workspace and itself.
+async fn target(s: &mut Session, ws: &str, command: &str) -> Result<(WorkspaceId, Ulid), Failure> {
+    let workspace = resolve(s, ws).await?;
+    let command = resolve_command(s, workspace, ws, command, true).await?;
+    Ok((workspace, command))
+}
+
 /// Runs `shipote stop`.
 pub async fn stop(s: &mut Session, a: StopArgs) -> Result<String, Failure> {
-    let workspace = resolve(s, &a.workspace).await?;
-    let command = resolve_command(s, workspace, &a.workspace, &a.command, true).await?;
+    let (workspace, command) = target(s, &a.workspace, &a.command).await?;
     let req = Request::CommandStop {
         workspace,
         command,
@@ -183,8 +189,7 @@ pub async fn stop(s: &mut Session, a: StopArgs) -> Result<String, Failure> {
 
 /// Runs `shipote kill`.
 pub async fn kill(s: &mut Session, a: KillArgs) -> Result<String, Failure> {
-    let workspace = resolve(s, &a.workspace).await?;
-    let command = resolve_command(s, workspace, &a.workspace, &a.command, true).await?;
+    let (workspace, command) = target(s, &a.workspace, &a.command).await?;
     let req = Request::CommandSignal {
         workspace,
         command,
