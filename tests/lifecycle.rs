@@ -271,3 +271,26 @@ fn logs_n_shows_the_last_lines_whole() {
     assert_eq!(out.lines().count(), 5000);
     assert!(out.starts_with("15001\n"), "{}", &out[..20]);
 }
+
+#[test]
+fn a_stopped_workspace_stays_reachable_by_its_label() {
+    let (_root, d) = setup("stopped", &[]);
+    let id = run(&d, "w", &["echo", "kept"]);
+    wait_exit(&d, "w", &id);
+    assert!(d.cli(&["ws", "stop", "w"]).status.success());
+    // Not live any more...
+    assert!(!stdout(&d.cli(&["ws", "ls"])).contains(" w "));
+    // ...but listed with --all, and its commands and logs by its label.
+    let all = stdout(&d.cli(&["ws", "ls", "--all"]));
+    let line = all.lines().find(|l| l.contains(" w ")).expect(&all);
+    assert!(line.contains("stopped"), "{all}");
+    let ps = d.cli(&["ps", "w"]);
+    assert!(stdout(&ps).contains("exited 0"), "{}", stderr(&ps));
+    assert_eq!(stdout(&d.cli(&["logs", "w", &id])), "kept\n");
+    let v = json(&d.cli(&["--json", "ws", "ls", "--all"]));
+    assert_eq!(v["stopped"][0]["label"], "w");
+    // A new live one with the label wins: its ps has none of the old commands.
+    assert!(d.cli(&["ws", "create", "w"]).status.success());
+    let ps = stdout(&d.cli(&["ps", "w"]));
+    assert!(!ps.contains(&id), "{ps}");
+}

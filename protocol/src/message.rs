@@ -194,6 +194,10 @@ pub enum Request {
         /// The signal number (1 to 64).
         signal: i32,
     },
+    /// The last stopped workspaces the daemon keeps (their commands, logs
+    /// and spec stay reachable by id), newest first. Answered with
+    /// [`Response::WorkspaceListStopped`].
+    WorkspaceListStopped,
 }
 
 /// Which captured stream of a command.
@@ -434,6 +438,11 @@ pub enum Response {
         /// How many processes the signal was sent to.
         processes: u32,
     },
+    /// Answer to [`Request::WorkspaceListStopped`].
+    WorkspaceListStopped {
+        /// Newest first; `commands` is 0, `ttl_left_ms` none.
+        items: Vec<WorkspaceSummary>,
+    },
 }
 
 impl Request {
@@ -468,6 +477,7 @@ impl Request {
             Request::Hello { .. } => "Hello",
             Request::CommandStop { .. } => "CommandStop",
             Request::CommandSignal { .. } => "CommandSignal",
+            Request::WorkspaceListStopped => "WorkspaceListStopped",
         }
     }
 }
@@ -514,6 +524,7 @@ impl Response {
             Response::Hello { .. } => "Hello",
             Response::CommandStopped { .. } => "CommandStopped",
             Response::CommandSignalled { .. } => "CommandSignalled",
+            Response::WorkspaceListStopped { .. } => "WorkspaceListStopped",
         }
     }
 }

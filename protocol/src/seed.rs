@@ -721,7 +721,8 @@ impl From<crate::Response> for Response {
             | R::WorkspaceDescription { .. }
             | R::Hello { .. }
             | R::CommandStopped { .. }
-            | R::CommandSignalled { .. }) => Response::Error {
+            | R::CommandSignalled { .. }
+            | R::WorkspaceListStopped { .. }) => Response::Error {
                 message: format!(
                     "internal: a {} answer has no protocol-0 form; send Hello {{ protocol: 1 }} first",
                     other.name()

@@ -16,6 +16,19 @@ impl Table {
         }
     }
 
+    /// A table whose columns are known only at run time.
+    pub fn with_header(header: &[&str]) -> Self {
+        Self {
+            header: header.iter().map(|s| s.to_string()).collect(),
+            rows: Vec::new(),
+        }
+    }
+
+    /// Adds a row of any length.
+    pub fn push(&mut self, cells: Vec<String>) {
+        self.rows.push(cells);
+    }
+
     /// Adds a row.
     pub fn row<const N: usize>(&mut self, cells: [&str; N]) {
         self.rows

@@ -69,7 +69,12 @@ pub enum WsCommand {
         private_dev: bool,
     },
     /// List the live workspaces.
-    Ls,
+    Ls {
+        /// Also the last stopped ones (their commands and logs stay
+        /// reachable by id or label).
+        #[arg(long, short = 'a')]
+        all: bool,
+    },
     /// Stop a workspace: SIGTERM to its processes, SIGKILL after the grace period.
     Stop {
         /// Its id or label.
@@ -165,27 +170,49 @@ pub async fn run(s: &mut Session, cmd: WsCommand) -> Result<String, Failure> {
                 other => Err(unexpected(other)),
             }
         }
-        WsCommand::Ls => {
+        WsCommand::Ls { all } => {
             let items = list(s).await?;
+            let stopped = if all { stopped(s).await? } else { Vec::new() };
             if s.json {
+                if all {
+                    let v = serde_json::json!({ "live": items, "stopped": stopped });
+                    return Ok(format!("{v}\n"));
+                }
                 return Ok(format!(
                     "{}\n",
                     serde_json::to_string(&items).expect("json")
                 ));
             }
-            let mut t = Table::new(["ID", "LABEL", "UPTIME", "TTL LEFT", "ON EXIT", "UNIT"]);
-            for w in &items {
-                t.row([
-                    &w.id.to_string(),
-                    &w.label,
-                    &human_duration(w.uptime_ms),
-                    &w.ttl_left_ms
+            let mut head = vec!["ID", "LABEL", "UPTIME", "TTL LEFT", "ON EXIT", "UNIT"];
+            if all {
+                head.insert(2, "STATE");
+            }
+            let mut t = Table::with_header(&head);
+            let rows = items
+                .iter()
+                .map(|w| (w, "live"))
+                .chain(stopped.iter().map(|w| (w, "stopped")));
+            for (w, state) in rows {
+                let mut row = vec![
+                    w.id.to_string(),
+                    w.label.clone(),
+                    human_duration(w.uptime_ms),
+                    w.ttl_left_ms
                         .map(human_duration)
                         .unwrap_or_else(|| "-".into()),
-                    on_exit(w.on_exit),
-                    &w.unit,
-                ]);
+                    on_exit(w.on_exit).to_owned(),
+                    w.unit.clone(),
+                ];
+                if all {
+                    row.insert(2, state.to_owned());
+                }
+                t.push(row);
             }
+            let items = if all {
+                [items, stopped].concat()
+            } else {
+                items
+            };
             Ok(if items.is_empty() {
                 "no workspaces; create one with shipote ws create LABEL\n".into()
             } else {
@@ -386,6 +413,13 @@ pub async fn resolve(s: &mut Session, target: &str) -> Result<WorkspaceId, Failu
     if let [w] = by_label.as_slice() {
         return Ok(w.id);
     }
+    // A label no live workspace has: the newest stopped one with it, whose
+    // commands and logs the daemon still keeps.
+    if by_label.is_empty() {
+        if let Some(w) = stopped(s).await?.into_iter().find(|w| w.label == target) {
+            return Ok(w.id);
+        }
+    }
     let upper = target.to_ascii_uppercase();
     let by_prefix: Vec<&WorkspaceSummary> = items
         .iter()
@@ -396,7 +430,7 @@ pub async fn resolve(s: &mut Session, target: &str) -> Result<WorkspaceId, Failu
         [] => Err(Failure::Daemon {
             code: ErrorCode::NotFound,
             message: format!(
-                "no live workspace with id or label {target:?}; list them with shipote ws ls"
+                "no workspace with id or label {target:?}, live or recently stopped; list them with shipote ws ls --all"
             ),
         }),
         many => Err(Failure::Daemon {
@@ -410,6 +444,14 @@ pub async fn resolve(s: &mut Session, target: &str) -> Result<WorkspaceId, Failu
                     .join(", ")
             ),
         }),
+    }
+}
+
+/// The last stopped workspaces the daemon keeps, newest first.
+async fn stopped(s: &mut Session) -> Result<Vec<WorkspaceSummary>, Failure> {
+    match s.call(&Request::WorkspaceListStopped).await? {
+        Response::WorkspaceListStopped { items } => Ok(items),
+        other => Err(Failure::Unexpected(Box::new(other))),
     }
 }
 

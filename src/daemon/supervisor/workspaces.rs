@@ -11,6 +11,21 @@ impl Supervisor {
         }
     }
 
+    pub(super) fn workspace_list_stopped(&self) -> Response {
+        Response::WorkspaceListStopped {
+            items: self
+                .stopped
+                .iter()
+                .rev()
+                .map(|w| WorkspaceSummary {
+                    commands: 0,
+                    ttl_left_ms: None,
+                    ..w.summary()
+                })
+                .collect(),
+        }
+    }
+
     pub(super) fn workspace_describe(&self, id: WorkspaceId) -> Response {
         match self.find(id) {
             Some(ws) => Response::WorkspaceDescription {
