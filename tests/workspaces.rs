@@ -167,7 +167,10 @@ fn bad_specs_get_clear_errors() {
             &["ws", "stop", "01J0000000000000000000000A"],
             "no live workspace",
         ),
-        (&["ws", "quota", "nosuch"], "no live workspace"),
+        (
+            &["ws", "quota", "nosuch"],
+            "no workspace with id or label \"nosuch\", live or recently stopped",
+        ),
     ];
     for (args, want) in cases {
         let o = d.cli(args);
