@@ -523,3 +523,38 @@ fn log_dirs_of_gone_workspaces_are_removed_at_start() {
     // (Command records do not survive a restart yet, issue 16; their files do.)
     assert!(log_dir.join(&kept).join(format!("{id}.log")).exists());
 }
+
+#[test]
+fn report_only_breaches_are_reported_without_cgroups_too() {
+    // No cgroup at all (the process-group backend): the sampler sums the
+    // commands' process groups from /proc.
+    let d = Daemon::start_with(|cmd| {
+        cmd.args(["--backend", "process-group"]);
+    });
+    let o = d.cli(&["ws", "create", "q", "--mem", "16M", "--report-only"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("measured from /proc"), "{}", stderr(&o));
+    let id = run(
+        &d,
+        "q",
+        &[
+            "python3",
+            "-c",
+            "import time; x = bytearray(64 << 20); time.sleep(300)",
+        ],
+    );
+    let mut quota = serde_json::Value::Null;
+    assert!(
+        eventually(Duration::from_secs(15), || {
+            quota = json(&d.cli(&["--json", "ws", "quota", "q"]));
+            quota["breaches"]
+                .as_array()
+                .is_some_and(|b| b.iter().any(|x| x["kind"] == "memory.max (report-only)"))
+        }),
+        "{quota}"
+    );
+    let stats = json(&d.cli(&["--json", "ws", "stats"]));
+    let rss = stats[0]["stats"]["rss_bytes"].as_u64().unwrap_or(0);
+    assert!(rss >= 64 << 20, "{stats}");
+    assert!(d.cli(&["stop", "q", &id, "--grace", "0"]).status.success());
+}

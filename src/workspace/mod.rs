@@ -170,9 +170,15 @@ pub fn unenforceable(spec: &WorkspaceSpec, available: &[String], why: &str) -> V
         .into_iter()
         .filter(|l| !available.iter().any(|a| a == l.controller))
         .map(|l| {
-            let verb = match spec.quota_enforce {
-                QuotaEnforce::Hard => "not enforced",
-                QuotaEnforce::ReportOnly => "neither enforced nor measured",
+            // Memory and tasks are still sampled from /proc (every 2 s)
+            // and their breaches reported; the rest cannot be.
+            let sampled = matches!(l.controller, "memory" | "pids");
+            let verb = match (spec.quota_enforce, sampled) {
+                (QuotaEnforce::Hard, _) => "not enforced",
+                (QuotaEnforce::ReportOnly, true) => {
+                    "measured from /proc every 2 s (breaches reported), not by the kernel"
+                }
+                (QuotaEnforce::ReportOnly, false) => "neither enforced nor measured",
             };
             format!("{} controller {why}; {} is {verb}", l.controller, l.field)
         })

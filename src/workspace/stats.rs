@@ -43,9 +43,14 @@ struct CounterFiles {
 
 impl Sampler {
     /// Reads a workspace's figures, like [`read`], reusing open files.
-    pub fn read(&mut self, cgroup: Option<&Cgroup>, keeper: Option<u32>) -> Reading {
+    pub fn read(
+        &mut self,
+        cgroup: Option<&Cgroup>,
+        keeper: Option<u32>,
+        groups: &[i32],
+    ) -> Reading {
         let Some(cg) = cgroup else {
-            return read(None, keeper);
+            return read(None, keeper, groups);
         };
         let files = self
             .open
@@ -62,7 +67,7 @@ impl Sampler {
         };
         let Some(current) = value(&mut files.memory_current) else {
             self.open.remove(cg.dir());
-            return read(Some(cg), keeper);
+            return read(Some(cg), keeper, groups);
         };
         let cpu_usec = files
             .cpu_stat
@@ -84,13 +89,11 @@ impl Sampler {
     }
 }
 
-/// Reads a workspace's figures now.
-pub fn read(cgroup: Option<&Cgroup>, keeper: Option<u32>) -> Reading {
+/// Reads a workspace's figures now: from its cgroup, else (no cgroups)
+/// from the processes of its commands' process groups `groups`.
+pub fn read(cgroup: Option<&Cgroup>, keeper: Option<u32>, groups: &[i32]) -> Reading {
     let Some(cg) = cgroup else {
-        return Reading {
-            source: "procfs",
-            ..Reading::default()
-        };
+        return read_groups(groups);
     };
     let cpu_usec = cg.keyed("cpu.stat").get("usage_usec").copied();
     if let Some(current) = cg.value("memory.current") {
@@ -128,6 +131,44 @@ pub fn read(cgroup: Option<&Cgroup>, keeper: Option<u32>) -> Reading {
         tasks: Some(threads),
         source: "procfs",
     }
+}
+
+/// The figures of every process in one of `groups` (process group ids),
+/// from /proc: without cgroups, a workspace is its commands' groups. CPU
+/// time counts the living only.
+fn read_groups(groups: &[i32]) -> Reading {
+    let mut r = Reading {
+        source: "procfs",
+        ..Reading::default()
+    };
+    if groups.is_empty() {
+        return r;
+    }
+    let (mut rss, mut cpu, mut threads) = (0, 0, 0);
+    for pid in std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+    {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        // Field 5, after the name (which may hold spaces and parens).
+        let pgrp = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(2)?.parse::<i32>().ok());
+        if pgrp.is_some_and(|g| groups.contains(&g)) {
+            if let Some(u) = crate::process::proc_usage(pid) {
+                rss += u.rss_bytes;
+                cpu += u.cpu_usec;
+                threads += u.threads;
+            }
+        }
+    }
+    r.rss_bytes = Some(rss);
+    r.cpu_usec = Some(cpu);
+    r.tasks = Some(threads);
+    r
 }
 
 /// The limits in force and the breaches the kernel counted. `report_only`
@@ -248,7 +289,7 @@ mod tests {
             ("cpu.stat", "usage_usec 5000\nuser_usec 4000\n"),
             ("pids.current", "3\n"),
         ]);
-        let r = read(Some(&cg), Some(100));
+        let r = read(Some(&cg), Some(100), &[]);
         assert_eq!(r.source, "cgroup");
         assert_eq!(r.rss_bytes, Some(1 << 20));
         assert_eq!(r.rss_peak_bytes, Some(2 << 20));
@@ -264,9 +305,9 @@ mod tests {
             ("pids.current", "2\n"),
         ]);
         let mut s = Sampler::default();
-        assert_eq!(s.read(Some(&cg), None).rss_bytes, Some(100));
+        assert_eq!(s.read(Some(&cg), None, &[]).rss_bytes, Some(100));
         std::fs::write(d.path().join("memory.current"), "200\n").unwrap();
-        let r = s.read(Some(&cg), None);
+        let r = s.read(Some(&cg), None, &[]);
         assert_eq!(
             (r.rss_bytes, r.cpu_usec, r.tasks, r.source),
             (Some(200), Some(5), Some(2), "cgroup")
@@ -279,7 +320,7 @@ mod tests {
     fn reading_falls_back_to_procfs() {
         let me = std::process::id().to_string();
         let (_d, cg) = fake_scope(&[("cgroup.procs", &me), ("cpu.stat", "usage_usec 7\n")]);
-        let r = read(Some(&cg), None);
+        let r = read(Some(&cg), None, &[]);
         assert_eq!(r.source, "procfs");
         assert!(r.rss_bytes.unwrap() > 0);
         assert_eq!(r.cpu_usec, Some(7));

@@ -364,6 +364,19 @@ impl Workspace {
         SavedWorkspace::new(identity, &self.spec)
     }
 
+    /// Without cgroups, its running commands' process groups (each command
+    /// leads its own); with a cgroup, none are needed.
+    pub(super) fn groups(&self) -> Vec<i32> {
+        if self.created.cgroup.is_some() {
+            return Vec::new();
+        }
+        self.commands
+            .values()
+            .filter(|c| c.alive && !c.backoff)
+            .map(|c| c.pid)
+            .collect()
+    }
+
     pub(super) fn report_only_breaches(&self) -> Vec<Breach> {
         self.report_breaches
             .iter()

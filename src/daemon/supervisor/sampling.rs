@@ -24,6 +24,7 @@ impl Supervisor {
         };
         let view = ws.stats_view();
         let (cgroup, keeper) = (ws.created.cgroup.clone(), ws.created.keeper_pid);
+        let groups = ws.groups();
         // The rest only for the full summary.
         let full = full.then(|| {
             (
@@ -39,7 +40,7 @@ impl Supervisor {
             .flat_map(|p| p.taps.iter().filter_map(|t| t.published().cloned()))
             .collect();
         tokio::task::spawn_blocking(move || {
-            let r = stats::read(cgroup.as_ref(), keeper);
+            let r = stats::read(cgroup.as_ref(), keeper, &groups);
             let info = view.info(&r, Instant::now());
             let response = match full {
                 Some((spec, breaches, commands)) => Response::WorkspaceFullSummary {
@@ -114,22 +115,30 @@ impl Supervisor {
         let Some(mut sampler) = self.sampler.take() else {
             return;
         };
-        let targets: Vec<(WorkspaceId, Option<Cgroup>, Option<u32>)> = self
+        type Target = (WorkspaceId, Option<Cgroup>, Option<u32>, Vec<i32>);
+        let targets: Vec<Target> = self
             .workspaces
             .values()
             .filter(|w| !w.stopping)
-            .map(|w| (w.id, w.created.cgroup.clone(), w.created.keeper_pid))
+            .map(|w| {
+                (
+                    w.id,
+                    w.created.cgroup.clone(),
+                    w.created.keeper_pid,
+                    w.groups(),
+                )
+            })
             .collect();
         let tx = self.tx.clone();
         tokio::task::spawn_blocking(move || {
             let live = targets
                 .iter()
-                .filter_map(|(_, cg, _)| cg.as_ref().map(|c| c.dir().to_owned()))
+                .filter_map(|(_, cg, _, _)| cg.as_ref().map(|c| c.dir().to_owned()))
                 .collect();
             sampler.retain(&live);
             let readings = targets
                 .into_iter()
-                .map(|(id, cg, keeper)| (id, sampler.read(cg.as_ref(), keeper)))
+                .map(|(id, cg, keeper, groups)| (id, sampler.read(cg.as_ref(), keeper, &groups)))
                 .collect();
             let _ = tx.blocking_send(Event::Sampled {
                 sampler,
