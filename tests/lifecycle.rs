@@ -294,3 +294,26 @@ fn a_stopped_workspace_stays_reachable_by_its_label() {
     let ps = stdout(&d.cli(&["ps", "w"]));
     assert!(!ps.contains(&id), "{ps}");
 }
+
+#[test]
+fn ps_without_a_workspace_lists_every_live_workspaces_commands() {
+    let (_root, d) = setup("psall", &[]);
+    assert!(d.cli(&["ws", "create", "v"]).status.success());
+    let a = run(&d, "w", &["sleep", "300"]);
+    let b = run(&d, "v", &["sleep", "301"]);
+    let out = stdout(&d.cli(&["ps"]));
+    assert!(out.starts_with("WORKSPACE"), "{out}");
+    for (ws, id) in [("w", &a), ("v", &b)] {
+        let line = out.lines().find(|l| l.contains(id.as_str())).expect(&out);
+        assert!(line.starts_with(ws), "{out}");
+    }
+    let v = json(&d.cli(&["--json", "ps"]));
+    assert_eq!(v.as_array().unwrap().len(), 2, "{v}");
+    assert!(v
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["workspace"].is_string()));
+    // One workspace's, as before: no WORKSPACE column.
+    assert!(stdout(&d.cli(&["ps", "w"])).starts_with("ID"));
+}

@@ -435,29 +435,57 @@ fn signal_name(sig: i32) -> String {
 }
 
 /// Runs `shipote ps WS`.
-pub async fn ps(s: &mut Session, workspace: &str) -> Result<String, Failure> {
-    let id = resolve(s, workspace).await?;
-    let items = list(s, id).await?;
-    if s.json {
-        return Ok(format!(
-            "{}\n",
-            serde_json::to_string(&items).expect("json")
-        ));
+pub async fn ps(s: &mut Session, workspace: Option<&str>) -> Result<String, Failure> {
+    // No workspace: every live one's commands, with a WORKSPACE column.
+    let targets: Vec<(WorkspaceId, String)> = match workspace {
+        Some(w) => vec![(resolve(s, w).await?, w.to_owned())],
+        None => super::ws::live(s)
+            .await?
+            .into_iter()
+            .map(|w| (w.id, w.label))
+            .collect(),
+    };
+    let mut rows = Vec::new();
+    for (id, label) in &targets {
+        for c in list(s, *id).await? {
+            rows.push((label.clone(), c));
+        }
     }
-    if items.is_empty() {
+    if s.json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(w, c)| {
+                let mut v = serde_json::to_value(c).expect("json");
+                if workspace.is_none() {
+                    v["workspace"] = json!(w);
+                }
+                v
+            })
+            .collect();
+        return Ok(format!("{}\n", serde_json::Value::Array(v)));
+    }
+    if rows.is_empty() {
         return Ok("no commands; start one with shipote run WORKSPACE -- COMMAND\n".into());
     }
-    let mut t = Table::new(["ID", "LABEL", "PID", "STATE", "RESTARTS", "LOGS", "NOTE"]);
-    for c in &items {
-        t.row([
-            &c.id.to_string(),
-            &c.label,
-            &c.pid.to_string(),
-            &state(c),
-            &c.restarts.to_string(),
-            &human_bytes(c.log_bytes),
-            c.failure.as_deref().unwrap_or(""),
-        ]);
+    let mut head = vec!["ID", "LABEL", "PID", "STATE", "RESTARTS", "LOGS", "NOTE"];
+    if workspace.is_none() {
+        head.insert(0, "WORKSPACE");
+    }
+    let mut t = Table::with_header(&head);
+    for (w, c) in &rows {
+        let mut row = vec![
+            c.id.to_string(),
+            c.label.clone(),
+            c.pid.to_string(),
+            state(c),
+            c.restarts.to_string(),
+            human_bytes(c.log_bytes),
+            c.failure.clone().unwrap_or_default(),
+        ];
+        if workspace.is_none() {
+            row.insert(0, w.clone());
+        }
+        t.push(row);
     }
     Ok(t.render())
 }

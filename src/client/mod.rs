@@ -49,10 +49,10 @@ pub enum Command {
     Ws(ws::WsCommand),
     /// Start a command in a workspace: shipote run WS -- CMD ARGS...
     Run(cmd::RunArgs),
-    /// List a workspace's commands.
+    /// List a workspace's commands (without one: every live workspace's).
     Ps {
-        /// The workspace (id or label).
-        workspace: String,
+        /// The workspace (id or label); none: all live workspaces.
+        workspace: Option<String>,
     },
     /// Show the end of a command's captured output.
     Logs(cmd::LogsArgs),
@@ -229,7 +229,7 @@ pub async fn run(cli: Cli) -> Outcome {
         },
         Command::Ws(c) => ws::run(&mut s, c).await,
         Command::Run(a) => cmd::run(&mut s, a).await,
-        Command::Ps { workspace } => cmd::ps(&mut s, &workspace).await,
+        Command::Ps { workspace } => cmd::ps(&mut s, workspace.as_deref()).await,
         Command::Logs(a) => cmd::logs(&mut s, a).await,
         Command::Stop(a) => cmd::stop(&mut s, a).await,
         Command::Kill(a) => cmd::kill(&mut s, a).await,

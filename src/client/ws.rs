@@ -447,6 +447,11 @@ pub async fn resolve(s: &mut Session, target: &str) -> Result<WorkspaceId, Failu
     }
 }
 
+/// The live workspaces.
+pub async fn live(s: &mut Session) -> Result<Vec<WorkspaceSummary>, Failure> {
+    list(s).await
+}
+
 /// The last stopped workspaces the daemon keeps, newest first.
 async fn stopped(s: &mut Session) -> Result<Vec<WorkspaceSummary>, Failure> {
     match s.call(&Request::WorkspaceListStopped).await? {
