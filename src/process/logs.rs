@@ -126,6 +126,16 @@ impl LogPaths {
             .sum()
     }
 
+    /// Bytes of output kept (both generations, without their indexes): what
+    /// `ps` shows.
+    pub fn output_bytes(&self) -> u64 {
+        ["log", "log.1"]
+            .iter()
+            .filter_map(|e| self.path(e).metadata().ok())
+            .map(|m| m.len())
+            .sum()
+    }
+
     /// Removes every file of this command's log; returns the bytes freed.
     pub fn remove(&self) -> u64 {
         let mut freed = 0;

@@ -246,7 +246,7 @@ impl CommandRec {
             log_bytes: if self.logs_pruned {
                 0
             } else {
-                self.logs.kept_bytes()
+                self.logs.output_bytes()
             },
         }
     }
