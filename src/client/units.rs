@@ -42,29 +42,48 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(v as u64)
 }
 
-/// Parses a duration into milliseconds: `500ms`, `30s`, `10m`, `2h`, `1d`; a
-/// bare number is seconds.
+/// Parses a duration into milliseconds: `500ms`, `30s`, `10m`, `2h`, `1d`,
+/// or several as systemd writes them (`1h30m`, `2m 30s`); a bare number is
+/// seconds, as in systemd.
 pub fn parse_duration_ms(text: &str) -> Result<u64, String> {
     let t = text.trim();
-    let (n, unit) = split_number(t)
-        .ok_or_else(|| format!("{text:?} is not a duration; write e.g. 500ms, 30s, 10m, 2h"))?;
-    let mult = match unit.trim() {
-        "ms" => 1.0,
-        "" | "s" | "sec" => 1000.0,
-        "m" | "min" => 60_000.0,
-        "h" => 3_600_000.0,
-        "d" => 86_400_000.0,
-        u => {
-            return Err(format!(
-                "{text:?}: unknown duration unit {u:?}; use ms, s, m, h or d"
-            ))
-        }
-    };
-    let v = n * mult;
-    if !v.is_finite() || v >= u64::MAX as f64 {
+    let bad = || format!("{text:?} is not a duration; write e.g. 500ms, 30s, 10m, 2h, 1h30m");
+    let mut rest = t;
+    let mut total = 0.0;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let (n, after) = split_number(rest).ok_or_else(bad)?;
+        let after = after.trim_start();
+        let unit_len = after
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(after.len());
+        let (unit, next) = after.split_at(unit_len);
+        let mult = match unit {
+            "ms" => 1.0,
+            // A bare number is seconds, alone only.
+            "" if parts == 0 && next.trim().is_empty() => 1000.0,
+            "s" | "sec" => 1000.0,
+            "m" | "min" => 60_000.0,
+            "h" => 3_600_000.0,
+            "d" => 86_400_000.0,
+            "" => return Err(bad()),
+            u => {
+                return Err(format!(
+                    "{text:?}: unknown duration unit {u:?}; use ms, s, m, h or d"
+                ))
+            }
+        };
+        total += n * mult;
+        parts += 1;
+        rest = next.trim_start();
+    }
+    if parts == 0 {
+        return Err(bad());
+    }
+    if !total.is_finite() || total >= u64::MAX as f64 {
         return Err(format!("{text:?} is too long"));
     }
-    Ok(v.round() as u64)
+    Ok(total.round() as u64)
 }
 
 /// Parses a CPU quota into percent of one CPU: `150%` or `1.5` (cores).
@@ -104,6 +123,12 @@ mod tests {
         assert_eq!(parse_duration_ms("10m"), Ok(600_000));
         assert_eq!(parse_duration_ms("1.5h"), Ok(5_400_000));
         assert_eq!(parse_duration_ms("3"), Ok(3000));
+        assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
+        assert_eq!(parse_duration_ms("2m 30s"), Ok(150_000));
+        assert_eq!(parse_duration_ms("1d2h"), Ok(93_600_000));
+        assert!(parse_duration_ms("1h30").is_err(), "a bare number only alone");
+        assert!(parse_duration_ms("").is_err());
+        assert!(parse_duration_ms("h").is_err());
         assert!(parse_duration_ms("3 weeks").is_err());
     }
 
