@@ -171,11 +171,20 @@ impl Supervisor {
             if let Some(cpu) = r.cpu_usec {
                 ws.last_cpu = Some((at, cpu));
             }
-            ws.peak_seen = ws.peak_seen.max(r.rss_bytes.unwrap_or(0));
+            let peak_before = ws.peak_seen;
+            ws.peak_seen = ws
+                .peak_seen
+                .max(r.rss_bytes.unwrap_or(0))
+                .max(r.rss_peak_bytes.unwrap_or(0));
             if ws.spec.quota_enforce == QuotaEnforce::ReportOnly {
                 let soma = &ws.spec.soma;
                 if let (Some(limit), Some(rss)) = (soma.mem_max_bytes, r.rss_bytes) {
-                    if rss > limit {
+                    // A peak between two samples counts too (memory.peak,
+                    // where the kernel keeps one): once, when it rises.
+                    let peaked = r
+                        .rss_peak_bytes
+                        .is_some_and(|p| p > limit && p > peak_before);
+                    if rss > limit || peaked {
                         *ws.report_breaches
                             .entry("memory.max (report-only)".into())
                             .or_default() += 1;
