@@ -289,6 +289,15 @@ fn a_stopped_workspace_stays_reachable_by_its_label() {
     assert_eq!(stdout(&d.cli(&["logs", "w", &id])), "kept\n");
     let v = json(&d.cli(&["--json", "ws", "ls", "--all"]));
     assert_eq!(v["stopped"][0]["label"], "w");
+    let show = d.cli(&["ws", "show", "w"]);
+    assert!(stdout(&show).contains("stopped"), "{}", stderr(&show));
+    assert!(
+        stdout(&show)
+            .lines()
+            .any(|l| l.split_whitespace().eq(["commands", "1"])),
+        "{}",
+        stdout(&show)
+    );
     // A new live one with the label wins: its ps has none of the old commands.
     assert!(d.cli(&["ws", "create", "w"]).status.success());
     let ps = stdout(&d.cli(&["ps", "w"]));

@@ -126,7 +126,10 @@ mod tests {
         assert_eq!(parse_duration_ms("1h30m"), Ok(5_400_000));
         assert_eq!(parse_duration_ms("2m 30s"), Ok(150_000));
         assert_eq!(parse_duration_ms("1d2h"), Ok(93_600_000));
-        assert!(parse_duration_ms("1h30").is_err(), "a bare number only alone");
+        assert!(
+            parse_duration_ms("1h30").is_err(),
+            "a bare number only alone"
+        );
         assert!(parse_duration_ms("").is_err());
         assert!(parse_duration_ms("h").is_err());
         assert!(parse_duration_ms("3 weeks").is_err());

@@ -322,6 +322,11 @@ pub async fn run(s: &mut Session, cmd: WsCommand) -> Result<String, Failure> {
                 Response::WorkspaceDescription { spec, .. } => Some(spec),
                 _ => None,
             };
+            if summary.is_none() {
+                if let Some(w) = stopped(s).await?.into_iter().find(|w| w.id == id) {
+                    return show_stopped(s, w, spec).await;
+                }
+            }
             match s
                 .call(&Request::WorkspaceFullSummary { workspace: id })
                 .await?
@@ -445,6 +450,42 @@ pub async fn resolve(s: &mut Session, target: &str) -> Result<WorkspaceId, Failu
             ),
         }),
     }
+}
+
+/// `ws show` of a stopped workspace: what it was and its commands; it has
+/// no live figures.
+async fn show_stopped(
+    s: &mut Session,
+    w: WorkspaceSummary,
+    spec: Option<WorkspaceSpec>,
+) -> Result<String, Failure> {
+    let commands = match s.call(&Request::CommandList { workspace: w.id }).await? {
+        Response::CommandList { items } => items,
+        other => return Err(unexpected(other)),
+    };
+    if s.json {
+        return Ok(format!(
+            "{}\n",
+            json!({
+                "workspace": w, "state": "stopped", "commands": commands,
+                "permissions": spec.as_ref().map(|s| &s.permissions),
+            })
+        ));
+    }
+    let mut t = Table::new(["", ""]);
+    t.row(["id", &w.id.to_string()]);
+    t.row(["label", &w.label]);
+    t.row(["unit", &w.unit]);
+    t.row([
+        "state",
+        "stopped (its commands and logs are kept: shipote ps, logs)",
+    ]);
+    t.row(["on exit", on_exit(w.on_exit)]);
+    if let Some(spec) = &spec {
+        t.row(["permissions", &permissions_text(&spec.permissions)]);
+    }
+    t.row(["commands", &commands.len().to_string()]);
+    Ok(t.render())
 }
 
 /// The live workspaces.
