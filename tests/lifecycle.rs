@@ -326,3 +326,71 @@ fn ps_without_a_workspace_lists_every_live_workspaces_commands() {
     // One workspace's, as before: no WORKSPACE column.
     assert!(stdout(&d.cli(&["ps", "w"])).starts_with("ID"));
 }
+
+#[test]
+fn restart_ends_the_command_and_starts_it_again_in_its_record() {
+    let (_root, d) = setup("restart", &[]);
+    // No restart policy: a restart asked for works all the same.
+    let id = run(&d, "w", &["sh", "-c", "echo started; exec sleep 300"]);
+    assert!(eventually(Duration::from_secs(5), || logs(
+        &d,
+        "w",
+        &id,
+        &[]
+    ) == "started\n"));
+    let first = command(&d, "w", &id)["pid"].as_u64().unwrap();
+    let o = d.cli(&["--json", "restart", "w", &id, "--grace", "200ms"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v = json(&o);
+    assert_eq!(v["command_id"], id.as_str());
+    let second = v["pid"].as_u64().unwrap();
+    assert_ne!(first, second);
+    assert!(!alive(first), "the old process was ended");
+    let c = command(&d, "w", &id);
+    assert_eq!(c["alive"], true, "{c}");
+    assert_eq!(c["pid"].as_u64(), Some(second));
+    // Same record, same log: both runs' output.
+    assert!(eventually(Duration::from_secs(5), || {
+        logs(&d, "w", &id, &[]) == "started\nstarted\n"
+    }));
+    // An ended command starts at once.
+    let done = run(&d, "w", &["true"]);
+    wait_exit(&d, "w", &done);
+    let o = d.cli(&["restart", "w", &done]);
+    assert!(
+        o.status.success() && stdout(&o).starts_with("restarted"),
+        "{}",
+        stderr(&o)
+    );
+    wait_exit(&d, "w", &done);
+    // Stopped, then restarted at once: it runs, and the stop's note is gone.
+    assert!(d.cli(&["stop", "w", &id, "--grace", "0"]).status.success());
+    let o = d.cli(&["--json", "restart", "w", &id]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pid = json(&o)["pid"].as_u64().unwrap();
+    let c = command(&d, "w", &id);
+    assert_eq!(
+        (c["alive"].clone(), c["failure"].clone()),
+        (true.into(), serde_json::Value::Null),
+        "{c}"
+    );
+    assert!(alive(pid));
+    assert!(d.cli(&["stop", "w", &id, "--grace", "0"]).status.success());
+}
+
+#[test]
+fn a_restarted_command_keeps_its_policy() {
+    let (_root, d) = setup("restartpolicy", &[]);
+    let id = run_restarting(&d, "exec sleep 300");
+    let o = d.cli(&["restart", "w", &id, "--grace", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Killed now, it is restarted by its policy, as before.
+    let pid = command(&d, "w", &id)["pid"].as_u64().unwrap();
+    let o = d.cli(&["kill", "w", &id, "-s", "KILL"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(eventually(Duration::from_secs(10), || {
+        let c = command(&d, "w", &id);
+        c["alive"] == true && c["pid"].as_u64() != Some(pid) && c["restarts"] == 1
+    }));
+    assert!(d.cli(&["stop", "w", &id, "--grace", "0"]).status.success());
+}

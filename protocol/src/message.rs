@@ -198,6 +198,18 @@ pub enum Request {
     /// and spec stay reachable by id), newest first. Answered with
     /// [`Response::WorkspaceListStopped`].
     WorkspaceListStopped,
+    /// Restart one command: its processes ended as by
+    /// [`Request::CommandStop`], then it starts again with the same program,
+    /// id and log (its restart policy stays). Answered with
+    /// [`Response::RunStarted`] once the new process runs.
+    CommandRestart {
+        /// Which workspace.
+        workspace: WorkspaceId,
+        /// Which command.
+        command: Ulid,
+        /// How long its processes get to leave after SIGTERM.
+        grace_ms: u64,
+    },
 }
 
 /// Which captured stream of a command.
@@ -478,6 +490,7 @@ impl Request {
             Request::CommandStop { .. } => "CommandStop",
             Request::CommandSignal { .. } => "CommandSignal",
             Request::WorkspaceListStopped => "WorkspaceListStopped",
+            Request::CommandRestart { .. } => "CommandRestart",
         }
     }
 }

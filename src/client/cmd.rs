@@ -187,6 +187,26 @@ pub async fn stop(s: &mut Session, a: StopArgs) -> Result<String, Failure> {
     }
 }
 
+/// Runs `shipote restart`.
+pub async fn restart(s: &mut Session, a: StopArgs) -> Result<String, Failure> {
+    let (workspace, command) = target(s, &a.workspace, &a.command).await?;
+    let req = Request::CommandRestart {
+        workspace,
+        command,
+        grace_ms: a.grace,
+    };
+    match s.call(&req).await? {
+        Response::RunStarted {
+            command_id, pid, ..
+        } => Ok(if s.json {
+            format!("{}\n", json!({ "command_id": command_id, "pid": pid }))
+        } else {
+            format!("restarted {command_id}  pid {pid}\n")
+        }),
+        other => Err(Failure::Unexpected(Box::new(other))),
+    }
+}
+
 /// Runs `shipote kill`.
 pub async fn kill(s: &mut Session, a: KillArgs) -> Result<String, Failure> {
     let (workspace, command) = target(s, &a.workspace, &a.command).await?;

@@ -64,6 +64,9 @@ pub enum Command {
     Kill(cmd::KillArgs),
     /// Wait for a command to end; exit with its status (128+N for signal N).
     Wait(cmd::WaitArgs),
+    /// Restart one command: SIGTERM, SIGKILL after the grace period, then
+    /// the same program again, same id and log (its restart policy stays).
+    Restart(cmd::StopArgs),
     /// Tell the type of files (or stdin: -) from their first bytes.
     Discern(discern::DiscernArgs),
     /// Run, stop, save and list pipelines of commands joined by pipes.
@@ -234,6 +237,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Stop(a) => cmd::stop(&mut s, a).await,
         Command::Kill(a) => cmd::kill(&mut s, a).await,
         Command::Wait(a) => cmd::wait(&mut s, a).await,
+        Command::Restart(a) => cmd::restart(&mut s, a).await,
         Command::Discern(_) => discern::remote(&mut s, discern_inputs).await,
         Command::Pipeline(c) => pipeline::run(&mut s, c).await,
         Command::Flow(c) => flow::run(&mut s, c).await,

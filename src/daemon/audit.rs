@@ -45,6 +45,16 @@ pub fn action_of(request: &Request) -> Option<(&'static str, Detail)> {
                 .kv("command", command)
                 .kv("grace_ms", grace_ms),
         ),
+        Request::CommandRestart {
+            workspace,
+            command,
+            grace_ms,
+        } => (
+            "command.restart",
+            d.kv("workspace", workspace)
+                .kv("command", command)
+                .kv("grace_ms", grace_ms),
+        ),
         Request::CommandSignal {
             workspace,
             command,

@@ -36,8 +36,9 @@ pub(super) enum Purpose {
     /// A `Run`: its record waits in the workspace's `starting`; its client
     /// waits for RunStarted.
     Run(oneshot::Sender<Response>),
-    /// A restart after a backoff: its record stays in `commands`.
-    Restart,
+    /// A restart (after a backoff, or asked for: then its client waits for
+    /// RunStarted): its record stays in `commands`.
+    Restart(Option<oneshot::Sender<Response>>),
     /// A pipeline: its commands' records wait in `starting`.
     Pipeline(Box<PipelineStart>),
 }

@@ -134,6 +134,7 @@ impl Supervisor {
         let label = run.exec.rsplit('/').next().unwrap_or(&run.exec).to_owned();
         let mut rec = CommandRec::new(id, label, self.env.logs(workspace, id), ws.leaf(id));
         rec.run = restart_on_failure.then(|| run.clone());
+        rec.spec = Some(run.clone());
         let launch = Launch {
             tx: self.tx.clone(),
             workspace,
@@ -217,20 +218,42 @@ impl Supervisor {
     }
 
     pub(super) fn on_restart_due(&mut self, workspace: WorkspaceId, command: Ulid) {
+        let due = self
+            .workspaces
+            .get(&workspace)
+            .and_then(|ws| ws.commands.get(&command))
+            .is_some_and(|rec| rec.backoff);
+        if due {
+            self.relaunch(workspace, command, None);
+        }
+    }
+
+    /// Starts a command again in its record (a restart after a backoff, or
+    /// one asked for: then `reply` waits for RunStarted).
+    fn relaunch(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Ulid,
+        reply: Option<oneshot::Sender<Response>>,
+    ) {
+        let refuse = |reply: Option<oneshot::Sender<Response>>, msg: String| {
+            if let Some(r) = reply {
+                let _ = r.send(Response::error(ErrorCode::Invalid, msg));
+            }
+        };
         let Some(ws) = self.workspaces.get(&workspace) else {
-            return;
+            return refuse(reply, format!("workspace {workspace} is gone"));
         };
         // A stopping workspace never restarts anything.
         if ws.stopping {
-            return;
+            return refuse(reply, format!("workspace {workspace} is stopping"));
         }
         let Some(rec) = ws.commands.get(&command) else {
-            return;
+            return refuse(reply, format!("command {command} is gone"));
         };
-        if !rec.backoff {
-            return;
-        }
-        let Some(run) = rec.run.clone() else { return };
+        let Some(run) = rec.run.clone().or_else(|| rec.spec.clone()) else {
+            return refuse(reply, format!("command {command} cannot be started again"));
+        };
         // Never restarted less confined than asked.
         let namespaces = match ws.namespaces() {
             Ok(s) => s,
@@ -243,9 +266,9 @@ impl Supervisor {
                 {
                     rec.backoff = false;
                     rec.alive = false;
-                    rec.failure = Some(why);
+                    rec.failure = Some(why.clone());
                 }
-                return;
+                return refuse(reply, why);
             }
         };
         let (leaf, logs) = (rec.leaf.clone(), rec.logs.clone());
@@ -260,10 +283,133 @@ impl Supervisor {
             logs,
             append: true,
             ends: rec.ends.clone(),
-            purpose: Purpose::Restart,
+            purpose: Purpose::Restart(reply),
             keeper: ws.by_keeper(rec),
         };
         start_in_background(launch);
+    }
+
+    /// Restarts one command: its processes ended (SIGTERM, `grace`,
+    /// SIGKILL), then it starts again in its record, same id and log; its
+    /// policy stays. Answered with RunStarted once the new process runs.
+    pub(super) fn command_restart(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Ulid,
+        grace: Duration,
+        reply: oneshot::Sender<Response>,
+    ) {
+        if self.restart_asked.contains_key(&(workspace, command)) {
+            let msg = format!("command {command} is restarting already");
+            let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
+            return;
+        }
+        let rec = match self.live_command(workspace, command) {
+            Ok(rec) => rec,
+            Err(msg) => {
+                let _ = reply.send(Response::error(ErrorCode::NotFound, msg));
+                return;
+            }
+        };
+        if rec.pipeline.is_some() {
+            let msg = format!(
+                "command {command} is a stage of a pipeline, which restarts whole: stop the pipeline and run it again"
+            );
+            let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
+            return;
+        }
+        if rec.run.is_none() && rec.spec.is_none() {
+            let msg = format!(
+                "command {command} was started by an earlier daemon without a restart policy: its program is not known; run it again"
+            );
+            let _ = reply.send(Response::error(ErrorCode::Invalid, msg));
+            return;
+        }
+        if !rec.alive || rec.backoff {
+            // Nothing to end: it starts at once.
+            rec.backoff = false;
+            if let Some(key) = self.restart_timers.remove(&(workspace, command)) {
+                self.timers.try_remove(&key);
+            }
+            self.relaunch(workspace, command, Some(reply));
+            return;
+        }
+        // Its policy waits aside while it is ended, so its exit starts it
+        // again at once, not after a backoff.
+        let policy = rec.run.take();
+        let target = match &rec.leaf {
+            Some(leaf) => crate::process::end::Target::Tree(leaf.clone()),
+            None => crate::process::end::Target::Group(rec.pid),
+        };
+        self.restart_asked.insert(
+            (workspace, command),
+            RestartAsked {
+                reply,
+                policy,
+                exited: false,
+                ended: false,
+            },
+        );
+        tracing::info!(workspace = %workspace, command = %command, "restarting command");
+        let tx = self.tx.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::process::end::end(std::slice::from_ref(&target), grace, None);
+            // Its leaf goes, and the new process gets a fresh one: a child
+            // cloned into a cgroup once cgroup.kill'ed can be killed at birth
+            // (seen on Linux 6.18: its kill sequence compared with the
+            // parent's).
+            if let crate::process::end::Target::Tree(leaf) = &target {
+                let _ = leaf.remove();
+            }
+            let _ = tx.blocking_send(Event::RestartEnded { workspace, command });
+        });
+    }
+
+    /// One of the two things a restart asked for waits for: the command's
+    /// exit (recorded), and its leaf emptied (`end` returned, so it kills
+    /// nothing born after). With both, it starts again, its policy back.
+    pub(super) fn on_restart_step(
+        &mut self,
+        workspace: WorkspaceId,
+        command: Ulid,
+        step: RestartStep,
+    ) {
+        let Some(asked) = self.restart_asked.get_mut(&(workspace, command)) else {
+            return;
+        };
+        match step {
+            RestartStep::Exited => asked.exited = true,
+            RestartStep::Ended => asked.ended = true,
+        }
+        if !(asked.exited && asked.ended) {
+            return;
+        }
+        let Some(asked) = self.restart_asked.remove(&(workspace, command)) else {
+            return;
+        };
+        let stopping = self
+            .workspaces
+            .get(&workspace)
+            .map_or(true, |ws| ws.stopping);
+        let Some(rec) = self
+            .workspaces
+            .get_mut(&workspace)
+            .and_then(|ws| ws.commands.get_mut(&command))
+        else {
+            let msg = format!("command {command} is gone; it is not restarted");
+            let _ = asked.reply.send(Response::error(ErrorCode::Invalid, msg));
+            return;
+        };
+        rec.run = asked.policy;
+        if stopping {
+            rec.alive = false;
+            let msg =
+                format!("workspace {workspace} was stopped; command {command} is not restarted");
+            let _ = asked.reply.send(Response::error(ErrorCode::Invalid, msg));
+            return;
+        }
+        rec.alive = true;
+        self.relaunch(workspace, command, Some(asked.reply));
     }
 
     /// Where every start ends up (Run, restart, pipeline): its processes
@@ -327,7 +473,11 @@ impl Supervisor {
                 if p.kept_ends.is_some() {
                     rec.ends = p.kept_ends.clone();
                 }
-                if matches!(purpose, Purpose::Restart) {
+                if matches!(purpose, Purpose::Restart(Some(_))) {
+                    // Restarted as asked: what ended the last run is past.
+                    rec.failure = None;
+                }
+                if matches!(purpose, Purpose::Restart(_)) {
                     tracing::info!(workspace = %workspace, command = %id, pid = p.pid, restarts = rec.restart.restarts, "command restarted");
                 }
             }
@@ -346,7 +496,21 @@ impl Supervisor {
                 let _ = reply.send(response);
                 self.refill_spare(workspace);
             }
-            Purpose::Restart => {}
+            Purpose::Restart(None) => {}
+            Purpose::Restart(Some(reply)) => {
+                let response = match (failure, procs.first()) {
+                    (None, Some(p)) => Response::RunStarted {
+                        workspace,
+                        command_id: commands[0],
+                        pid: p.pid,
+                    },
+                    (Some((code, msg)), _) => {
+                        Response::error(code, format!("cannot restart: {msg}"))
+                    }
+                    (None, None) => Response::error(ErrorCode::Internal, "restart started nothing"),
+                };
+                let _ = reply.send(response);
+            }
             Purpose::Pipeline(p) => {
                 self.on_pipeline_started(workspace, commands, procs, failure, *p)
             }
@@ -361,6 +525,17 @@ impl Supervisor {
     ) {
         use std::os::unix::process::ExitStatusExt;
         let policy = self.env.restart_policy;
+        let asked = self.restart_asked.contains_key(&(workspace, command));
+        if asked
+            && self
+                .workspaces
+                .get(&workspace)
+                .map_or(true, |ws| ws.stopping)
+        {
+            // Stopped meanwhile: its client hears so, and its exit is
+            // recorded as any other.
+            self.on_restart_step(workspace, command, RestartStep::Exited);
+        }
         // A stopped workspace's commands still get their exit recorded.
         let Some(ws) = self.find_mut(workspace) else {
             return;
@@ -373,6 +548,14 @@ impl Supervisor {
         rec.exit_status = status.and_then(|s| s.code());
         rec.exit_signal = status.and_then(|s| s.signal());
         tracing::info!(workspace = %workspace, command = %command, status = ?rec.exit_status, signal = ?rec.exit_signal, "command exited");
+        // Ended for a restart asked for: it starts again once its leaf is
+        // empty too (`on_restart_step`), its policy back; starting again
+        // counts as alive (as a backoff does).
+        if asked && !stopping {
+            rec.alive = true;
+            self.on_restart_step(workspace, command, RestartStep::Exited);
+            return;
+        }
         if rec.run.is_some() && !stopping {
             let success = rec.exit_status == Some(0);
             match policy.decide(
@@ -536,6 +719,28 @@ pub(super) struct LogsFrom {
     pub(super) max_bytes: u64,
 }
 
+/// A restart asked for, waiting for its command to end.
+#[derive(Debug)]
+pub(super) struct RestartAsked {
+    /// Its client, answered once the new process runs.
+    pub(super) reply: oneshot::Sender<Response>,
+    /// The command's restart policy, set aside while it is ended.
+    pub(super) policy: Option<RunSpec>,
+    /// Its exit was recorded.
+    pub(super) exited: bool,
+    /// Its processes' end returned (its leaf is empty).
+    pub(super) ended: bool,
+}
+
+/// What a restart asked for has seen.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum RestartStep {
+    /// The command's exit.
+    Exited,
+    /// The end of its processes.
+    Ended,
+}
+
 impl Supervisor {
     /// A live workspace's command, or the message (NotFound) that says which
     /// is missing.
@@ -601,7 +806,12 @@ impl Supervisor {
         }
         tracing::info!(workspace = %workspace, command = %command, "stopping command");
         tokio::task::spawn_blocking(move || {
-            let ended = crate::process::end::end(&[target], grace, None);
+            let ended = crate::process::end::end(std::slice::from_ref(&target), grace, None);
+            // Its leaf goes now: a restart must not clone into a cgroup once
+            // cgroup.kill'ed (see command_restart).
+            if let crate::process::end::Target::Tree(leaf) = &target {
+                let _ = leaf.remove();
+            }
             let _ = reply.send(Response::CommandStopped {
                 workspace,
                 command,

@@ -131,6 +131,14 @@ pub enum Event {
     /// A start (Run, restart or pipeline) ended: its processes run, or it
     /// failed.
     Started(Box<StartReport>),
+    /// A restart asked for has ended the command's processes (its leaf is
+    /// empty: the new process may be born there).
+    RestartEnded {
+        /// Its workspace.
+        workspace: WorkspaceId,
+        /// The command.
+        command: Ulid,
+    },
     /// A spare command leaf was made (or could not be).
     SpareLeaf {
         /// Its workspace.
@@ -363,6 +371,9 @@ pub struct Supervisor {
     ttl_timers: HashMap<WorkspaceId, delay_queue::Key>,
     /// The backoff timer of each command waiting to restart.
     restart_timers: HashMap<(WorkspaceId, Ulid), delay_queue::Key>,
+    /// Restarts asked for, waiting for their command to end: the client and
+    /// the command's restart policy, set aside meanwhile.
+    restart_asked: HashMap<(WorkspaceId, Ulid), commands::RestartAsked>,
     /// A command ended since the log budget was last enforced.
     budget_due: bool,
     /// An enforcement round is in flight.
@@ -403,6 +414,7 @@ impl Supervisor {
             timers: DelayQueue::new(),
             ttl_timers: HashMap::new(),
             restart_timers: HashMap::new(),
+            restart_asked: HashMap::new(),
             budget_due: false,
             budget_running: false,
             generation: 0,
@@ -504,6 +516,9 @@ impl Supervisor {
                 reply,
             } => self.on_created(id, unit, *spec, result, namespaces, reply),
             Event::Stopped { id, result, reply } => self.on_stopped(id, result, reply),
+            Event::RestartEnded { workspace, command } => {
+                self.on_restart_step(workspace, command, commands::RestartStep::Ended)
+            }
             Event::SampleTick => {
                 self.sample();
                 self.enforce_log_budget();
@@ -624,6 +639,11 @@ impl Supervisor {
                 command,
                 signal,
             } => self.command_signal(workspace, command, signal, reply),
+            Request::CommandRestart {
+                workspace,
+                command,
+                grace_ms,
+            } => self.command_restart(workspace, command, Duration::from_millis(grace_ms), reply),
         }
     }
 

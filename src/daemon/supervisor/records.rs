@@ -57,6 +57,10 @@ pub(super) struct CommandRec {
     pub(super) ends: Option<Arc<crate::flow::Ends>>,
     /// What to start again, for restart_on_failure.
     pub(super) run: Option<RunSpec>,
+    /// What it was started with, for a restart asked for (`shipote
+    /// restart`), whatever its policy; `None` for pipelines' commands and
+    /// for commands a previous daemon started without a policy.
+    pub(super) spec: Option<RunSpec>,
     pub(super) restart: RestartState,
     pub(super) started_at: Instant,
     pub(super) failure: Option<String>,
@@ -180,6 +184,7 @@ impl CommandRec {
             backoff: false,
             ends: None,
             run: None,
+            spec: None,
             restart: RestartState::default(),
             started_at: Instant::now(),
             failure: None,

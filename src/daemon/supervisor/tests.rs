@@ -286,7 +286,12 @@ async fn a_failing_command_is_restarted_with_backoff_until_the_crash_loop_limit(
         let key = sup.restart_timers.remove(&(ws, id)).unwrap();
         sup.timers.remove(&key);
         let pid = 5000 + round as i32;
-        sup.on_started(report(ws, id, Ok(vec![process(pid)]), Purpose::Restart));
+        sup.on_started(report(
+            ws,
+            id,
+            Ok(vec![process(pid)]),
+            Purpose::Restart(None),
+        ));
         let rec = &sup.workspaces[&ws].commands[&id];
         assert!(!rec.backoff && rec.alive && rec.pid == pid);
     }
@@ -336,7 +341,7 @@ async fn a_restart_that_cannot_start_says_why_in_ps() {
         .commands
         .insert(id, rec);
     let failed = Err((ErrorCode::Invalid, "program vanished".into()));
-    sup.on_started(report(ws, id, failed, Purpose::Restart));
+    sup.on_started(report(ws, id, failed, Purpose::Restart(None)));
     let rec = &sup.workspaces[&ws].commands[&id];
     assert!(!rec.alive && !rec.backoff);
     assert_eq!(
