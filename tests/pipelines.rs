@@ -401,3 +401,33 @@ fn cli_runs_saves_and_stops_pipelines_from_toml_files() {
     let o = s.d.cli(&["pipeline", "rm", "sum"]);
     assert_eq!(stdout(&o), "deleted sum\n");
 }
+
+#[test]
+fn running_pipelines_are_listed_and_stopped_by_label() {
+    let s = setup("plps");
+    let r = s.run(
+        vec![cmd("gen", "sleep", &["300"]), cmd("sink", "cat", &[])],
+        vec![edge("gen", "stdout", "sink", "stdin")],
+    );
+    assert!(matches!(r, Response::PipelineStarted { .. }), "{r:?}");
+    let out = stdout(&s.d.cli(&["pipeline", "ps"]));
+    let line = out.lines().nth(1).expect(&out);
+    let cells: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        &cells[1..],
+        ["p", &s.ws.to_string(), "2", "2", "0"],
+        "{out}"
+    );
+    // By its label, as the issue asked.
+    let o = s.d.cli(&["pipeline", "stop", "p", "--grace", "0"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).contains("stopped pipeline"), "{}", stdout(&o));
+    let v = json(&s.d.cli(&["--json", "pipeline", "ps"]));
+    assert!(
+        v.as_array().unwrap().iter().all(|p| p["label"] != "p"),
+        "stopped: {v}"
+    );
+    let o = s.d.cli(&["pipeline", "stop", "p"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("shipote pipeline ps"), "{}", stderr(&o));
+}

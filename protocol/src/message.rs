@@ -210,6 +210,8 @@ pub enum Request {
         /// How long its processes get to leave after SIGTERM.
         grace_ms: u64,
     },
+    /// The running pipelines. Answered with [`Response::PipelineList`].
+    PipelineList,
 }
 
 /// Which captured stream of a command.
@@ -455,6 +457,11 @@ pub enum Response {
         /// Newest first; `commands` is 0, `ttl_left_ms` none.
         items: Vec<WorkspaceSummary>,
     },
+    /// Answer to [`Request::PipelineList`].
+    PipelineList {
+        /// Oldest first.
+        items: Vec<PipelineInfo>,
+    },
 }
 
 impl Request {
@@ -491,6 +498,7 @@ impl Request {
             Request::CommandSignal { .. } => "CommandSignal",
             Request::WorkspaceListStopped => "WorkspaceListStopped",
             Request::CommandRestart { .. } => "CommandRestart",
+            Request::PipelineList => "PipelineList",
         }
     }
 }
@@ -538,6 +546,7 @@ impl Response {
             Response::CommandStopped { .. } => "CommandStopped",
             Response::CommandSignalled { .. } => "CommandSignalled",
             Response::WorkspaceListStopped { .. } => "WorkspaceListStopped",
+            Response::PipelineList { .. } => "PipelineList",
         }
     }
 }
@@ -557,6 +566,23 @@ pub enum ErrorCode {
     Busy,
     /// Something failed inside the daemon or the system it drives.
     Internal,
+}
+
+/// One running pipeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PipelineInfo {
+    /// Its id (what `PipelineStop` takes).
+    pub id: Ulid,
+    /// Its label.
+    pub label: String,
+    /// Its workspace.
+    pub workspace: WorkspaceId,
+    /// Its commands.
+    pub commands: u32,
+    /// Those still running (or waiting to restart).
+    pub alive: u32,
+    /// Its tapped edges.
+    pub taps: u32,
 }
 
 /// One live workspace.

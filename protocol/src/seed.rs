@@ -722,7 +722,8 @@ impl From<crate::Response> for Response {
             | R::Hello { .. }
             | R::CommandStopped { .. }
             | R::CommandSignalled { .. }
-            | R::WorkspaceListStopped { .. }) => Response::Error {
+            | R::WorkspaceListStopped { .. }
+            | R::PipelineList { .. }) => Response::Error {
                 message: format!(
                     "internal: a {} answer has no protocol-0 form; send Hello {{ protocol: 1 }} first",
                     other.name()

@@ -31,6 +31,14 @@ use shipote_protocol::{ErrorCode, Request, Response, Ulid};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// The running pipelines.
+async fn running(s: &mut Session) -> Result<Vec<shipote_protocol::PipelineInfo>, Failure> {
+    match s.call(&Request::PipelineList).await? {
+        Response::PipelineList { items } => Ok(items),
+        other => Err(Failure::Unexpected(Box::new(other))),
+    }
+}
+
 /// `shipote pipeline ...`
 #[derive(Debug, clap::Subcommand)]
 pub enum PipelineCommand {
@@ -50,7 +58,7 @@ pub enum PipelineCommand {
     },
     /// Stop a pipeline's processes (and their descendants).
     Stop {
-        /// The pipeline's id.
+        /// The pipeline's id or label (of a running one).
         pipeline: String,
         /// Time between SIGTERM and SIGKILL, e.g. 2s, 500ms.
         #[arg(long, default_value = "2s", value_parser = super::units::parse_duration_ms, value_name = "DURATION")]
@@ -68,6 +76,8 @@ pub enum PipelineCommand {
     },
     /// List the saved pipelines.
     Ls,
+    /// List the running pipelines.
+    Ps,
     /// Delete a saved pipeline.
     Rm {
         /// Its name.
@@ -259,10 +269,32 @@ pub async fn run(s: &mut Session, c: PipelineCommand) -> Result<String, Failure>
             started(s, r)
         }
         PipelineCommand::Stop { pipeline, grace } => {
-            let id = Ulid::from_string(&pipeline).map_err(|e| Failure::Daemon {
-                code: ErrorCode::Invalid,
-                message: format!("{pipeline:?} is not a pipeline id ({e}); pipeline run prints it"),
-            })?;
+            let id = match Ulid::from_string(&pipeline) {
+                Ok(id) => id,
+                Err(_) => {
+                    let running = running(s).await?;
+                    let named: Vec<_> = running.iter().filter(|p| p.label == pipeline).collect();
+                    match named.as_slice() {
+                        [p] => p.id,
+                        [] => {
+                            return Err(Failure::Daemon {
+                                code: ErrorCode::NotFound,
+                                message: format!(
+                                    "no running pipeline with id or label {pipeline:?}; list them with shipote pipeline ps"
+                                ),
+                            })
+                        }
+                        many => {
+                            let ids: Vec<String> = many.iter().map(|p| p.id.to_string()).collect();
+                            return Err(Failure::Input(format!(
+                                "{} running pipelines are labelled {pipeline:?}: {}; give the id of the one you mean",
+                                many.len(),
+                                ids.join(", ")
+                            )));
+                        }
+                    }
+                }
+            };
             match s
                 .call(&Request::PipelineStop {
                     pipeline: id,
@@ -296,6 +328,32 @@ pub async fn run(s: &mut Session, c: PipelineCommand) -> Result<String, Failure>
                 }),
                 other => Err(Failure::Unexpected(Box::new(other))),
             }
+        }
+        PipelineCommand::Ps => {
+            let items = running(s).await?;
+            if s.json {
+                return Ok(format!(
+                    "{}\n",
+                    serde_json::to_string(&items).expect("json")
+                ));
+            }
+            if items.is_empty() {
+                return Ok(
+                    "no running pipelines; start one with shipote pipeline run FILE\n".into(),
+                );
+            }
+            let mut t = Table::new(["ID", "LABEL", "WORKSPACE", "COMMANDS", "RUNNING", "TAPS"]);
+            for p in &items {
+                t.row([
+                    &p.id.to_string(),
+                    &p.label,
+                    &p.workspace.to_string(),
+                    &p.commands.to_string(),
+                    &p.alive.to_string(),
+                    &p.taps.to_string(),
+                ]);
+            }
+            Ok(t.render())
         }
         PipelineCommand::Ls => match s.call(&Request::PipelineSavedList).await? {
             Response::PipelineSavedList { names } => Ok(if s.json {

@@ -567,6 +567,7 @@ impl Supervisor {
             Request::WorkspaceCreate { spec } => self.create(spec, reply),
             Request::WorkspaceList => now(reply, self.workspace_list()),
             Request::WorkspaceListStopped => now(reply, self.workspace_list_stopped()),
+            Request::PipelineList => now(reply, self.pipeline_list()),
             Request::WorkspaceDescribe { id } => now(reply, self.workspace_describe(id)),
             Request::WorkspaceStop { id, grace_ms } => {
                 self.stop(id, Duration::from_millis(grace_ms), Some(reply))

@@ -303,6 +303,32 @@ impl Supervisor {
 
     /// Ends one pipeline's processes and their descendants (each command's
     /// leaf, or its process group without cgroups), not its workspace.
+    pub(super) fn pipeline_list(&self) -> Response {
+        let mut items: Vec<shipote_protocol::PipelineInfo> = self
+            .pipelines
+            .iter()
+            .map(|(id, p)| {
+                let alive = self.workspaces.get(&p.workspace).map_or(0, |ws| {
+                    p.commands
+                        .iter()
+                        .filter(|c| ws.commands.get(c).is_some_and(|r| r.alive))
+                        .count()
+                });
+                shipote_protocol::PipelineInfo {
+                    id: *id,
+                    label: p.label.clone(),
+                    workspace: p.workspace,
+                    commands: p.commands.len() as u32,
+                    alive: alive as u32,
+                    taps: p.taps.len() as u32,
+                }
+            })
+            .collect();
+        // Ulids sort by time: oldest first.
+        items.sort_by_key(|p| p.id);
+        Response::PipelineList { items }
+    }
+
     pub(super) fn pipeline_stop(
         &mut self,
         id: Ulid,
