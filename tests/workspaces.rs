@@ -70,8 +70,16 @@ fn create_list_stats_stop_on_the_cgroup_fallback() {
     assert!(o.status.success(), "{}", stderr(&o));
     // This host's cgroup2 has no controllers: every limit is named as not enforced.
     let err = stderr(&o);
-    for field in ["mem_max_bytes", "tasks_max", "cpu_quota_percent"] {
-        assert!(err.contains(&format!("{field} is not enforced")), "{err}");
+    // Named by the option that set it, and the spec field for other clients.
+    for (flag, field) in [
+        ("--mem", "mem_max_bytes"),
+        ("--tasks", "tasks_max"),
+        ("--cpu", "cpu_quota_percent"),
+    ] {
+        assert!(
+            err.contains(&format!("{flag} ({field}) is not enforced")),
+            "{err}"
+        );
     }
     let ls = json(&d.cli(&["--json", "ws", "ls"]));
     assert_eq!(ls[0]["label"], "web");

@@ -164,6 +164,58 @@ pub fn limit_requests(soma: &Soma) -> Vec<LimitRequest> {
     out
 }
 
+/// This machine's memory in bytes (MemTotal), when /proc says.
+pub fn mem_total() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Warnings for memory limits above all of this machine's memory (`total`):
+/// accepted, as systemd does, but they can never apply; likely a typo.
+pub fn beyond_this_machine(spec: &WorkspaceSpec, total: Option<u64>) -> Vec<String> {
+    let Some(total) = total else {
+        return Vec::new();
+    };
+    let gib = |b: u64| format!("{:.1} GiB", b as f64 / (1u64 << 30) as f64);
+    [
+        (spec.soma.mem_max_bytes, "mem_max_bytes"),
+        (spec.soma.mem_high_bytes, "mem_high_bytes"),
+    ]
+    .into_iter()
+    .filter_map(|(v, field)| {
+        let v = v.filter(|v| *v != u64::MAX && *v > total)?;
+        Some(format!(
+            "{} ({field}) is {}, more than this machine's {} of memory: it can never apply; \
+             is it a typo?",
+            flag(field),
+            gib(v),
+            gib(total)
+        ))
+    })
+    .collect()
+}
+
+/// The `shipote ws create` option that sets a spec field.
+fn flag(field: &str) -> &'static str {
+    match field {
+        "mem_max_bytes" => "--mem",
+        "mem_high_bytes" => "--mem-high",
+        "swap_max_bytes" => "--swap",
+        "tasks_max" => "--tasks",
+        "cpu_quota_percent" => "--cpu",
+        "cpu_weight" => "--cpu-weight",
+        "io_weight" => "--io-weight",
+        _ => "a limit",
+    }
+}
+
 /// Warnings for every requested limit whose controller is not in `available`.
 pub fn unenforceable(spec: &WorkspaceSpec, available: &[String], why: &str) -> Vec<String> {
     limit_requests(&spec.soma)
@@ -180,7 +232,12 @@ pub fn unenforceable(spec: &WorkspaceSpec, available: &[String], why: &str) -> V
                 }
                 (QuotaEnforce::ReportOnly, false) => "neither enforced nor measured",
             };
-            format!("{} controller {why}; {} is {verb}", l.controller, l.field)
+            format!(
+                "{} controller {why}; {} ({}) is {verb}",
+                l.controller,
+                flag(l.field),
+                l.field
+            )
         })
         .collect()
 }
@@ -188,6 +245,25 @@ pub fn unenforceable(spec: &WorkspaceSpec, available: &[String], why: &str) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_memory_limit_beyond_the_machine_is_named() {
+        let mut spec = WorkspaceSpec::new("x".to_owned());
+        spec.soma.mem_max_bytes = Some(999_999 << 40);
+        let w = beyond_this_machine(&spec, Some(8 << 30));
+        assert_eq!(w.len(), 1, "{w:?}");
+        assert!(
+            w[0].starts_with("--mem (mem_max_bytes) is") && w[0].contains("8.0 GiB"),
+            "{w:?}"
+        );
+        spec.soma.mem_max_bytes = Some(4 << 30);
+        assert!(beyond_this_machine(&spec, Some(8 << 30)).is_empty());
+        spec.soma.mem_max_bytes = Some(u64::MAX);
+        assert!(
+            beyond_this_machine(&spec, Some(8 << 30)).is_empty(),
+            "max is no limit"
+        );
+    }
 
     #[test]
     fn labels() {

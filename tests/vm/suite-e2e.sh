@@ -67,7 +67,7 @@ check "caps reports the systemd backend and version" \
 check "ws create with limits, no warnings" \
     bash -c 'out=$(as_tester shipote ws create lim --mem 64M --tasks 20 --cpu 20% 2>&1); echo "$out"; ! echo "$out" | grep -q warning'
 check "io weight is warned about (io is not delegated)" \
-    bash -c 'as_tester shipote ws create iow --io-weight 200 2>&1 | grep -q "io controller is not delegated to the user manager; io_weight is not enforced"'
+    bash -c 'as_tester shipote ws create iow --io-weight 200 2>&1 | grep -q "io controller is not delegated to the user manager; --io-weight (io_weight) is not enforced"'
 check "scope in shipote.slice with Delegate and the limits" \
     bash -c 'u=$(ws_unit lim); s=$(as_tester systemctl --user show "$u" -p Slice,Delegate,MemoryMax,TasksMax,CPUQuotaPerSecUSec,OOMPolicy,CollectMode); echo "$s";
              echo "$s" | grep -qx Slice=shipote.slice && echo "$s" | grep -qx Delegate=yes && echo "$s" | grep -qx MemoryMax=67108864 &&

@@ -381,7 +381,11 @@ impl Supervisor {
                 return;
             }
         };
-        let warnings = created.warnings.clone();
+        let mut warnings = created.warnings.clone();
+        warnings.extend(crate::workspace::beyond_this_machine(
+            &spec,
+            crate::workspace::mem_total(),
+        ));
         let mut ws = Workspace::new(
             id,
             unit.clone(),
