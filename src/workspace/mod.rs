@@ -335,7 +335,7 @@ mod tests {
         );
         assert_eq!(
             w,
-            ["io controller is not delegated to the user manager; io_weight is not enforced"]
+            ["io controller is not delegated to the user manager; --io-weight (io_weight) is not enforced"]
         );
     }
 }
