@@ -95,7 +95,7 @@ fn cli_discern_through_the_daemon_local_and_stdin() {
     let o = cli(&nowhere, &["discern", "--local", "--json", png]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v[0]["ty"], "png", "{v}");
+    assert_eq!(v[0]["type"], "png", "{v}");
 
     // stdin, cut mid-document.
     let mut child = std::process::Command::new(cli_bin())
@@ -120,15 +120,21 @@ fn cli_discern_through_the_daemon_local_and_stdin() {
     let o = child.wait_with_output().unwrap();
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(
-        (v[0]["path"].as_str(), v[0]["ty"].as_str()),
+        (v[0]["path"].as_str(), v[0]["type"].as_str()),
         (Some("-"), Some("json")),
         "{v}"
     );
 
-    // An unreadable file: could not ask, exit 2, named.
+    // Only unreadable files: nothing to ask, exit 2, named.
     let o = d.cli(&["discern", "/nonexistent/file"]);
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("/nonexistent/file"), "{}", stderr(&o));
+    // One unreadable among others: named, the others still discerned, exit 1
+    // (file(1) goes on too).
+    let o = d.cli(&["discern", "/nonexistent/file", png]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("/nonexistent/file"), "{}", stderr(&o));
+    assert!(stdout(&o).contains("png"), "{}", stdout(&o));
 }
 
 #[test]
@@ -162,7 +168,7 @@ fn daemon_error_exits_1() {
     let o = d.cli(&["--json", "ws", "stop", "01J0000000000000000000000A"]);
     assert_eq!(o.status.code(), Some(1));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!(v["error"]["code"], "NotFound");
+    assert_eq!(v["error"]["code"], "not_found");
 }
 
 #[test]

@@ -205,7 +205,9 @@ fn cli_lists_watches_and_subscribes_to_flows() {
     }
     let ls = stdout(&s.d.cli(&["flow", "ls"]));
     assert!(
-        ls.contains("PIPELINE") && ls.contains(socket.to_str().unwrap()),
+        ls.contains("PIPELINE")
+            && ls.contains("gen → sink")
+            && ls.contains(socket.to_str().unwrap()),
         "{ls}"
     );
     let sub = std::process::Command::new(cli_bin())
@@ -229,7 +231,7 @@ fn cli_lists_watches_and_subscribes_to_flows() {
 
 #[test]
 fn a_restarted_pipeline_command_keeps_its_edges_and_eof_comes_once_it_is_done() {
-    let s = setup_with("plrestart", &["--restart-backoff-ms", "20"]);
+    let s = setup_with("plrestart", &["--restart-backoff", "20ms"]);
     let mark = s.d.dir.path().join("mark");
     let script = format!(
         "if [ -e {0} ]; then echo second; else touch {0}; echo first; exit 1; fi",

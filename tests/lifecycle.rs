@@ -13,7 +13,7 @@ fn setup(name: &str, create: &[&str]) -> (CgroupRoot, Daemon) {
     let dir = root.0.clone();
     let d = Daemon::start_with(move |cmd| {
         cmd.args(["--backend", "cgroup", "--cgroup-root"]).arg(&dir);
-        cmd.args(["--restart-backoff-ms", "20"]);
+        cmd.args(["--restart-backoff", "20ms"]);
     });
     let mut args = vec!["ws", "create", "w"];
     args.extend_from_slice(create);
@@ -393,4 +393,58 @@ fn a_restarted_command_keeps_its_policy() {
         c["alive"] == true && c["pid"].as_u64() != Some(pid) && c["restarts"] == 1
     }));
     assert!(d.cli(&["stop", "w", &id, "--grace", "0"]).status.success());
+}
+
+#[test]
+fn run_defaults_to_home_and_a_clean_environment_and_the_caller_can_opt_in() {
+    let (_root, d) = setup("here", &[]);
+    let here = tempfile::tempdir().unwrap();
+    std::fs::create_dir(here.path().join("sub")).unwrap();
+    std::fs::write(here.path().join("x.sh"), "#!/bin/sh\necho script ran\n").unwrap();
+    std::fs::set_permissions(
+        here.path().join("x.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let run_here = |args: &[&str]| {
+        let mut all = vec!["--socket", d.socket.to_str().unwrap(), "--json", "run", "w"];
+        all.extend_from_slice(args);
+        let o = std::process::Command::new(cli_bin())
+            .args(&all)
+            .current_dir(here.path())
+            .env("SHIPOTE_TOUR_VAR", "from the caller")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", stderr(&o));
+        let id = json(&o)["command_id"].as_str().unwrap().to_owned();
+        wait_exit(&d, "w", &id);
+        logs(&d, "w", &id, &[])
+    };
+    let home = std::env::var("HOME").unwrap();
+    let script = "pwd; echo \"var=${SHIPOTE_TOUR_VAR:-unset}\"";
+    // The default: the daemon's home, its clean environment.
+    assert_eq!(
+        run_here(&["--", "sh", "-c", script]),
+        format!("{home}\nvar=unset\n")
+    );
+    // -d: the caller's directory, where ./x.sh is found; -e KEY: its value.
+    let dir = here.path().canonicalize().unwrap();
+    assert_eq!(
+        run_here(&["-d", "-e", "SHIPOTE_TOUR_VAR", "--", "sh", "-c", script]),
+        format!("{}\nvar=from the caller\n", dir.display())
+    );
+    assert_eq!(run_here(&["-d", "./x.sh"]), "script ran\n");
+    // A relative --cwd is the caller's, not the daemon's.
+    assert_eq!(
+        run_here(&["--cwd", "sub", "pwd"]),
+        format!("{}\n", dir.join("sub").display())
+    );
+    // -e KEY for a variable the caller does not have: refused, named.
+    let o = d.cli(&["run", "w", "-e", "SHIPOTE_NOT_SET_ANYWHERE", "true"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("SHIPOTE_NOT_SET_ANYWHERE is not set"),
+        "{}",
+        stderr(&o)
+    );
 }

@@ -283,7 +283,7 @@ fn restart_readopts_kept_workspaces_and_stops_reaped_ones() {
     let ls = json(&d2.cli(&["--json", "ws", "ls"]));
     assert_eq!(ls.as_array().unwrap().len(), 1, "{ls}");
     assert_eq!(ls[0]["id"], kept_id.as_str());
-    assert_eq!(ls[0]["on_exit"], "Keep");
+    assert_eq!(ls[0]["on_exit"], "keep");
     let v = json(&d2.cli(&["--json", "ws", "stop", "kept"]));
     assert_eq!(v["reaped"], 1);
     assert!(kept_child.wait().is_ok());
@@ -506,7 +506,7 @@ fn unrecorded_cgroups_are_removed_when_empty_and_adopted_when_running() {
     let items = listed.as_array().unwrap();
     assert_eq!(items.len(), 1, "{listed}");
     assert_eq!(items[0]["label"], "live");
-    assert_eq!(items[0]["on_exit"], "Keep", "{listed}");
+    assert_eq!(items[0]["on_exit"], "keep", "{listed}");
     assert!(d2.log().contains("workspace.remove_orphan"), "{}", d2.log());
     assert!(d2.cli(&["ws", "stop", "live"]).status.success());
     assert!(child.wait().is_ok());

@@ -216,6 +216,7 @@ pub enum Request {
 
 /// Which captured stream of a command.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum LogStream {
     /// Standard output only.
     Stdout,
@@ -553,6 +554,7 @@ impl Response {
 
 /// Kinds of failure, for clients that branch on them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The request was malformed or a value was out of range.
     Invalid,
@@ -581,8 +583,35 @@ pub struct PipelineInfo {
     pub commands: u32,
     /// Those still running (or waiting to restart).
     pub alive: u32,
-    /// Its tapped edges.
-    pub taps: u32,
+    /// Its tapped (or rate-limited) edges.
+    pub taps: Vec<TapInfo>,
+}
+
+/// One tapped edge of a running pipeline: what `flow ls` and `flow top` name
+/// an edge by.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TapInfo {
+    /// The producing side.
+    pub from: crate::spec::Endpoint,
+    /// The consuming side.
+    pub to: crate::spec::Endpoint,
+    /// Its flow socket while published (a rate-limited edge has none).
+    pub socket: Option<PathBuf>,
+}
+
+impl TapInfo {
+    /// `gen → map`, with the ports when they are not the plain ones.
+    pub fn name(&self) -> String {
+        let from = match self.from.port.as_str() {
+            "stdout" => self.from.label.clone(),
+            port => format!("{}.{port}", self.from.label),
+        };
+        let to = match self.to.port.as_str() {
+            "stdin" => self.to.label.clone(),
+            port => format!("{}.{port}", self.to.label),
+        };
+        format!("{from} → {to}")
+    }
 }
 
 /// One live workspace.
@@ -689,7 +718,8 @@ pub struct EdgeDiscernmentInfo {
     pub to_label: String,
     /// Consumer's port.
     pub to_input: String,
-    /// Discerned type, when enough bytes arrived in time.
+    /// Discerned type, when enough bytes arrived in time (`type` in JSON).
+    #[serde(rename = "type")]
     pub ty: Option<String>,
     /// MIME type, when known.
     pub mime: Option<String>,

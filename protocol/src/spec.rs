@@ -94,33 +94,45 @@ pub struct Permissions {
 
 /// Network view of a workspace's commands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+/// Lower-case in JSON (state files and `--json`); the old capitalised
+/// names are still read from state files an earlier daemon wrote.
+#[serde(rename_all = "snake_case")]
 pub enum NetworkAccess {
     /// The host's network.
     #[default]
+    #[serde(alias = "Full")]
     Full,
     /// A private network namespace with only `lo` up.
+    #[serde(alias = "Loopback")]
     Loopback,
     /// A private network namespace with no interface up.
+    #[serde(alias = "None")]
     None,
 }
 
 /// What happens to a workspace when the daemon stops.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ExitPolicy {
     /// Stop it with the daemon.
     #[default]
+    #[serde(alias = "Reap")]
     Reap,
     /// Leave it running; the next daemon re-adopts it.
+    #[serde(alias = "Keep")]
     Keep,
 }
 
 /// Whether limits are enforced by the kernel or only reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum QuotaEnforce {
     /// Limits are set in the kernel.
     #[default]
+    #[serde(alias = "Hard")]
     Hard,
     /// No limit is set; crossing one is reported as a breach.
+    #[serde(alias = "ReportOnly")]
     ReportOnly,
 }
 

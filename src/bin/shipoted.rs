@@ -78,10 +78,15 @@ fn real_main(
         ),
     };
     let mut config = Config::new(socket);
-    config.shutdown_grace = Duration::from_millis(args.shutdown_grace_ms);
+    config.shutdown_grace =
+        Duration::from_millis(args.old_shutdown_grace_ms.unwrap_or(args.shutdown_grace_ms));
     config.backend = args.backend;
     config.cgroup_root = args.cgroup_root;
-    config.restart_policy.base = Duration::from_millis(args.restart_backoff_ms.max(1));
+    config.restart_policy.base = Duration::from_millis(
+        args.old_restart_backoff_ms
+            .unwrap_or(args.restart_backoff_ms)
+            .max(1),
+    );
     if let Some(dir) = args.state_dir {
         config.state_dir = dir;
     }

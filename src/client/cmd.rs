@@ -8,10 +8,18 @@ use serde_json::json;
 use shipote_protocol::{CommandInfo, ErrorCode, LogStream, Request, Response, Ulid, WorkspaceId};
 use std::io::Write;
 
+/// `KEY=VALUE`, or `KEY` alone for this shell's value of it (as
+/// `systemd-run --setenv=KEY` does).
 fn parse_env(kv: &str) -> Result<(String, String), String> {
     match kv.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("{kv:?} is not KEY=VALUE")),
+        None if !kv.is_empty() => match std::env::var(kv) {
+            Ok(v) => Ok((kv.to_owned(), v)),
+            Err(_) => Err(format!(
+                "{kv} is not set here; write {kv}=VALUE, or export it first"
+            )),
+        },
+        _ => Err(format!("{kv:?} is not KEY=VALUE or KEY")),
     }
 }
 
@@ -20,12 +28,19 @@ fn parse_env(kv: &str) -> Result<(String, String), String> {
 pub struct RunArgs {
     /// The workspace (id or label).
     pub workspace: String,
-    /// Add a variable to the command's clean environment.
-    #[arg(long = "env", short = 'e', value_parser = parse_env, value_name = "KEY=VALUE")]
+    /// Add a variable to the command's environment; KEY alone passes this
+    /// shell's value (e.g. -e PATH). Commands start from a clean environment
+    /// (PATH, HOME, USER, LANG... as the daemon has them), the same however
+    /// and by whom they are started or restarted, as systemd-run does.
+    #[arg(long = "env", short = 'e', value_parser = parse_env, value_name = "KEY[=VALUE]")]
     pub env: Vec<(String, String)>,
-    /// Working directory (default: your home).
-    #[arg(long, value_name = "DIR")]
+    /// Working directory (default: your home, as systemd-run; a relative
+    /// one is taken from the current directory).
+    #[arg(long, value_name = "DIR", conflicts_with = "same_dir")]
     pub cwd: Option<std::path::PathBuf>,
+    /// Run it in the current directory (systemd-run's --same-dir).
+    #[arg(long, short = 'd')]
+    pub same_dir: bool,
     /// Restart it with backoff when it fails.
     #[arg(long)]
     pub restart: bool,
@@ -78,7 +93,7 @@ pub struct StopArgs {
     /// The command (id, id prefix, or label).
     pub command: String,
     /// Time between SIGTERM and SIGKILL, e.g. 2s; 0 kills at once.
-    #[arg(long, value_parser = super::units::parse_duration_ms, default_value = "1s", value_name = "DURATION")]
+    #[arg(long, value_parser = super::units::parse_duration_ms, default_value = super::units::DEFAULT_GRACE, value_name = "DURATION")]
     pub grace: u64,
 }
 
@@ -397,13 +412,22 @@ pub async fn run(s: &mut Session, a: RunArgs) -> Result<String, Failure> {
     let workspace = resolve(s, &a.workspace).await?;
     let mut argv = a.command;
     let exec = argv.remove(0);
+    let here = || {
+        std::env::current_dir()
+            .map_err(|e| Failure::Input(format!("the current directory is unusable: {e}")))
+    };
+    let cwd = match a.cwd {
+        Some(dir) if dir.is_relative() => Some(here()?.join(dir)),
+        None if a.same_dir => Some(here()?),
+        dir => dir,
+    };
     let req = Request::Run {
         workspace,
         exec,
         argv,
         envp: a.env,
         restart_on_failure: a.restart,
-        cwd: a.cwd,
+        cwd,
     };
     match s.call(&req).await? {
         Response::RunStarted {

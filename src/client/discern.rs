@@ -1,7 +1,7 @@
 //! `shipote discern FILE... | -`: the type of files or stdin, from their first bytes,
 //! through the daemon (`Request::Discern`) or in this process (`--local`).
 
-use super::render::Table;
+use super::render::{self, Table};
 use super::{Failure, Session};
 use serde_json::json;
 use shipote_protocol::{Request, Response};
@@ -55,17 +55,18 @@ fn hint(path: &Path) -> Option<&Path> {
 /// One input and its first bytes.
 pub type Input = (PathBuf, Vec<u8>);
 
-/// Reads every input; an unreadable file stops the command (exit 2), named in the
-/// message.
-pub fn read(args: &DiscernArgs) -> Result<Vec<Input>, String> {
-    args.files
-        .iter()
-        .map(|f| {
-            sample(f)
-                .map(|s| (f.clone(), s))
-                .map_err(|e| format!("cannot read {}: {e}", f.display()))
-        })
-        .collect()
+/// Reads every input: the readable ones, and a message naming each one that
+/// could not be read.
+pub fn read(args: &DiscernArgs) -> (Vec<Input>, Vec<String>) {
+    let mut inputs = Vec::new();
+    let mut errors = Vec::new();
+    for f in &args.files {
+        match sample(f) {
+            Ok(s) => inputs.push((f.clone(), s)),
+            Err(e) => errors.push(format!("cannot read {}: {e}", f.display())),
+        }
+    }
+    (inputs, errors)
 }
 
 /// `--local`: no daemon involved.
@@ -122,8 +123,8 @@ fn render(answers: &[Answer], json: bool) -> String {
             .iter()
             .map(|a| {
                 json!({
-                    "path": a.input, "ty": a.ty, "mime": a.mime,
-                    "confidence": a.confidence, "lens": a.lens,
+                    "path": a.input, "type": a.ty, "mime": a.mime,
+                    "confidence": render::hundredths(a.confidence.into()), "lens": a.lens,
                 })
             })
             .collect();
@@ -154,7 +155,8 @@ mod tests {
             files: vec![csv.clone()],
             local: true,
         };
-        let inputs = read(&args).unwrap();
+        let (inputs, errors) = read(&args);
+        assert!(errors.is_empty(), "{errors:?}");
         let table = local(&inputs, false);
         let mut lines = table.lines();
         assert!(lines.next().unwrap().starts_with("PATH"));
@@ -163,14 +165,19 @@ mod tests {
         let j: serde_json::Value = serde_json::from_str(&local(&inputs, true)).unwrap();
         assert_eq!(j[0]["mime"], "text/csv");
         assert_eq!(j[0]["path"], csv.display().to_string());
+        assert_eq!(j[0]["type"], "csv");
+        assert_eq!(j[0]["confidence"], 0.9, "rounded, not 0.899999976158142");
     }
 
     #[test]
-    fn unreadable_file_is_named() {
+    fn an_unreadable_file_is_named_and_the_others_are_still_read() {
         let args = DiscernArgs {
-            files: vec!["/nonexistent/x".into()],
+            files: vec!["/nonexistent/x".into(), "/etc/passwd".into()],
             local: true,
         };
-        assert!(read(&args).unwrap_err().contains("/nonexistent/x"));
+        let (inputs, errors) = read(&args);
+        assert_eq!(errors.len(), 1);
+        assert!(errors[0].contains("/nonexistent/x"), "{errors:?}");
+        assert_eq!(inputs.len(), 1);
     }
 }

@@ -23,7 +23,9 @@ pub enum FlowCommand {
         #[arg(long)]
         once: bool,
     },
-    /// Subscribe to a flow socket and write the stream to stdout.
+    /// Subscribe to a flow socket and write the stream to stdout. Joining a
+    /// text flow mid-line, it starts at the next line; binary flows byte for
+    /// byte from the moment of joining.
     Cat {
         /// The flow socket (see shipote flow ls).
         socket: PathBuf,
@@ -47,18 +49,46 @@ pub fn cat(socket: &Path) -> Result<(), String> {
     }
 }
 
+/// Each flow socket's edge (`gen → map`) and pipeline label, from the
+/// running pipelines.
+async fn edge_names(
+    s: &mut Session,
+) -> Result<std::collections::HashMap<PathBuf, (String, String)>, Failure> {
+    let mut names = std::collections::HashMap::new();
+    for p in super::pipeline::running(s).await? {
+        for t in &p.taps {
+            if let Some(socket) = &t.socket {
+                names.insert(socket.clone(), (p.label.clone(), t.name()));
+            }
+        }
+    }
+    Ok(names)
+}
+
 fn rate(bytes_per_sec: f64) -> String {
     format!("{}/s", human_bytes(bytes_per_sec.max(0.0) as u64))
 }
 
-fn table(items: &[FlowThroughputInfo]) -> String {
+type Names = std::collections::HashMap<PathBuf, (String, String)>;
+
+/// The edge's name, or its socket's when its pipeline is gone.
+fn edge_of<'a>(names: &'a Names, socket: &'a Path) -> (&'a str, String) {
+    match names.get(socket) {
+        Some((pipeline, edge)) => (pipeline, edge.clone()),
+        None => ("-", socket.display().to_string()),
+    }
+}
+
+fn table(items: &[FlowThroughputInfo], names: &Names) -> String {
     if items.is_empty() {
         return "no live flows; run a pipeline with --tap\n".into();
     }
-    let mut t = Table::new(["SOCKET", "RATE", "TOTAL", "SUBSCRIBERS", "LOST"]);
+    let mut t = Table::new(["PIPELINE", "EDGE", "RATE", "TOTAL", "SUBSCRIBERS", "LOST"]);
     for i in items {
+        let (pipeline, edge) = edge_of(names, &i.socket);
         t.row([
-            &i.socket.display().to_string(),
+            pipeline,
+            &edge,
             &rate(i.bytes_per_sec),
             &human_bytes(i.bytes_total),
             &i.subscribers.to_string(),
@@ -71,30 +101,36 @@ fn table(items: &[FlowThroughputInfo]) -> String {
 /// Runs `shipote flow ls|top` (cat is run before connecting).
 pub async fn run(s: &mut Session, c: FlowCommand) -> Result<String, Failure> {
     match c {
-        FlowCommand::Ls => {
-            match s.call(&Request::FlowList).await? {
-                Response::FlowList { items } => {
-                    if s.json {
-                        let v: Vec<_> = items
+        FlowCommand::Ls => match s.call(&Request::FlowList).await? {
+            Response::FlowList { items } => {
+                let names = edge_names(s).await?;
+                if s.json {
+                    let v: Vec<_> = items
                         .iter()
-                        .map(|i| json!({ "pipeline": i.pipeline.to_string(), "sockets": i.sockets }))
+                        .flat_map(|i| {
+                            i.sockets.iter().map(|socket| {
+                                let (label, edge) = edge_of(&names, socket);
+                                json!({ "pipeline": i.pipeline.to_string(), "label": label,
+                                            "edge": edge, "socket": socket })
+                            })
+                        })
                         .collect();
-                        return Ok(format!("{}\n", json!(v)));
-                    }
-                    if items.is_empty() {
-                        return Ok("no live flows; run a pipeline with --tap\n".into());
-                    }
-                    let mut t = Table::new(["PIPELINE", "SOCKET"]);
-                    for i in &items {
-                        for socket in &i.sockets {
-                            t.row([&i.pipeline.to_string(), &socket.display().to_string()]);
-                        }
-                    }
-                    Ok(t.render())
+                    return Ok(format!("{}\n", json!(v)));
                 }
-                other => Err(Failure::Unexpected(Box::new(other))),
+                if items.is_empty() {
+                    return Ok("no live flows; run a pipeline with --tap\n".into());
+                }
+                let mut t = Table::new(["PIPELINE", "EDGE", "SOCKET"]);
+                for i in &items {
+                    for socket in &i.sockets {
+                        let (label, edge) = edge_of(&names, socket);
+                        t.row([label, &edge, &socket.display().to_string()]);
+                    }
+                }
+                Ok(t.render())
             }
-        }
+            other => Err(Failure::Unexpected(Box::new(other))),
+        },
         FlowCommand::Top { interval, once } => {
             let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
             // The first answer's rates are averages since each flow began.
@@ -103,18 +139,20 @@ pub async fn run(s: &mut Session, c: FlowCommand) -> Result<String, Failure> {
                     Response::FlowThroughput { items } => items,
                     other => return Err(Failure::Unexpected(Box::new(other))),
                 };
+                let names = edge_names(s).await?;
                 let text = if s.json {
                     let v: Vec<_> = items
                         .iter()
                         .map(|i| {
-                            json!({ "socket": i.socket, "bytes_total": i.bytes_total,
-                                    "bytes_per_sec": i.bytes_per_sec, "subscribers": i.subscribers,
+                            let (label, edge) = edge_of(&names, &i.socket);
+                            json!({ "pipeline": label, "edge": edge, "socket": i.socket, "bytes_total": i.bytes_total,
+                                    "bytes_per_sec": i.bytes_per_sec.round(), "subscribers": i.subscribers,
                                     "dropped_bytes": i.dropped_bytes })
                         })
                         .collect();
                     format!("{}\n", json!(v))
                 } else {
-                    table(&items)
+                    table(&items, &names)
                 };
                 if once {
                     return Ok(text);

@@ -17,9 +17,17 @@ use shipote_protocol::{ErrorCode, Request, Response};
 use std::path::PathBuf;
 use std::time::Instant;
 
+/// How values are written, for `--help` and the man page.
+const UNITS_HELP: &str = "\
+Durations: 500ms, 30s, 10m, 2h, 1d, or several as systemd writes them (1h30m,
+2m 30s); a bare number is seconds, as in systemd. Every stop's grace period
+(ws stop, pipeline stop, stop, restart) defaults to 1s.
+Sizes: 512M, 2G, 1.5T (binary units: 1K = 1024 bytes), or max; a bare number
+is bytes. Sizes larger than the machine's memory are accepted with a warning.";
+
 /// shipote: run and watch contained workspaces through the shipoted daemon.
 #[derive(Debug, clap::Parser)]
-#[command(name = "shipote", version, about, long_about)]
+#[command(name = "shipote", version, about, long_about, after_long_help = UNITS_HELP)]
 pub struct Cli {
     /// The daemon's socket (default: $XDG_RUNTIME_DIR/shipote.sock, else
     /// /run/user/$UID/shipote.sock, else /tmp/shipote-$UID.sock).
@@ -176,19 +184,28 @@ fn emit(text: &str) {
 /// Runs the parsed command line and reports how it went.
 pub async fn run(cli: Cli) -> Outcome {
     // Discern reads its inputs before any connection, and --local needs none.
+    // An unreadable file is named on stderr and the others are still
+    // discerned, as file(1) does; the exit code is then 1.
     let mut discern_inputs = Vec::new();
+    let mut unreadable = false;
     if let Command::Discern(a) = &cli.command {
-        match discern::read(a) {
-            Err(message) => {
-                eprintln!("shipote: {message}");
-                return Outcome::CouldNotAsk;
-            }
-            Ok(inputs) if a.local => {
-                emit(&discern::local(&inputs, cli.json));
-                return Outcome::Ok;
-            }
-            Ok(inputs) => discern_inputs = inputs,
+        let (inputs, errors) = discern::read(a);
+        for message in &errors {
+            eprintln!("shipote: {message}");
         }
+        unreadable = !errors.is_empty();
+        if inputs.is_empty() {
+            return Outcome::CouldNotAsk;
+        }
+        if a.local {
+            emit(&discern::local(&inputs, cli.json));
+            return if unreadable {
+                Outcome::Refused
+            } else {
+                Outcome::Ok
+            };
+        }
+        discern_inputs = inputs;
     }
     // A flow subscriber talks to the flow socket, not to the daemon.
     if let Command::Flow(flow::FlowCommand::Cat { socket }) = &cli.command {
@@ -245,11 +262,15 @@ pub async fn run(cli: Cli) -> Outcome {
     match result {
         Ok(out) => {
             emit(&out);
-            Outcome::Ok
+            if unreadable {
+                Outcome::Refused
+            } else {
+                Outcome::Ok
+            }
         }
         Err(Failure::Daemon { code, message }) => {
             if cli.json {
-                let e = json!({ "error": { "code": format!("{code:?}"), "message": message } });
+                let e = json!({ "error": { "code": code, "message": message } });
                 emit(&format!("{e}\n"));
             }
             eprintln!("shipote: {message}");

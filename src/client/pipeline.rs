@@ -32,7 +32,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The running pipelines.
-async fn running(s: &mut Session) -> Result<Vec<shipote_protocol::PipelineInfo>, Failure> {
+pub(super) async fn running(
+    s: &mut Session,
+) -> Result<Vec<shipote_protocol::PipelineInfo>, Failure> {
     match s.call(&Request::PipelineList).await? {
         Response::PipelineList { items } => Ok(items),
         other => Err(Failure::Unexpected(Box::new(other))),
@@ -60,8 +62,8 @@ pub enum PipelineCommand {
     Stop {
         /// The pipeline's id or label (of a running one).
         pipeline: String,
-        /// Time between SIGTERM and SIGKILL, e.g. 2s, 500ms.
-        #[arg(long, default_value = "2s", value_parser = super::units::parse_duration_ms, value_name = "DURATION")]
+        /// Time between SIGTERM and SIGKILL, e.g. 2s; 0 kills at once.
+        #[arg(long, value_parser = super::units::parse_duration_ms, default_value = super::units::DEFAULT_GRACE, value_name = "DURATION")]
         grace: u64,
     },
     /// Save the pipeline a file describes under a name (${KEY} kept).
@@ -350,7 +352,7 @@ pub async fn run(s: &mut Session, c: PipelineCommand) -> Result<String, Failure>
                     &p.workspace.to_string(),
                     &p.commands.to_string(),
                     &p.alive.to_string(),
-                    &p.taps.to_string(),
+                    &p.taps.len().to_string(),
                 ]);
             }
             Ok(t.render())

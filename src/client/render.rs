@@ -1,5 +1,11 @@
 //! Human output: aligned tables and units a person reads.
 
+/// A ratio or percentage for JSON, rounded to what it means (0.95, not
+/// 0.949999988079071: an `f32` widened to `f64`).
+pub fn hundredths(v: f64) -> f64 {
+    (v * 100.0).round() / 100.0
+}
+
 /// A table whose columns are padded to their widest cell.
 #[derive(Debug)]
 pub struct Table {

@@ -1,5 +1,9 @@
 //! Human units in: sizes (`512M`), durations (`10m`), CPU (`150%`, `1.5`).
 
+/// The time between SIGTERM and SIGKILL of every stop (a workspace, a
+/// pipeline, a command) unless --grace says otherwise.
+pub const DEFAULT_GRACE: &str = "1s";
+
 /// Splits `1.5G` into the number and what follows it.
 fn split_number(t: &str) -> Option<(f64, &str)> {
     let split = t

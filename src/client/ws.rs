@@ -1,6 +1,6 @@
 //! `shipote ws ...`: create, list, stop and watch workspaces.
 
-use super::render::{human_bytes, human_duration, sparkline, Table};
+use super::render::{human_bytes, human_duration, hundredths, sparkline, Table};
 use super::units::{parse_cpu_percent, parse_duration_ms, parse_size};
 use super::{Failure, Session};
 use serde_json::json;
@@ -80,7 +80,7 @@ pub enum WsCommand {
         /// Its id or label.
         workspace: String,
         /// Time between SIGTERM and SIGKILL, e.g. 2s; 0 kills at once.
-        #[arg(long, value_parser = parse_duration_ms, default_value = "1s", value_name = "DURATION")]
+        #[arg(long, value_parser = parse_duration_ms, default_value = super::units::DEFAULT_GRACE, value_name = "DURATION")]
         grace: u64,
     },
     /// Resource use of every workspace.
@@ -513,7 +513,9 @@ fn opt_bytes(v: Option<u64>) -> String {
 }
 
 fn stats_json(i: &WorkspaceStatsInfo) -> serde_json::Value {
-    serde_json::to_value(i).expect("json")
+    let mut v = serde_json::to_value(i).expect("json");
+    v["cpu_percent"] = i.cpu_percent.map(|p| hundredths(p.into())).into();
+    v
 }
 
 fn quota_text(q: &QuotaReportInfo) -> String {

@@ -24,9 +24,14 @@ pub struct DaemonArgs {
     #[arg(long, value_enum, default_value = "auto", value_name = "WHERE")]
     pub log_target: LogTarget,
 
-    /// Milliseconds busy connections get to finish at shutdown.
-    #[arg(long, default_value_t = 5000, value_name = "MS")]
+    /// How long busy connections get to finish at shutdown, e.g. 5s, 500ms.
+    #[arg(long = "shutdown-grace", default_value = "5s", value_name = "DURATION",
+          value_parser = crate::client::units::parse_duration_ms)]
     pub shutdown_grace_ms: u64,
+
+    /// The same in milliseconds (the earlier spelling, kept working).
+    #[arg(long = "shutdown-grace-ms", hide = true, value_name = "MS")]
+    pub old_shutdown_grace_ms: Option<u64>,
 
     /// Workspace backend: auto picks systemd when a user manager answers on the
     /// user bus, else a writable cgroup v2 subtree, else process groups.
@@ -38,10 +43,15 @@ pub struct DaemonArgs {
     #[arg(long, value_name = "DIR")]
     pub cgroup_root: Option<PathBuf>,
 
-    /// First restart delay of commands run with restart_on_failure, in ms
+    /// First restart delay of commands run with --restart, e.g. 500ms
     /// (doubles per failure in a row, at most 30 s).
-    #[arg(long, default_value_t = 500, value_name = "MS")]
+    #[arg(long = "restart-backoff", default_value = "500ms", value_name = "DURATION",
+          value_parser = crate::client::units::parse_duration_ms)]
     pub restart_backoff_ms: u64,
+
+    /// The same in milliseconds (the earlier spelling, kept working).
+    #[arg(long = "restart-backoff-ms", hide = true, value_name = "MS")]
+    pub old_restart_backoff_ms: Option<u64>,
 
     /// Persistent state (default: $XDG_STATE_HOME/shipote, else
     /// ~/.local/state/shipote).

@@ -36,6 +36,12 @@ pub struct TapState {
     pub ended: AtomicBool,
     /// The discernment of the first bytes, once they came.
     pub discerned: Mutex<Option<crate::discern::Discernment>>,
+    /// The flow's first bytes were text: a subscriber joining mid-line
+    /// starts at the next line.
+    pub text: AtomicBool,
+    /// The last byte moved was not a newline, or was moved unseen (spliced
+    /// while nobody listened): a subscriber joining now is mid-line.
+    pub mid_line: AtomicBool,
 }
 
 /// A token bucket: `rate` bytes per second, capacity one second of rate.
@@ -75,7 +81,16 @@ impl Bucket {
     }
 }
 
-type Subscribers = Arc<Mutex<Vec<UnixStream>>>;
+type Subscribers = Arc<Mutex<Vec<Subscriber>>>;
+
+/// One connection to a flow socket.
+#[derive(Debug)]
+struct Subscriber {
+    conn: UnixStream,
+    /// It joined a text flow mid-line: what comes before the next newline
+    /// is not sent (a partial line is not what `flow cat` users expect).
+    skip_to_line: bool,
+}
 
 /// A running tap.
 #[derive(Debug)]
@@ -169,7 +184,11 @@ fn accept(listener: UnixListener, subs: &Subscribers, state: &TapState) {
             continue;
         }
         if let Ok(mut s) = subs.lock() {
-            s.push(conn);
+            // Read under the lock `publish` updates it under: the flag is the
+            // one for the next chunk this subscriber gets.
+            let skip_to_line =
+                state.text.load(Ordering::Relaxed) && state.mid_line.load(Ordering::Relaxed);
+            s.push(Subscriber { conn, skip_to_line });
             state.subscribers.store(s.len() as u64, Ordering::Relaxed);
         }
     }
@@ -222,12 +241,16 @@ fn run(
             if discerning {
                 discerning = false;
                 let sample = &buf[..n.min(DISCERN_BYTES)];
-                if let Ok(mut d) = state.discerned.lock() {
-                    *d = Some(crate::discern::discern(sample, None));
+                let d = crate::discern::discern(sample, None);
+                state.text.store(d.encoding.is_some(), Ordering::Relaxed);
+                if let Ok(mut slot) = state.discerned.lock() {
+                    *slot = Some(d);
                 }
             }
             if !state.unpublished.load(Ordering::Acquire) {
                 publish(&buf[..n], subs, state);
+            } else {
+                state.mid_line.store(buf[n - 1] != b'\n', Ordering::Relaxed);
             }
             let mut left = n;
             while left > 0 {
@@ -256,7 +279,10 @@ fn run(
                 SpliceFFlags::SPLICE_F_MOVE,
             ) {
                 Ok(0) => break,
-                Ok(n) => n,
+                Ok(n) => {
+                    state.mid_line.store(true, Ordering::Relaxed);
+                    n
+                }
                 Err(nix::errno::Errno::EINTR) => continue,
                 // EPIPE: the consumer left; dropping src gives the producer EPIPE.
                 Err(_) => break,
@@ -271,14 +297,28 @@ fn run(
 
 /// Sends `data` to every subscriber without waiting: what a subscriber's
 /// socket cannot take now is lost for it (and counted); a subscriber that
-/// hung up is let go.
+/// hung up is let go. One that joined a text flow mid-line gets it from the
+/// next line on.
 fn publish(data: &[u8], subs: &Subscribers, state: &TapState) {
     use std::io::Write;
     let Ok(mut list) = subs.lock() else { return };
+    state
+        .mid_line
+        .store(data.last().is_some_and(|&b| b != b'\n'), Ordering::Relaxed);
     list.retain_mut(|s| {
+        let mut data = data;
+        if s.skip_to_line {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(nl) => {
+                    s.skip_to_line = false;
+                    data = &data[nl + 1..];
+                }
+                None => return true,
+            }
+        }
         let mut sent = 0;
         while sent < data.len() {
-            match s.write(&data[sent..]) {
+            match s.conn.write(&data[sent..]) {
                 Ok(0) => return false,
                 Ok(k) => sent += k,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
@@ -299,6 +339,51 @@ fn publish(data: &[u8], subs: &Subscribers, state: &TapState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Read;
+
+    #[test]
+    fn a_subscriber_joining_a_text_flow_mid_line_starts_at_the_next_line() {
+        let state = TapState::default();
+        state.text.store(true, Ordering::Relaxed);
+        let subs: Subscribers = Arc::default();
+        let add = |skip: bool| {
+            let (ours, theirs) = UnixStream::pair().unwrap();
+            ours.set_nonblocking(true).unwrap();
+            let skip_to_line = skip
+                && state.text.load(Ordering::Relaxed)
+                && state.mid_line.load(Ordering::Relaxed);
+            subs.lock().unwrap().push(Subscriber {
+                conn: ours,
+                skip_to_line,
+            });
+            theirs
+        };
+        let early = add(true);
+        publish(b"one\ntw", &subs, &state);
+        assert!(state.mid_line.load(Ordering::Relaxed));
+        let late = add(true);
+        publish(b"o\nthree\n", &subs, &state);
+        let after_newline = add(true);
+        publish(b"four\n", &subs, &state);
+        subs.lock().unwrap().clear();
+        let read = |mut s: UnixStream| {
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            out
+        };
+        assert_eq!(
+            read(early),
+            "one\ntwo\nthree\nfour\n",
+            "joined before any byte"
+        );
+        assert_eq!(read(late), "three\nfour\n", "joined mid-line");
+        assert_eq!(read(after_newline), "four\n", "joined on a line boundary");
+        assert_eq!(
+            state.dropped.load(Ordering::Relaxed),
+            0,
+            "skipping is not loss"
+        );
+    }
 
     #[test]
     fn the_bucket_lets_bursts_pass_and_holds_the_rate() {

@@ -354,7 +354,7 @@ fn fallback_warnings(spec: &WorkspaceSpec, controllers: &[String]) -> Vec<String
     if spec.ttl_ms.is_some() {
         // The daemon's own timer still enforces it; say that it is not backed
         // by systemd.
-        w.push("ttl is enforced by shipoted only (no systemd RuntimeMaxSec here): it does not fire while the daemon is down".into());
+        w.push("--ttl (ttl_ms) is enforced by shipoted only (no systemd RuntimeMaxSec here): it does not fire while the daemon is down".into());
     }
     w
 }

@@ -320,7 +320,15 @@ impl Supervisor {
                     workspace: p.workspace,
                     commands: p.commands.len() as u32,
                     alive: alive as u32,
-                    taps: p.taps.len() as u32,
+                    taps: p
+                        .taps
+                        .iter()
+                        .map(|t| shipote_protocol::TapInfo {
+                            from: t.edge.from.clone(),
+                            to: t.edge.to.clone(),
+                            socket: t.published().cloned(),
+                        })
+                        .collect(),
                 }
             })
             .collect();
