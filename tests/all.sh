@@ -11,13 +11,15 @@ vm=1
 step() { printf '\n== %s\n' "$*"; }
 
 # What a fresh Debian 12 machine lacks (a no-op when it is all there): the
-# packaging tools, and for the VM tier qemu and mmdebstrap (tests/vm/host-deps.sh).
+# packaging tools, tmux (shipote top is tested in it), python3 (the Python
+# client's tests), and for the VM tier qemu and mmdebstrap (tests/vm/host-deps.sh).
 export PATH="$HOME/.cargo/bin:$PATH"
-if ! command -v dh >/dev/null || ! command -v lintian >/dev/null; then
-    step "installing debhelper, lintian, dpkg-dev"
+if ! command -v dh >/dev/null || ! command -v lintian >/dev/null \
+    || ! command -v tmux >/dev/null || ! command -v python3 >/dev/null; then
+    step "installing debhelper, lintian, dpkg-dev, tmux, python3"
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        debhelper lintian dpkg-dev >/dev/null
+        debhelper lintian dpkg-dev tmux python3 >/dev/null
 fi
 if [ "$vm" = 1 ]; then
     tests/vm/host-deps.sh

@@ -212,7 +212,20 @@ pub enum Request {
     },
     /// The running pipelines. Answered with [`Response::PipelineList`].
     PipelineList,
+    /// What a live view shows, in one round trip: every live workspace with
+    /// its latest sample, limits and recent history, and one workspace's
+    /// commands with their own usage. Answered with [`Response::Top`].
+    Top {
+        /// The workspace whose commands to include.
+        selected: Option<WorkspaceId>,
+        /// How many of the newest samples of each workspace's history (at
+        /// most [`TOP_HISTORY_MAX`]).
+        history: u32,
+    },
 }
+
+/// Most history samples per workspace a [`Request::Top`] gets.
+pub const TOP_HISTORY_MAX: u32 = 120;
 
 /// Which captured stream of a command.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -463,6 +476,50 @@ pub enum Response {
         /// Oldest first.
         items: Vec<PipelineInfo>,
     },
+    /// Answer to [`Request::Top`].
+    Top {
+        /// Every live workspace, oldest first.
+        workspaces: Vec<TopWorkspace>,
+        /// The selected workspace's commands (none when none was selected
+        /// or it is gone), in start order.
+        commands: Vec<CommandUsage>,
+    },
+}
+
+/// One live workspace in a [`Response::Top`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TopWorkspace {
+    /// What `WorkspaceList` says of it.
+    pub summary: WorkspaceSummary,
+    /// Its newest sample (none before the first one).
+    pub latest: Option<WorkspaceStatsInfo>,
+    /// CPU use of the newest samples, oldest first, 100 = one core (0 where
+    /// unknown).
+    pub cpu_history: Vec<f32>,
+    /// Resident memory of the newest samples in bytes, oldest first.
+    pub rss_history: Vec<u64>,
+    /// Its memory limit in bytes (MemoryMax), when it has one.
+    pub mem_limit: Option<u64>,
+    /// Its task limit (TasksMax), when it has one.
+    pub tasks_limit: Option<u64>,
+    /// Its CPU quota, 100 = one core, when it has one.
+    pub cpu_quota_percent: Option<u32>,
+    /// Limits are reported, not enforced.
+    pub report_only: bool,
+}
+
+/// One command in a [`Response::Top`]: its record and its own usage, read
+/// from its `cmd-<id>` leaf (or its process group without cgroups).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandUsage {
+    /// As `CommandList` gives it.
+    pub info: CommandInfo,
+    /// Resident memory in bytes, while it runs.
+    pub rss_bytes: Option<u64>,
+    /// CPU time used in microseconds, while it runs.
+    pub cpu_usec: Option<u64>,
+    /// Processes and threads, while it runs.
+    pub tasks: Option<u64>,
 }
 
 impl Request {
@@ -500,6 +557,7 @@ impl Request {
             Request::WorkspaceListStopped => "WorkspaceListStopped",
             Request::CommandRestart { .. } => "CommandRestart",
             Request::PipelineList => "PipelineList",
+            Request::Top { .. } => "Top",
         }
     }
 }
@@ -548,6 +606,7 @@ impl Response {
             Response::CommandSignalled { .. } => "CommandSignalled",
             Response::WorkspaceListStopped { .. } => "WorkspaceListStopped",
             Response::PipelineList { .. } => "PipelineList",
+            Response::Top { .. } => "Top",
         }
     }
 }

@@ -723,7 +723,8 @@ impl From<crate::Response> for Response {
             | R::CommandStopped { .. }
             | R::CommandSignalled { .. }
             | R::WorkspaceListStopped { .. }
-            | R::PipelineList { .. }) => Response::Error {
+            | R::PipelineList { .. }
+            | R::Top { .. }) => Response::Error {
                 message: format!(
                     "internal: a {} answer has no protocol-0 form; send Hello {{ protocol: 1 }} first",
                     other.name()

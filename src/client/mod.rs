@@ -7,6 +7,7 @@ pub mod discern;
 pub mod flow;
 pub mod pipeline;
 pub mod render;
+pub mod top;
 pub mod units;
 pub mod ws;
 
@@ -83,6 +84,10 @@ pub enum Command {
     /// Watch the data flowing through tapped pipeline edges.
     #[command(subcommand)]
     Flow(flow::FlowCommand),
+    /// A live, full-screen view: workspaces, the selected one's commands
+    /// with their own CPU and memory, the followed log and the flows; keys
+    /// stop, kill and restart (? for help).
+    Top(top::TopArgs),
 }
 
 /// How a command ended.
@@ -258,6 +263,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Discern(_) => discern::remote(&mut s, discern_inputs).await,
         Command::Pipeline(c) => pipeline::run(&mut s, c).await,
         Command::Flow(c) => flow::run(&mut s, c).await,
+        Command::Top(a) => top::run(&mut s, a).await,
     };
     match result {
         Ok(out) => {

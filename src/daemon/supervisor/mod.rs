@@ -568,6 +568,7 @@ impl Supervisor {
             Request::WorkspaceList => now(reply, self.workspace_list()),
             Request::WorkspaceListStopped => now(reply, self.workspace_list_stopped()),
             Request::PipelineList => now(reply, self.pipeline_list()),
+            Request::Top { selected, history } => self.top(selected, history, reply),
             Request::WorkspaceDescribe { id } => now(reply, self.workspace_describe(id)),
             Request::WorkspaceStop { id, grace_ms } => {
                 self.stop(id, Duration::from_millis(grace_ms), Some(reply))

@@ -17,6 +17,76 @@ impl Supervisor {
         }
     }
 
+    /// What `shipote top` shows in one answer. The workspaces' figures are
+    /// the sampler's (nothing is read for them); only the selected
+    /// workspace's commands are read, each from its own leaf, off the loop.
+    pub(super) fn top(
+        &self,
+        selected: Option<WorkspaceId>,
+        history: u32,
+        reply: oneshot::Sender<Response>,
+    ) {
+        let keep = history.min(shipote_protocol::TOP_HISTORY_MAX) as usize;
+        let workspaces = self
+            .workspaces
+            .values()
+            .filter(|w| !w.stopping)
+            .map(|w| {
+                let recent = w.history.iter().skip(w.history.len().saturating_sub(keep));
+                let soma = &w.spec.soma;
+                shipote_protocol::TopWorkspace {
+                    summary: w.summary(),
+                    latest: w.history.back().cloned(),
+                    cpu_history: recent
+                        .clone()
+                        .map(|s| s.cpu_percent.unwrap_or(0.0))
+                        .collect(),
+                    rss_history: recent.map(|s| s.rss_bytes.unwrap_or(0)).collect(),
+                    mem_limit: soma.mem_max_bytes,
+                    tasks_limit: soma.tasks_max,
+                    cpu_quota_percent: soma.cpu_quota_percent,
+                    report_only: w.spec.quota_enforce == QuotaEnforce::ReportOnly,
+                }
+            })
+            .collect::<Vec<_>>();
+        type Target = (CommandRec, Option<Cgroup>, Vec<i32>);
+        let targets: Vec<Target> = selected
+            .and_then(|id| self.workspaces.get(&id))
+            .map(|w| {
+                w.commands
+                    .values()
+                    .map(|c| {
+                        let running = c.alive && !c.backoff;
+                        let leaf = c.leaf.clone().or_else(|| w.leaf(c.id)).filter(|_| running);
+                        let groups = if running { vec![c.pid] } else { Vec::new() };
+                        (c.clone(), leaf, groups)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        tokio::task::spawn_blocking(move || {
+            let commands = targets
+                .into_iter()
+                .map(|(c, leaf, groups)| {
+                    let r = (!groups.is_empty()).then(|| match &leaf {
+                        Some(l) if l.exists() => stats::read(Some(l), None, &[]),
+                        _ => stats::read(None, None, &groups),
+                    });
+                    shipote_protocol::CommandUsage {
+                        info: c.info(),
+                        rss_bytes: r.as_ref().and_then(|r| r.rss_bytes),
+                        cpu_usec: r.as_ref().and_then(|r| r.cpu_usec),
+                        tasks: r.as_ref().and_then(|r| r.tasks),
+                    }
+                })
+                .collect();
+            let _ = reply.send(Response::Top {
+                workspaces,
+                commands,
+            });
+        });
+    }
+
     pub(super) fn stats(&mut self, id: WorkspaceId, reply: oneshot::Sender<Response>, full: bool) {
         let Some(ws) = self.workspaces.get(&id) else {
             let _ = reply.send(not_found(id));
