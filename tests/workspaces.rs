@@ -566,3 +566,42 @@ fn report_only_breaches_are_reported_without_cgroups_too() {
     assert!(rss >= 64 << 20, "{stats}");
     assert!(d.cli(&["stop", "q", &id, "--grace", "0"]).status.success());
 }
+
+#[test]
+fn hard_limits_this_host_cannot_enforce_are_watched_and_reported() {
+    // A cgroup subtree without the pids controller (as on these hybrid
+    // hosts): `--tasks 2` cannot be set in the kernel, so the sampler
+    // reports every crossing, named as not enforced. Where the kernel holds
+    // the limit, it is its own breach counters that `ws quota` shows.
+    let root = CgroupRoot::new("unenforced");
+    let d = Daemon::start_cgroup(&root.0);
+    let o = d.cli(&["ws", "create", "t", "--tasks", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let id = run(
+        &d,
+        "t",
+        &["sh", "-c", "sleep 300 & sleep 300 & sleep 300 & wait"],
+    );
+    let enforced = json(&d.cli(&["--json", "ws", "quota", "t"]))["enforced"] == true;
+    if enforced {
+        assert!(
+            !stdout(&d.cli(&["ws", "quota", "t"])).contains("not enforced here"),
+            "a limit the kernel holds is not also watched"
+        );
+    } else {
+        let mut quota = serde_json::Value::Null;
+        assert!(
+            eventually(Duration::from_secs(15), || {
+                quota = json(&d.cli(&["--json", "ws", "quota", "t"]));
+                quota["breaches"].as_array().is_some_and(|b| {
+                    b.iter()
+                        .any(|x| x["kind"] == "pids.max (not enforced here)")
+                })
+            }),
+            "{quota}"
+        );
+        let text = stdout(&d.cli(&["ws", "quota", "t"]));
+        assert!(text.contains("no (crossings are reported)"), "{text}");
+    }
+    assert!(d.cli(&["stop", "t", &id, "--grace", "0"]).status.success());
+}

@@ -238,6 +238,12 @@ pub enum LogStream {
     /// Both, in the order the bytes arrived.
     #[default]
     Both,
+    /// Both, in the order the bytes arrived, as records: each run of one
+    /// stream's bytes is its stream (1 stdout, 2 stderr), its length (u32,
+    /// little-endian) and its bytes. `max_bytes` counts the 5 bytes before
+    /// each record too. For a client that writes each stream to its own
+    /// place in the order they came (`run --wait`).
+    Tagged,
 }
 
 /// The daemon's answer to one [`Request`].

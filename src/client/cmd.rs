@@ -294,6 +294,22 @@ fn emit_now(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
+/// The records of a [`LogStream::Tagged`] read: (stream, bytes); a
+/// truncated last record yields what it has.
+fn tagged_records(mut bytes: &[u8]) -> impl Iterator<Item = (u8, &[u8])> {
+    std::iter::from_fn(move || {
+        if bytes.len() < 5 {
+            return None;
+        }
+        let tag = bytes[0];
+        let len = u32::from_le_bytes([bytes[1], bytes[2], bytes[3], bytes[4]]) as usize;
+        let end = (5 + len).min(bytes.len());
+        let chunk = &bytes[5..end];
+        bytes = &bytes[end..];
+        Some((tag, chunk))
+    })
+}
+
 /// `run --wait`: the command's stdout and stderr to ours as they come,
 /// signals passed on, and its exit status as ours once its output is all
 /// shown.
@@ -334,58 +350,52 @@ async fn attach(s: &mut Session, workspace: WorkspaceId, command: Ulid) -> Resul
                 .await;
         }
     });
-    let mut cursors = [
-        (LogStream::Stdout, None::<u64>, true),
-        (LogStream::Stderr, None::<u64>, true),
-    ];
+    // One cursor over both streams, as tagged records: each run of bytes is
+    // written to our stdout or stderr in the order the command wrote them.
+    let mut from = 0u64;
+    let (mut out_open, mut err_open) = (true, true);
     loop {
-        let mut any = false;
-        let mut running = false;
-        for (stream, from, open) in cursors.iter_mut().filter(|c| c.2) {
-            let req = Request::CommandLogsFrom {
-                workspace,
-                command,
-                stream: *stream,
-                // From the very start: nothing it wrote is missed.
-                from: Some(from.unwrap_or(0)),
-                tail_bytes: 0,
-                max_bytes: u64::MAX,
-            };
-            let (bytes, next, alive) = match s.call(&req).await {
-                Err(e) if transient(&e) => {
-                    eprintln!("shipote: the daemon went away; following again once it is back");
-                    s.reconnect(FOLLOW_RECONNECT).await?;
-                    any = true;
-                    continue;
-                }
-                Err(e) => return Err(e),
-                Ok(Response::CommandLogsFrom {
-                    bytes,
-                    next,
-                    running,
-                    ..
-                }) => (bytes, next, running),
-                Ok(other) => return Err(Failure::Unexpected(Box::new(other))),
-            };
-            let written = if *stream == LogStream::Stdout {
-                let mut out = std::io::stdout().lock();
-                out.write_all(&bytes).and_then(|()| out.flush())
-            } else {
-                let mut err = std::io::stderr().lock();
-                err.write_all(&bytes).and_then(|()| err.flush())
-            };
-            // A reader that went away: that stream is not wanted any more.
-            if written.is_err() {
-                *open = false;
+        let req = Request::CommandLogsFrom {
+            workspace,
+            command,
+            stream: LogStream::Tagged,
+            // From the very start: nothing it wrote is missed.
+            from: Some(from),
+            tail_bytes: 0,
+            max_bytes: u64::MAX,
+        };
+        let (bytes, next, running) = match s.call(&req).await {
+            Err(e) if transient(&e) => {
+                eprintln!("shipote: the daemon went away; following again once it is back");
+                s.reconnect(FOLLOW_RECONNECT).await?;
+                continue;
             }
-            any |= !bytes.is_empty();
-            running |= alive;
-            *from = Some(next);
+            Err(e) => return Err(e),
+            Ok(Response::CommandLogsFrom {
+                bytes,
+                next,
+                running,
+                ..
+            }) => (bytes, next, running),
+            Ok(other) => return Err(Failure::Unexpected(Box::new(other))),
+        };
+        for (tag, chunk) in tagged_records(&bytes) {
+            // A reader that went away: that stream is not wanted any more.
+            if tag == 2 {
+                if err_open {
+                    let mut err = std::io::stderr().lock();
+                    err_open = err.write_all(chunk).and_then(|()| err.flush()).is_ok();
+                }
+            } else if out_open {
+                let mut out = std::io::stdout().lock();
+                out_open = out.write_all(chunk).and_then(|()| out.flush()).is_ok();
+            }
         }
-        if !any && !running {
-            break;
-        }
-        if !any {
+        from = next;
+        if bytes.is_empty() {
+            if !running {
+                break;
+            }
             tokio::time::sleep(FOLLOW_POLL).await;
         }
     }
@@ -714,7 +724,14 @@ async fn follow(
 
 #[cfg(test)]
 mod tests {
-    use super::last_lines;
+    use super::{last_lines, tagged_records};
+
+    #[test]
+    fn tagged_records_are_split_even_when_the_last_is_cut() {
+        let bytes = [&[1, 2, 0, 0, 0][..], b"ab", &[2, 3, 0, 0, 0], b"cd"].concat();
+        let got: Vec<(u8, &[u8])> = tagged_records(&bytes).collect();
+        assert_eq!(got, [(1, &b"ab"[..]), (2, &b"cd"[..])]);
+    }
 
     #[test]
     fn last_lines_are_whole() {

@@ -537,7 +537,7 @@ fn quota_text(q: &QuotaReportInfo) -> String {
         if q.enforced {
             "yes (kernel)"
         } else {
-            "no (reported only)"
+            "no (crossings are reported)"
         },
     ]);
     let mut out = t.render();

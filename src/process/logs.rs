@@ -51,19 +51,35 @@ pub enum Stream {
     Stderr,
     /// Both, in arrival order (readers only).
     Both,
+    /// Both, in arrival order, each run of one stream's bytes as a record:
+    /// its stream (1 stdout, 2 stderr), its length (u32, little-endian),
+    /// its bytes (readers only: `run --wait` writes each to its own fd).
+    Tagged,
 }
+
+/// Bytes before each record of a [`Stream::Tagged`] read.
+pub const TAG_HEADER: u64 = 5;
 
 impl Stream {
     fn tag(self) -> u8 {
         match self {
             Stream::Stdout => 1,
             Stream::Stderr => 2,
-            Stream::Both => 0,
+            Stream::Both | Stream::Tagged => 0,
         }
     }
 
     fn wants(self, tag: u8) -> bool {
-        self == Stream::Both || self.tag() == tag
+        matches!(self, Stream::Both | Stream::Tagged) || self.tag() == tag
+    }
+
+    /// What a range of `len` bytes costs of a read's budget.
+    fn cost(self, len: u64) -> u64 {
+        if self == Stream::Tagged {
+            len + TAG_HEADER
+        } else {
+            len
+        }
     }
 }
 
@@ -176,13 +192,13 @@ impl LogPaths {
                 }
                 if stream.wants(tag) {
                     let take = left.min(u64::from(len));
-                    ranges.push((gi, off + u64::from(len) - take, take));
+                    ranges.push((gi, off + u64::from(len) - take, take, tag));
                     left -= take;
                 }
             }
         }
         ranges.reverse();
-        Ok((read_ranges(&gens, &ranges)?, end))
+        Ok((read_ranges(&gens, &ranges, stream)?, end))
     }
 
     /// Up to `max` bytes of `stream` from position `from` on.
@@ -207,12 +223,12 @@ impl LogPaths {
                 let rec_end = at + u64::from(len);
                 if rec_end > pos {
                     if stream.wants(tag) {
-                        if left == 0 {
+                        if left <= stream.cost(0) {
                             break 'outer;
                         }
-                        let take = left.min(rec_end - pos);
-                        ranges.push((gi, pos - g.start, take));
-                        left -= take;
+                        let take = (left - stream.cost(0)).min(rec_end - pos);
+                        ranges.push((gi, pos - g.start, take, tag));
+                        left -= stream.cost(take);
                         pos += take;
                         if pos < rec_end {
                             break 'outer;
@@ -225,17 +241,24 @@ impl LogPaths {
             }
         }
         Ok(Chunk {
-            bytes: read_ranges(&gens, &ranges)?,
+            bytes: read_ranges(&gens, &ranges, stream)?,
             next: pos,
             skipped,
         })
     }
 }
 
-fn read_ranges(gens: &[Generation], ranges: &[(usize, u64, u64)]) -> std::io::Result<Vec<u8>> {
-    let mut out = Vec::with_capacity(ranges.iter().map(|r| r.2 as usize).sum());
+/// The bytes of `ranges` (generation, offset, length, stream tag), as
+/// records for [`Stream::Tagged`] (a range whose file rotated away while it
+/// was read is left out).
+fn read_ranges(
+    gens: &[Generation],
+    ranges: &[(usize, u64, u64, u8)],
+    stream: Stream,
+) -> std::io::Result<Vec<u8>> {
+    let mut out = Vec::with_capacity(ranges.iter().map(|r| stream.cost(r.2) as usize).sum());
     let mut files: Vec<Option<File>> = gens.iter().map(|_| None).collect();
-    for &(gi, off, len) in ranges {
+    for &(gi, off, len, tag) in ranges {
         let file = match &mut files[gi] {
             Some(f) => f,
             slot => match File::open(&gens[gi].data) {
@@ -245,6 +268,10 @@ fn read_ranges(gens: &[Generation], ranges: &[(usize, u64, u64)]) -> std::io::Re
                 Err(e) => return Err(e),
             },
         };
+        let header = out.len();
+        if stream == Stream::Tagged {
+            out.extend_from_slice(&[tag, 0, 0, 0, 0]);
+        }
         let at = out.len();
         out.resize(at + len as usize, 0);
         let mut got = 0;
@@ -257,6 +284,9 @@ fn read_ranges(gens: &[Generation], ranges: &[(usize, u64, u64)]) -> std::io::Re
             }
         }
         out.truncate(at + got);
+        if stream == Stream::Tagged {
+            out[header + 1..header + 5].copy_from_slice(&(got as u32).to_le_bytes());
+        }
     }
     Ok(out)
 }
@@ -652,6 +682,40 @@ mod tests {
         let paths = LogPaths::new(dir, "c");
         let w = LogWriter::with_caps(paths.clone(), false, cap, idx_cap).unwrap();
         (paths, w)
+    }
+
+    #[test]
+    fn a_tagged_read_says_which_stream_each_run_came_from_within_its_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let (paths, mut w) = writer(dir.path(), 1 << 20, 1 << 20);
+        w.append(Stream::Stdout, b"out\n").unwrap();
+        w.append(Stream::Stderr, b"err\n").unwrap();
+        w.append(Stream::Stdout, b"more\n").unwrap();
+        let c = paths.read_from(Stream::Tagged, 0, 100).unwrap();
+        assert_eq!(
+            c.bytes,
+            [
+                &[1, 4, 0, 0, 0][..],
+                b"out\n",
+                &[2, 4, 0, 0, 0],
+                b"err\n",
+                &[1, 5, 0, 0, 0],
+                b"more\n"
+            ]
+            .concat()
+        );
+        assert_eq!(c.next, 13);
+        // The budget counts the headers: 5 + 4 + 5 + 2 = 16 bytes.
+        let c = paths.read_from(Stream::Tagged, 0, 16).unwrap();
+        assert_eq!(
+            c.bytes,
+            [&[1, 4, 0, 0, 0][..], b"out\n", &[2, 2, 0, 0, 0], b"er"].concat()
+        );
+        assert_eq!(c.next, 6);
+        assert!(c.bytes.len() <= 16);
+        // A budget too small for a header and a byte reads nothing, at once.
+        let c = paths.read_from(Stream::Tagged, 6, 5).unwrap();
+        assert_eq!((c.bytes.len(), c.next), (0, 6));
     }
 
     #[test]

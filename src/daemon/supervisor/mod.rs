@@ -718,6 +718,7 @@ fn log_stream(s: LogStream) -> Stream {
         LogStream::Stdout => Stream::Stdout,
         LogStream::Stderr => Stream::Stderr,
         LogStream::Both => Stream::Both,
+        LogStream::Tagged => Stream::Tagged,
     }
 }
 

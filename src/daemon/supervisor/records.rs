@@ -16,6 +16,10 @@ pub(super) struct Workspace {
     pub(super) history: VecDeque<WorkspaceStatsInfo>,
     pub(super) last_cpu: Option<(Instant, u64)>,
     pub(super) peak_seen: u64,
+    /// Whether the kernel holds its limits (its cgroup has memory.max or
+    /// pids.max), found at its first sample; where it does not, crossings
+    /// are reported as for `--report-only`.
+    pub(super) kernel_limits: Option<bool>,
     pub(super) report_breaches: BTreeMap<String, u64>,
     pub(super) stopping: bool,
     pub(super) commands: BTreeMap<Ulid, CommandRec>,
@@ -276,6 +280,7 @@ impl Workspace {
             history: VecDeque::new(),
             last_cpu: None,
             peak_seen: 0,
+            kernel_limits: None,
             report_breaches: BTreeMap::new(),
             stopping: false,
             commands: BTreeMap::new(),

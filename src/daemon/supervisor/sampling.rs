@@ -246,7 +246,19 @@ impl Supervisor {
                 .peak_seen
                 .max(r.rss_bytes.unwrap_or(0))
                 .max(r.rss_peak_bytes.unwrap_or(0));
-            if ws.spec.quota_enforce == QuotaEnforce::ReportOnly {
+            let kernel = *ws.kernel_limits.get_or_insert_with(|| {
+                ws.created.cgroup.as_ref().is_some_and(|c| {
+                    c.dir().join("memory.max").exists() || c.dir().join("pids.max").exists()
+                })
+            });
+            // Limits the kernel does not hold are watched here: asked so
+            // (--report-only), or where this host cannot enforce them.
+            let watched = match ws.spec.quota_enforce {
+                QuotaEnforce::ReportOnly => Some("report-only"),
+                QuotaEnforce::Hard if !kernel => Some("not enforced here"),
+                QuotaEnforce::Hard => None,
+            };
+            if let Some(why) = watched {
                 let soma = &ws.spec.soma;
                 if let (Some(limit), Some(rss)) = (soma.mem_max_bytes, r.rss_bytes) {
                     // A peak between two samples counts too (memory.peak,
@@ -256,14 +268,14 @@ impl Supervisor {
                         .is_some_and(|p| p > limit && p > peak_before);
                     if rss > limit || peaked {
                         *ws.report_breaches
-                            .entry("memory.max (report-only)".into())
+                            .entry(format!("memory.max ({why})"))
                             .or_default() += 1;
                     }
                 }
                 if let (Some(limit), Some(tasks)) = (soma.tasks_max, r.tasks) {
                     if tasks > limit {
                         *ws.report_breaches
-                            .entry("pids.max (report-only)".into())
+                            .entry(format!("pids.max ({why})"))
                             .or_default() += 1;
                     }
                 }
