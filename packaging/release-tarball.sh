@@ -19,8 +19,8 @@ root="$stage/shipote-$version-$arch-linux"
 target/release/shipote-gen "$stage/gen"
 install -D -m 0755 -t "$root/bin" target/release/shipoted target/release/shipote
 install -D -m 0644 -t "$root/lib/systemd/user" units/shipote.service units/shipote.socket units/shipote.slice
-install -D -m 0644 "$stage/gen/man/shipote.1" "$root/share/man/man1/shipote.1"
-install -D -m 0644 "$stage/gen/man/shipoted.8" "$root/share/man/man8/shipoted.8"
+install -D -m 0644 -t "$root/share/man/man1" "$stage"/gen/man/*.1
+install -D -m 0644 -t "$root/share/man/man8" "$stage"/gen/man/*.8
 install -D -m 0644 "$stage/gen/completions/shipote.bash" "$root/share/bash-completion/completions/shipote"
 install -D -m 0644 "$stage/gen/completions/_shipote" "$root/share/zsh/vendor-completions/_shipote"
 install -D -m 0644 "$stage/gen/completions/shipote.fish" "$root/share/fish/vendor_completions.d/shipote.fish"

@@ -4,6 +4,13 @@ use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    // With SHIPOTE_COMPLETE set (by the shells' completion scripts), print
+    // completions for the words given and exit; otherwise nothing happens.
+    clap_complete::CompleteEnv::with_factory(
+        <shipote::client::Cli as clap::CommandFactory>::command,
+    )
+    .var(shipote::client::complete::ENV)
+    .complete();
     let cli = match shipote::client::Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -27,6 +27,7 @@ fn parse_env(kv: &str) -> Result<(String, String), String> {
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
     /// The workspace (id or label).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::workspaces))]
     pub workspace: String,
     /// Add a variable to the command's environment; KEY alone passes this
     /// shell's value (e.g. -e PATH). Commands start from a clean environment
@@ -64,8 +65,10 @@ pub struct RunArgs {
 #[derive(Debug, clap::Args)]
 pub struct LogsArgs {
     /// The workspace (id or label).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::workspaces))]
     pub workspace: String,
     /// The command (id, id prefix, or label: the newest with that label).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::commands))]
     pub command: String,
     /// How much of the end to show, in bytes, e.g. 4K, 1M.
     #[arg(long, value_parser = parse_size, default_value = "4K", value_name = "SIZE", conflicts_with = "lines")]
@@ -89,8 +92,10 @@ pub struct LogsArgs {
 #[derive(Debug, clap::Args)]
 pub struct StopArgs {
     /// The workspace (id or label).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::workspaces))]
     pub workspace: String,
     /// The command (id, id prefix, or label).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::commands))]
     pub command: String,
     /// Time between SIGTERM and SIGKILL, e.g. 2s; 0 kills at once.
     #[arg(long, value_parser = super::units::parse_duration_ms, default_value = super::units::DEFAULT_GRACE, value_name = "DURATION")]
@@ -101,8 +106,10 @@ pub struct StopArgs {
 #[derive(Debug, clap::Args)]
 pub struct KillArgs {
     /// The workspace (id or label).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::workspaces))]
     pub workspace: String,
     /// The command (id, id prefix, or label).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::commands))]
     pub command: String,
     /// The signal: a name (TERM, SIGHUP, usr1) or a number.
     #[arg(long, short = 's', default_value = "TERM", value_parser = parse_signal, value_name = "SIGNAL")]
@@ -253,8 +260,10 @@ pub async fn kill(s: &mut Session, a: KillArgs) -> Result<String, Failure> {
 #[derive(Debug, clap::Args)]
 pub struct WaitArgs {
     /// The workspace (id or label).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::workspaces))]
     pub workspace: String,
     /// The command (id, id prefix, or label).
+    #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::commands))]
     pub command: String,
 }
 

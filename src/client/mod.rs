@@ -3,6 +3,7 @@
 //! 2 could not ask (usage, no daemon, protocol failure).
 
 pub mod cmd;
+pub mod complete;
 pub mod discern;
 pub mod flow;
 pub mod pipeline;
@@ -61,6 +62,7 @@ pub enum Command {
     /// List a workspace's commands (without one: every live workspace's).
     Ps {
         /// The workspace (id or label); none: all live workspaces.
+        #[arg(add = clap_complete::ArgValueCandidates::new(complete::workspaces))]
         workspace: Option<String>,
     },
     /// Show the end of a command's captured output.

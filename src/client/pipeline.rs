@@ -55,12 +55,13 @@ pub enum PipelineCommand {
         #[arg(long)]
         tap: bool,
         /// Run it in this workspace instead of the file's.
-        #[arg(long, value_name = "WS")]
+        #[arg(long, value_name = "WS", add = clap_complete::ArgValueCandidates::new(super::complete::workspaces))]
         workspace: Option<String>,
     },
     /// Stop a pipeline's processes (and their descendants).
     Stop {
         /// The pipeline's id or label (of a running one).
+        #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::pipelines))]
         pipeline: String,
         /// Time between SIGTERM and SIGKILL, e.g. 2s; 0 kills at once.
         #[arg(long, value_parser = super::units::parse_duration_ms, default_value = super::units::DEFAULT_GRACE, value_name = "DURATION")]
@@ -73,7 +74,7 @@ pub enum PipelineCommand {
         /// The pipeline file (TOML).
         file: PathBuf,
         /// Save it for this workspace instead of the file's.
-        #[arg(long, value_name = "WS")]
+        #[arg(long, value_name = "WS", add = clap_complete::ArgValueCandidates::new(super::complete::workspaces))]
         workspace: Option<String>,
     },
     /// List the saved pipelines.
@@ -83,11 +84,13 @@ pub enum PipelineCommand {
     /// Delete a saved pipeline.
     Rm {
         /// Its name.
+        #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::saved_pipelines))]
         name: String,
     },
     /// Start a saved pipeline.
     Start {
         /// Its name.
+        #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::saved_pipelines))]
         name: String,
         /// A value for ${KEY}.
         #[arg(long = "var", value_parser = parse_var, value_name = "KEY=VALUE")]

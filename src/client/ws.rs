@@ -78,6 +78,7 @@ pub enum WsCommand {
     /// Stop a workspace: SIGTERM to its processes, SIGKILL after the grace period.
     Stop {
         /// Its id or label.
+        #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::workspaces))]
         workspace: String,
         /// Time between SIGTERM and SIGKILL, e.g. 2s; 0 kills at once.
         #[arg(long, value_parser = parse_duration_ms, default_value = super::units::DEFAULT_GRACE, value_name = "DURATION")]
@@ -88,11 +89,13 @@ pub enum WsCommand {
     /// Limits in force and breaches of one workspace.
     Quota {
         /// Its id or label.
+        #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::workspaces))]
         workspace: String,
     },
     /// Resource history sampled by the daemon.
     History {
         /// Its id or label.
+        #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::workspaces))]
         workspace: String,
         /// How many of the newest samples.
         #[arg(long, default_value_t = 30, value_name = "N")]
@@ -101,6 +104,7 @@ pub enum WsCommand {
     /// Everything about one workspace.
     Show {
         /// Its id or label.
+        #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::workspaces))]
         workspace: String,
     },
 }

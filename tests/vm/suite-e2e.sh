@@ -18,7 +18,7 @@ export -f as_user as_tester as_intruder wait_for user_show leftovers
 check "binaries installed" test -x /usr/bin/shipoted -a -x /usr/bin/shipote
 check "user units installed" test -f /usr/lib/systemd/user/shipote.service \
     -a -f /usr/lib/systemd/user/shipote.socket -a -f /usr/lib/systemd/user/shipote.slice
-check "man pages installed" test -f /usr/share/man/man1/shipote.1.gz -a -f /usr/share/man/man8/shipoted.8.gz
+check "man pages installed, one per subcommand" test -f /usr/share/man/man1/shipote.1.gz -a -f /usr/share/man/man8/shipoted.8.gz -a -f /usr/share/man/man1/shipote-ws-create.1.gz -a -f /usr/share/man/man1/shipote-top.1.gz
 check "socket enabled for users the Debian way" \
     bash -c '[ "$(as_tester systemctl --user is-enabled shipote.socket)" = enabled ]'
 
@@ -66,6 +66,14 @@ check "caps reports the systemd backend and version" \
     bash -c 'as_tester shipote caps | grep -E "^backend +systemd" && as_tester shipote caps | grep -E "^systemd +25[0-9]"'
 check "ws create with limits, no warnings" \
     bash -c 'out=$(as_tester shipote ws create lim --mem 64M --tasks 20 --cpu 20% 2>&1); echo "$out"; ! echo "$out" | grep -q warning'
+complete_ps() {
+    as_tester bash -c 'source /usr/share/bash-completion/completions/shipote
+        COMP_WORDS=(shipote ps ""); COMP_CWORD=2
+        _clap_complete_shipote shipote "" ps; echo "${COMPREPLY[*]}"'
+}
+export -f complete_ps
+check "the packaged bash completion completes workspace labels from the daemon" \
+    bash -c 'complete_ps | tee /dev/stderr | grep -qw lim'
 check "io weight is warned about (io is not delegated)" \
     bash -c 'as_tester shipote ws create iow --io-weight 200 2>&1 | grep -q "io controller is not delegated to the user manager; --io-weight (io_weight) is not enforced"'
 check "scope in shipote.slice with Delegate and the limits" \

@@ -1,12 +1,15 @@
 //! Generates shipote's man pages and shell completions from the CLI definitions.
 //!
 //! `shipote-gen OUT_DIR` writes:
-//! - `man/shipote.1`, `man/shipoted.8`
-//! - `completions/shipote.bash`, `completions/_shipote`, `completions/shipote.fish`
+//! - `man/shipote.1` and a page per subcommand (`man/shipote-ws-create.1`,
+//!   named as git names its pages), `man/shipoted.8`
+//! - `completions/shipote.bash`, `completions/_shipote`, `completions/shipote.fish`:
+//!   scripts that call `shipote` back at each Tab (`SHIPOTE_COMPLETE=<shell>`),
+//!   so workspace, command and pipeline names come from the running daemon
 
 use anyhow::Context;
 use clap::CommandFactory;
-use clap_complete::Shell;
+use clap_complete::env::{Bash, EnvCompleter, Fish, Zsh};
 use std::path::{Path, PathBuf};
 
 fn main() -> anyhow::Result<()> {
@@ -20,34 +23,49 @@ fn main() -> anyhow::Result<()> {
     std::fs::create_dir_all(&man)?;
     std::fs::create_dir_all(&completions)?;
 
-    write_man(shipote::client::Cli::command(), "1", &man.join("shipote.1"))?;
-    write_man(
-        shipote::daemon::args::DaemonArgs::command(),
-        "8",
-        &man.join("shipoted.8"),
-    )?;
+    write_man_tree(shipote::client::Cli::command(), "1", &man)?;
+    write_man_tree(shipote::daemon::args::DaemonArgs::command(), "8", &man)?;
 
+    let env = shipote::client::complete::ENV;
     for (shell, file) in [
-        (Shell::Bash, "shipote.bash"),
-        (Shell::Zsh, "_shipote"),
-        (Shell::Fish, "shipote.fish"),
+        (&Bash as &dyn EnvCompleter, "shipote.bash"),
+        (&Zsh, "_shipote"),
+        (&Fish, "shipote.fish"),
     ] {
-        let mut cmd = shipote::client::Cli::command();
         let mut buf = Vec::new();
-        clap_complete::generate(shell, &mut cmd, "shipote", &mut buf);
+        shell.write_registration(env, "shipote", "shipote", "shipote", &mut buf)?;
+        if file == "_shipote" {
+            // Autoloaded by compinit as the body of `_shipote`: the first
+            // Tab defines the completer, and must also complete.
+            buf.extend_from_slice(
+                b"[[ ${funcstack[1]} == _shipote ]] && _clap_dynamic_completer_shipote \"$@\"\n",
+            );
+        }
         std::fs::write(completions.join(file), buf)?;
     }
     Ok(())
 }
 
-fn write_man(cmd: clap::Command, section: &str, path: &Path) -> anyhow::Result<()> {
-    let cmd = cmd.version(shipote::VERSION);
-    let man = clap_mangen::Man::new(cmd)
+/// The page of `cmd` and of each of its subcommands, recursively: built
+/// first, so each subcommand carries its full name (`shipote-ws-create`),
+/// which its parent's page refers to (`shipote-ws-create(1)`).
+fn write_man_tree(cmd: clap::Command, section: &str, dir: &Path) -> anyhow::Result<()> {
+    let mut cmd = cmd.version(shipote::VERSION).disable_help_subcommand(true);
+    cmd.build();
+    write_pages(&cmd, section, dir)
+}
+
+fn write_pages(cmd: &clap::Command, section: &str, dir: &Path) -> anyhow::Result<()> {
+    for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+        write_pages(sub, section, dir)?;
+    }
+    let man = clap_mangen::Man::new(cmd.clone())
         .section(section)
         .source(format!("shipote {}", shipote::VERSION))
         .manual("shipote manual");
+    let path = dir.join(man.get_filename());
     let mut buf = Vec::new();
     man.render(&mut buf)?;
-    std::fs::write(path, buf).with_context(|| format!("write {}", path.display()))?;
+    std::fs::write(&path, buf).with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }
