@@ -561,3 +561,33 @@ fn keepers_sockets_go_with_their_workspaces() {
     assert_eq!(socks().len(), 1, "{:?}", socks());
     assert!(socks()[0].starts_with("shipote-keep-"), "{:?}", socks());
 }
+
+#[test]
+fn a_command_started_by_the_previous_daemon_can_be_restarted_by_the_next() {
+    let (root, mut d, _dir) = setup("surv-restart");
+    // No restart policy: only its program, kept with it, lets the next
+    // daemon start it again.
+    let id = run(&d, "keep", &["sh", "-c", "echo run; exec sleep 300"]);
+    assert!(eventually(Duration::from_secs(10), || logs(
+        &d,
+        "keep",
+        &id,
+        &[]
+    ) == "run\n"));
+    let before = command(&d, "keep", &id)["pid"].as_u64().unwrap();
+    assert!(d.stop().success());
+    let d2 = successor(&d, &root);
+    let o = d2.cli(&["restart", "keep", &id]);
+    assert!(o.status.success(), "{}\n{}", stderr(&o), d2.log());
+    let after = command(&d2, "keep", &id);
+    assert_eq!(after["alive"], true, "{after}");
+    assert_ne!(after["pid"].as_u64(), Some(before));
+    assert!(!running(before), "the old process was ended first");
+    assert!(eventually(Duration::from_secs(10), || {
+        logs(&d2, "keep", &id, &[]) == "run\nrun\n"
+    }));
+    assert!(d2
+        .cli(&["stop", "keep", &id, "--grace", "0"])
+        .status
+        .success());
+}

@@ -158,6 +158,39 @@ pub(super) struct CommandMeta {
     pub(super) restarts: u32,
     pub(super) failures_in_a_row: u32,
     pub(super) pipeline: Option<(Ulid, String)>,
+    /// What it was started with, for `shipote restart` after a daemon
+    /// restart (since 2026-11-29; metas written before lack it).
+    pub(super) spec: Option<RunSpec>,
+}
+
+/// A meta as daemons before 2026-11-29 wrote it (no `spec`).
+#[derive(Debug, Default, serde::Deserialize)]
+struct CommandMetaV1 {
+    label: String,
+    run: Option<RunSpec>,
+    restarts: u32,
+    failures_in_a_row: u32,
+    pipeline: Option<(Ulid, String)>,
+}
+
+impl CommandMeta {
+    /// Reads a meta of this daemon or of an earlier one (postcard is not
+    /// self-describing: the newer form is tried first); nothing usable, an
+    /// empty one.
+    pub(super) fn decode(bytes: &[u8]) -> Self {
+        if let Ok(m) = postcard::from_bytes::<CommandMeta>(bytes) {
+            return m;
+        }
+        let old: CommandMetaV1 = postcard::from_bytes(bytes).unwrap_or_default();
+        CommandMeta {
+            label: old.label,
+            run: old.run,
+            restarts: old.restarts,
+            failures_in_a_row: old.failures_in_a_row,
+            pipeline: old.pipeline,
+            spec: None,
+        }
+    }
 }
 
 /// What a workspace's keeper keeps of a tapped pipeline edge for the next
@@ -205,6 +238,7 @@ impl CommandRec {
             restarts: self.restart.restarts,
             failures_in_a_row: self.restart.failures_in_a_row,
             pipeline: self.pipeline.clone(),
+            spec: self.spec.clone(),
         };
         postcard::to_allocvec(&meta).unwrap_or_default()
     }

@@ -349,3 +349,51 @@ async fn a_restart_that_cannot_start_says_why_in_ps() {
         Some("restart failed: program vanished")
     );
 }
+
+#[test]
+fn a_command_meta_written_by_an_earlier_daemon_is_still_read() {
+    #[derive(serde::Serialize)]
+    struct Before {
+        label: String,
+        run: Option<RunSpec>,
+        restarts: u32,
+        failures_in_a_row: u32,
+        pipeline: Option<(Ulid, String)>,
+    }
+    let spec = RunSpec {
+        exec: "server".into(),
+        argv: vec!["--port".into(), "8080".into()],
+        envp: vec![("A".into(), "b".into())],
+        cwd: Some("/srv".into()),
+    };
+    let old = postcard::to_allocvec(&Before {
+        label: "server".into(),
+        run: Some(spec.clone()),
+        restarts: 3,
+        failures_in_a_row: 1,
+        pipeline: None,
+    })
+    .unwrap();
+    let m = CommandMeta::decode(&old);
+    assert_eq!(
+        (m.label.as_str(), m.restarts, m.failures_in_a_row),
+        ("server", 3, 1)
+    );
+    assert_eq!(
+        m.run.as_ref().map(|r| r.argv.clone()),
+        Some(spec.argv.clone())
+    );
+    assert!(m.spec.is_none());
+    let new = postcard::to_allocvec(&CommandMeta {
+        spec: Some(spec.clone()),
+        ..m
+    })
+    .unwrap();
+    let m = CommandMeta::decode(&new);
+    assert_eq!(m.spec.map(|s| s.cwd), Some(Some("/srv".into())));
+    assert_eq!(
+        CommandMeta::decode(b"\xff\xff").label,
+        "",
+        "garbage: an empty meta"
+    );
+}

@@ -183,7 +183,7 @@ impl Supervisor {
         let Some(link) = ws.created.link.clone() else {
             return;
         };
-        let meta: CommandMeta = postcard::from_bytes(&h.meta).unwrap_or_default();
+        let meta = CommandMeta::decode(&h.meta);
         let id = h.command;
         // Its pipeline comes back with it (without taps: they did not
         // survive the previous daemon).
@@ -205,6 +205,7 @@ impl Supervisor {
         let logs = self.env.logs(workspace, id);
         let mut rec = CommandRec::new(id, meta.label, logs.clone(), ws.leaf(id));
         rec.pid = h.pid;
+        rec.spec = meta.spec.or_else(|| meta.run.clone());
         rec.run = meta.run;
         rec.restart = RestartState {
             restarts: meta.restarts,
