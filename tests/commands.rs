@@ -166,7 +166,12 @@ fn both_streams_in_arrival_order_and_each_alone() {
     assert_eq!(logs(&d, "w", &id, &[]), "one\ntwo\nthree\n");
     assert_eq!(logs(&d, "w", &id, &["--stdout"]), "one\nthree\n");
     assert_eq!(logs(&d, "w", &id, &["--stderr"]), "two\n");
-    assert_eq!(logs(&d, "w", &id, &["--tail", "6"]), "three\n");
+    assert_eq!(logs(&d, "w", &id, &["-c", "6"]), "three\n");
+    assert_eq!(
+        logs(&d, "w", &id, &["--tail", "2"]),
+        "two\nthree\n",
+        "lines, as docker logs --tail"
+    );
 }
 
 #[test]
@@ -187,7 +192,7 @@ fn huge_output_stays_bounded_and_does_not_block_the_command() {
     assert!(kept <= 2 * ((1 << 20) + (256 << 10)), "{kept} bytes kept");
     assert!(kept > 1 << 20, "{kept} bytes kept");
     // The newest bytes are there, as many as asked.
-    let o = d.cli(&["logs", "w", &id, "--tail", "900K"]);
+    let o = d.cli(&["logs", "w", &id, "--bytes", "900K"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(o.stdout.len(), 900 << 10);
     assert!(o.stdout.iter().all(|&b| b == 0));
@@ -660,7 +665,7 @@ fn an_ended_command_has_all_its_output_in_its_log() {
         );
         let c = wait_exit(&d, "w", &id);
         assert!(c["log_bytes"].as_u64().unwrap() >= 600_011, "{c}");
-        let tail = logs(&d, "w", &id, &["--tail", "10"]);
+        let tail = logs(&d, "w", &id, &["-c", "10"]);
         assert!(tail.ends_with("last line\n"), "{tail:?}");
     }
 }

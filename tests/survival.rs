@@ -115,7 +115,7 @@ fn assert_consumer_counted(d: &Daemon, consumer: &str, at_least: usize) {
         .unwrap_or_else(|| panic!("no {consumer} in {ps}"));
     let id = c["id"].as_str().unwrap();
     wait_exit(d, "keep", id);
-    let log = logs(d, "keep", id, &["--tail", "10M"]);
+    let log = logs(d, "keep", id, &["--bytes", "10M"]);
     let lines: Vec<&str> = log.lines().collect();
     assert!(lines.len() > at_least, "{consumer}: {} lines", lines.len());
     for (i, l) in lines.iter().enumerate() {
@@ -145,7 +145,7 @@ fn a_kept_command_outlives_a_daemon_stop_and_keeps_every_line() {
     std::fs::write(dir.path().join("stop"), "").unwrap();
     let ended = wait_exit(&d2, "keep", &id);
     assert_eq!(ended["exit_status"], 7, "{ended}");
-    assert_counted(&logs(&d2, "keep", &id, &["--tail", "10M"]));
+    assert_counted(&logs(&d2, "keep", &id, &["--bytes", "10M"]));
 }
 
 #[test]
@@ -225,7 +225,7 @@ fn kill_9_at_random_moments_loses_and_duplicates_nothing() {
     std::fs::write(dir.path().join("stop"), "").unwrap();
     let ended = wait_exit(&current, "keep", &counter_id);
     assert_eq!(ended["exit_status"], 7, "{ended}");
-    assert_counted(&logs(&current, "keep", &counter_id, &["--tail", "10M"]));
+    assert_counted(&logs(&current, "keep", &counter_id, &["--bytes", "10M"]));
     for (id, round) in short {
         let c = wait_exit(&current, "keep", &id);
         assert_eq!(c["exit_status"], round % 5, "round {round}: {c}");
@@ -399,7 +399,7 @@ fn a_lost_or_corrupt_state_file_is_rebuilt_from_the_keepers() {
     assert!(aside, "the corrupt file is set aside, not lost");
     std::fs::write(dir.path().join("stop"), "").unwrap();
     assert_eq!(wait_exit(&d3, "keep", &id)["exit_status"], 7);
-    assert_counted(&logs(&d3, "keep", &id, &["--tail", "10M"]));
+    assert_counted(&logs(&d3, "keep", &id, &["--bytes", "10M"]));
 }
 
 #[test]
@@ -564,7 +564,7 @@ fn keepers_sockets_go_with_their_workspaces() {
 
 #[test]
 fn a_command_started_by_the_previous_daemon_can_be_restarted_by_the_next() {
-    let (root, mut d, _dir) = setup("surv-restart");
+    let (root, mut d, _dir) = setup("surv-cmd-restart");
     // No restart policy: only its program, kept with it, lets the next
     // daemon start it again.
     let id = run(&d, "keep", &["sh", "-c", "echo run; exec sleep 300"]);

@@ -70,12 +70,13 @@ pub struct LogsArgs {
     /// The command (id, id prefix, or label: the newest with that label).
     #[arg(add = clap_complete::ArgValueCandidates::new(super::complete::commands))]
     pub command: String,
-    /// How much of the end to show, in bytes, e.g. 4K, 1M.
-    #[arg(long, value_parser = parse_size, default_value = "4K", value_name = "SIZE", conflicts_with = "lines")]
-    pub tail: u64,
-    /// The last N lines (as tail -n), whole.
-    #[arg(long, short = 'n', value_name = "N")]
+    /// The last N lines, whole (as tail -n; --tail N as docker logs)
+    /// [default: 100].
+    #[arg(long, short = 'n', visible_alias = "tail", value_name = "N")]
     pub lines: Option<u64>,
+    /// The last SIZE bytes instead, e.g. 4K, 1M (as tail -c).
+    #[arg(long, short = 'c', value_parser = parse_size, value_name = "SIZE", conflicts_with = "lines")]
+    pub bytes: Option<u64>,
     /// Standard output only.
     #[arg(long, conflicts_with = "stderr")]
     pub stdout: bool,
@@ -562,9 +563,13 @@ pub async fn logs(s: &mut Session, a: LogsArgs) -> Result<String, Failure> {
         (_, true) => LogStream::Stderr,
         _ => LogStream::Both,
     };
-    let tail = match a.lines {
-        Some(n) => bytes_for_lines(s, workspace, command, stream, n).await?,
-        None => a.tail,
+    let lines = match a.bytes {
+        Some(_) => None,
+        None => Some(a.lines.unwrap_or(DEFAULT_LINES)),
+    };
+    let tail = match (lines, a.bytes) {
+        (Some(n), _) => bytes_for_lines(s, workspace, command, stream, n).await?,
+        (None, bytes) => bytes.unwrap_or(0),
     };
     if a.follow {
         return follow(s, workspace, command, stream, tail).await;
@@ -577,7 +582,7 @@ pub async fn logs(s: &mut Session, a: LogsArgs) -> Result<String, Failure> {
     };
     match s.call(&req).await? {
         Response::CommandLogs { bytes } => {
-            let bytes = match a.lines {
+            let bytes = match lines {
                 Some(n) => last_lines(&bytes, n),
                 None => &bytes[..],
             };
@@ -591,6 +596,9 @@ pub async fn logs(s: &mut Session, a: LogsArgs) -> Result<String, Failure> {
         other => Err(Failure::Unexpected(Box::new(other))),
     }
 }
+
+/// Lines `logs` shows when neither -n nor -c says.
+const DEFAULT_LINES: u64 = 100;
 
 /// Most bytes asked for to find the last lines (a log keeps 64 MiB at most).
 const LINES_MAX_BYTES: u64 = 64 << 20;

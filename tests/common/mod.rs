@@ -229,7 +229,12 @@ impl CgroupRoot {
     pub fn new(name: &str) -> Self {
         let mount = cgroup2_mount().expect("this test needs a cgroup2 mount (the VM tier has one)");
         let dir = mount.join(format!("shipote-test-{name}-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap_or_else(|e| {
+        // create_dir, not _all: two tests of one binary giving the same name
+        // would share (and tear down) each other's cgroups.
+        std::fs::create_dir(&dir).unwrap_or_else(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                panic!("CgroupRoot name {name:?} is used by two tests of this binary")
+            }
             panic!(
                 "this test needs a writable cgroup2 ({}): {e}; run it as root",
                 dir.display()

@@ -338,7 +338,7 @@ check "same command, same pid after the crash" same_pid_and_counting
 check "counter stopped, exit 7 reported" bash -c "touch $S/stop; wait_for exited_7 $surv_id 30"
 lines_in_order() {
     local log n
-    log=$(as_tester shipote logs surv "$surv_id" --tail 10M) || return 1
+    log=$(as_tester shipote logs surv "$surv_id" --bytes 10M) || return 1
     n=$(($(printf '%s\n' "$log" | wc -l) - 1))
     [ "$n" -gt 60 ] && [ "$(printf '%s\n' "$log" | tail -n 1)" = end ] &&
         [ "$(printf '%s\n' "$log" | head -n "$n")" = "$(seq 1 "$n")" ]
