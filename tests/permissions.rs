@@ -251,7 +251,7 @@ fn a_sandboxed_command_keeps_the_users_ids_and_has_no_capabilities() {
         abi => assert!(layers.contains(&format!("Landlock (ABI {abi})")), "{show}"),
     }
     let v = json(&d.cli(&["--json", "ws", "show", "w"]));
-    assert_eq!(v["permissions"]["network"], "None");
+    assert_eq!(v["permissions"]["network"], "none");
     assert_eq!(v["permissions"]["private_tmp"], true);
     // The daemon holds the workspace's namespaces while it lives, not after.
     let ns_fds = || {

@@ -122,7 +122,7 @@ impl Setup {
         let ws = self.ws.to_string();
         let o = self
             .d
-            .cli(&["logs", &ws, c["id"].as_str().unwrap(), "--tail", "1M"]);
+            .cli(&["logs", &ws, c["id"].as_str().unwrap(), "--bytes", "1M"]);
         assert!(o.status.success(), "{}", stderr(&o));
         stdout(&o)
     }
