@@ -106,6 +106,10 @@ struct Sample {
     cut: String,
     /// libmagic on the whole original file.
     whole: String,
+    /// Magika on the whole original file: label and MIME name.
+    magika: (String, String),
+    /// What a generated file was generated as (empty for others).
+    known: String,
 }
 
 /// Which libmagic answer is the reference.
@@ -157,9 +161,9 @@ fn load(dir: &Path) -> Vec<Sample> {
         eprintln!("cannot read {}: {e}\n{rebuild}", manifest.display());
         std::process::exit(2);
     });
-    if !text.starts_with("path\tlibmagic\torigin\tlibmagic_whole\n") {
+    if !text.starts_with("path\tlibmagic\torigin\tlibmagic_whole\tmagika\tmagika_mime\t") {
         eprintln!(
-            "{} lacks the libmagic_whole column (an older corpus); {rebuild}",
+            "{} lacks the Magika columns (an older corpus); {rebuild}",
             manifest.display()
         );
         std::process::exit(2);
@@ -168,7 +172,7 @@ fn load(dir: &Path) -> Vec<Sample> {
         .skip(1)
         .filter_map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            let [rel, cut, _origin, whole] = f[..] else {
+            let [rel, cut, _origin, whole, _mc, _mcm, _sc, mw, mwm, _sw, known] = f[..] else {
                 return None;
             };
             let path = dir.join(rel);
@@ -181,6 +185,8 @@ fn load(dir: &Path) -> Vec<Sample> {
                 bytes,
                 cut: cut.to_owned(),
                 whole: whole.to_owned(),
+                magika: (mw.to_owned(), mwm.to_owned()),
+                known: known.to_owned(),
             })
         })
         .collect()
@@ -356,6 +362,297 @@ fn accuracy(
     }
 }
 
+/// Times Magika as a library on the same 4 KiB samples: the model loaded
+/// and warmed up first, then `identify_paths` over the whole corpus in one
+/// batch, three times; the fastest, per sample (batch amortised).
+const MAGIKA_TIMER: &str = r#"
+import sys, time
+from pathlib import Path
+from magika import Magika
+paths = [Path(p) for p in sys.stdin.read().splitlines()]
+m = Magika()
+m.identify_paths(paths[:32])
+best = None
+for _ in range(3):
+    t = time.perf_counter_ns()
+    m.identify_paths(paths)
+    e = time.perf_counter_ns() - t
+    best = e if best is None else min(best, e)
+print(best // len(paths))
+"#;
+
+fn magika_ns_per_sample(samples: &[Sample]) -> Result<u64, String> {
+    use std::io::Write;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", MAGIKA_TIMER])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("python3: {e}"))?;
+    let list: String = samples
+        .iter()
+        .map(|s| format!("{}\n", s.path.display()))
+        .collect();
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(list.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let o = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !o.status.success() {
+        return Err(format!(
+            "{} (pip install magika)",
+            String::from_utf8_lossy(&o.stderr).trim()
+        ));
+    }
+    String::from_utf8_lossy(&o.stdout)
+        .trim()
+        .parse()
+        .map_err(|e| format!("{e}"))
+}
+
+/// How types are compared against the label of record (`families.tsv`).
+struct Families {
+    /// MIME name -> family (aliases and merges).
+    mime: BTreeMap<String, String>,
+    /// Magika label -> family.
+    magika: BTreeMap<String, String>,
+}
+
+impl Families {
+    fn load() -> Self {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/discern/families.tsv");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let mut f = Families {
+            mime: BTreeMap::new(),
+            magika: BTreeMap::new(),
+        };
+        for l in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+            let c: Vec<&str> = l.split('\t').collect();
+            match c[..] {
+                ["alias" | "merge", name, family] => {
+                    f.mime.insert(name.into(), family.into());
+                }
+                ["magika", label, family] => {
+                    f.magika.insert(label.into(), family.into());
+                }
+                _ => panic!("families.tsv: cannot read {l:?}"),
+            }
+        }
+        f
+    }
+
+    fn of_mime(&self, mime: &str) -> String {
+        self.mime.get(mime).cloned().unwrap_or_else(|| mime.to_owned())
+    }
+
+    fn of_magika(&self, label: &str, mime: &str) -> String {
+        match self.magika.get(label) {
+            Some(f) => self.of_mime(f),
+            None => self.of_mime(mime),
+        }
+    }
+}
+
+/// Hand verdicts on the label of record where libmagic and Magika disagree:
+/// (libmagic family, Magika family) -> (family of record, why).
+type RecordVerdicts = BTreeMap<(String, String), (String, String)>;
+
+fn load_record_verdicts() -> RecordVerdicts {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/discern/record-verdicts.tsv");
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('\t').collect();
+            (f.len() >= 4).then(|| ((f[0].into(), f[1].into()), (f[2].into(), f[3].into())))
+        })
+        .collect()
+}
+
+/// Where a sample's label of record came from.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
+enum Source {
+    /// libmagic (whole file) and Magika (whole file) agree.
+    Agree,
+    /// They disagree; the file was generated as this.
+    Known,
+    /// They disagree; a hand verdict on the pair decides.
+    Verdict,
+}
+
+/// Right, agreement, per-family precision and recall, macro F1 and
+/// calibration against the label of record: both references where they
+/// agree; else the sample's known origin or a hand verdict; else unresolved
+/// (listed, never counted).
+fn record_report(samples: &[Sample], ours: &[Discernment], fam: &Families) {
+    let verdicts = load_record_verdicts();
+    let mut record: Vec<Option<(String, Source)>> = Vec::with_capacity(samples.len());
+    let mut unresolved: BTreeMap<(String, String), (usize, &Path)> = BTreeMap::new();
+    for s in samples {
+        let lm = fam.of_mime(&s.whole);
+        let mg = fam.of_magika(&s.magika.0, &s.magika.1);
+        let r = if lm == mg {
+            Some((lm.clone(), Source::Agree))
+        } else if !s.known.is_empty() {
+            Some((fam.of_mime(&s.known), Source::Known))
+        } else {
+            verdicts
+                .get(&(lm.clone(), mg.clone()))
+                .map(|(f, _)| (fam.of_mime(f), Source::Verdict))
+        };
+        if r.is_none() {
+            unresolved.entry((lm, mg)).or_insert((0, &s.path)).0 += 1;
+        }
+        record.push(r);
+    }
+    let resolved: Vec<usize> = (0..samples.len()).filter(|&i| record[i].is_some()).collect();
+    let ours_fam: Vec<String> = ours.iter().map(|d| fam.of_mime(d.mime())).collect();
+    let right = |i: &usize| record[*i].as_ref().is_some_and(|(f, _)| *f == ours_fam[*i]);
+    let n = resolved.len();
+    let right_n = resolved.iter().filter(|i| right(i)).count();
+    let agree: Vec<usize> = resolved
+        .iter()
+        .copied()
+        .filter(|&i| record[i].as_ref().is_some_and(|(_, s)| *s == Source::Agree))
+        .collect();
+    let agree_right = agree.iter().filter(|i| right(i)).count();
+    let by_source = |src: Source| {
+        resolved
+            .iter()
+            .filter(|&&i| record[i].as_ref().is_some_and(|(_, s)| *s == src))
+            .count()
+    };
+    let families: std::collections::BTreeSet<&str> = resolved
+        .iter()
+        .map(|&i| record[i].as_ref().unwrap().0.as_str())
+        .collect();
+    println!(
+        "\n=== against the label of record: libmagic and Magika ({}) on the whole file ===",
+        std::fs::read_to_string(corpus_dir().join("magika-version.txt"))
+            .unwrap_or_default()
+            .trim()
+    );
+    println!(
+        "{} samples: {} with a label of record ({} where both agree, {} by known origin, {} by hand verdict), {} unresolved; {} families",
+        samples.len(),
+        n,
+        by_source(Source::Agree),
+        by_source(Source::Known),
+        by_source(Source::Verdict),
+        samples.len() - n,
+        families.len()
+    );
+    println!(
+        "right (same family as the label of record): {:.2}% ({right_n}/{n}); where both references agree: {:.2}% ({agree_right}/{})",
+        pct(right_n, n),
+        pct(agree_right, agree.len()),
+        agree.len()
+    );
+
+    // Per family: precision and recall of ours against the record.
+    struct Counts {
+        support: usize,
+        predicted: usize,
+        tp: usize,
+        wrong_as: BTreeMap<String, usize>,
+    }
+    let mut per: BTreeMap<String, Counts> = BTreeMap::new();
+    let blank = || Counts {
+        support: 0,
+        predicted: 0,
+        tp: 0,
+        wrong_as: BTreeMap::new(),
+    };
+    for &i in &resolved {
+        let rec = &record[i].as_ref().unwrap().0;
+        per.entry(rec.clone()).or_insert_with(blank).support += 1;
+        per.entry(ours_fam[i].clone()).or_insert_with(blank).predicted += 1;
+        if *rec == ours_fam[i] {
+            per.get_mut(rec).unwrap().tp += 1;
+        } else {
+            *per.get_mut(rec)
+                .unwrap()
+                .wrong_as
+                .entry(ours_fam[i].clone())
+                .or_default() += 1;
+        }
+    }
+    let f1 = |c: &Counts| {
+        let p = if c.predicted == 0 { 0.0 } else { c.tp as f64 / c.predicted as f64 };
+        let r = if c.support == 0 { 0.0 } else { c.tp as f64 / c.support as f64 };
+        let f = if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) };
+        (p, r, f)
+    };
+    let big: Vec<&Counts> = per.values().filter(|c| c.support >= 20).collect();
+    let macro_f1 = big.iter().map(|c| f1(c).2).sum::<f64>() / big.len().max(1) as f64;
+    println!(
+        "macro F1 over the {} families with 20 or more samples: {macro_f1:.4}",
+        big.len()
+    );
+    println!("\nper family of record (precision and recall of ours):");
+    println!(
+        "{:<48} {:>6} {:>7} {:>9} {:>7} {:>7}  ours instead",
+        "family", "n", "ours", "precision", "recall", "F1"
+    );
+    let mut rows: Vec<_> = per.iter().filter(|(_, c)| c.support > 0).collect();
+    rows.sort_by_key(|(f, c)| (std::cmp::Reverse(c.support), (*f).clone()));
+    for (f, c) in rows {
+        let (p, r, f1v) = f1(c);
+        let mut w: Vec<_> = c.wrong_as.iter().collect();
+        w.sort_by_key(|(_, n)| std::cmp::Reverse(**n));
+        let w: Vec<String> = w.iter().take(3).map(|(o, n)| format!("{o} ({n})")).collect();
+        println!(
+            "{:<48} {:>6} {:>7} {:>9.3} {:>7.3} {:>7.3}  {}",
+            f,
+            c.support,
+            c.predicted,
+            p,
+            r,
+            f1v,
+            w.join(", ")
+        );
+    }
+    // Answers of ours that are no family of record at all.
+    let phantom: Vec<_> = per
+        .iter()
+        .filter(|(_, c)| c.support == 0 && c.predicted > 0)
+        .map(|(f, c)| format!("{f} ({})", c.predicted))
+        .collect();
+    if !phantom.is_empty() {
+        println!("ours, never the label of record: {}", phantom.join(", "));
+    }
+
+    println!("\nunresolved (libmagic and Magika disagree, no known origin, no hand verdict; not counted):");
+    let mut un: Vec<_> = unresolved.iter().collect();
+    un.sort_by_key(|(k, (c, _))| (std::cmp::Reverse(*c), (*k).clone()));
+    for ((lm, mg), (c, example)) in un.iter().take(40) {
+        println!("  {c:<5} libmagic {lm} / Magika {mg}  {}", example.display());
+    }
+    if un.len() > 40 {
+        println!("  ... {} more pairs", un.len() - 40);
+    }
+
+    println!("\ncalibration per confidence band, against the label of record:");
+    println!("{:<24} {:>6} {:>8}", "band", "n", "right%");
+    for (lo, hi, name) in [
+        (0.95, 1.01, "0.95-0.99 signature"),
+        (0.8, 0.95, "0.80-0.94 structural"),
+        (0.55, 0.8, "0.55-0.79 heuristic"),
+        (0.0, 0.55, "0.00-0.54 fallback"),
+    ] {
+        let band: Vec<&usize> = resolved
+            .iter()
+            .filter(|&&i| ours[i].confidence >= lo && ours[i].confidence < hi)
+            .collect();
+        let r = band.iter().filter(|i| right(i)).count();
+        println!("{:<24} {:>6} {:>8.2}", name, band.len(), pct(r, band.len()));
+    }
+}
+
 fn main() {
     let dir = corpus_dir();
     let samples = load(&dir);
@@ -390,6 +687,7 @@ fn main() {
     for reading in [Reading::Cut, Reading::Whole] {
         accuracy(reading, &samples, &ours_answers, &ours_hint, &verdicts);
     }
+    record_report(&samples, &ours_answers, &Families::load());
 
     // Speed: each engine over every sample, five rounds; per-sample times, median.
     let rounds = 5;
@@ -419,6 +717,7 @@ fn main() {
             .len()
     });
     let (lm, lm_best) = time(&mut |b| magic.mime(std::hint::black_box(b)).len());
+    let mg = magika_ns_per_sample(&samples);
     println!("\nspeed per 4 KiB sample ({rounds} rounds over the corpus):");
     println!(
         "{:<26} {:>12} {:>12} {:>18}",
@@ -436,6 +735,17 @@ fn main() {
             mean,
             lm.0 as f64 / med as f64
         );
+    }
+    match mg {
+        Ok(ns) => println!(
+            "{:<26} {:>12} {:>12} {:>17.1}x   (Magika / shipote median: {:.0}x)",
+            "Magika (Python, batch)",
+            "-",
+            ns,
+            lm.0 as f64 / ns as f64,
+            ns as f64 / ours.0 as f64
+        ),
+        Err(e) => println!("Magika not timed: {e}"),
     }
     // The tail: where our time goes (fastest of the rounds, so preemption does not
     // pose as a slow sample).

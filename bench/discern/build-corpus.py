@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Build the discern corpus: the first 4 KiB of real and generated files, with
-libmagic's answer for each, in OUT/manifest.tsv.
+libmagic's and Magika's answers for each, in OUT/manifest.tsv.
 
     python3 bench/discern/build-corpus.py /var/tmp/shipote-discern-corpus
 
@@ -23,11 +23,14 @@ sees, and about the whole original file (generated files are written at full siz
 and cut like the others), which is the file's type as libmagic names it. Manifest
 columns: path (relative to OUT), libmagic on the 4 KiB copy, origin (the whole
 file, kept under OUT/.stage for generated and packaged files), libmagic on the
-whole origin.
+whole origin, then Magika (the `magika` package from PyPI, model included, run
+offline on the CPU: `pip install magika`) on the 4 KiB copy and on the whole
+origin (label and score each), and `known`: for a generated file, the format
+it was generated as (a MIME name; empty for the machine's and packages' files).
 
 Reproducible: same seed, same machine and package versions -> same corpus.
 Options: --seed N (default 6), --per-type N (cap of files per libmagic type from
-the machine, default 90), --no-debs (skip step 2).
+the machine, default 120), --no-debs (skip step 2).
 """
 
 import argparse
@@ -48,6 +51,9 @@ import zipfile
 import zlib
 
 SAMPLE_BYTES = 4096
+# What each generated file was made as, by file name: the sample's known
+# origin, used where libmagic and Magika disagree (MIME names as discern's).
+KNOWN = {}
 ROOTS = ["/usr/share", "/usr/lib", "/usr/bin", "/usr/sbin", "/usr/include", "/etc", "/var/lib/dpkg"]
 # Packages with types the base system lacks: pictures, fonts, sounds, PDFs, DTDs.
 DEBS = [
@@ -59,6 +65,14 @@ DEBS = [
     "desktop-base",  # png, svg, jpg
     "sqlite3-doc",  # html, gif, jpg, png
     "poppler-data",  # cmaps
+    "golang-1.19-src",  # Go sources, assembly, testdata of every kind
+    "libjs-jquery",  # minified and plain JavaScript
+    "php-getid3",  # PHP
+    "lua-penlight",  # Lua
+    "libtcl8.6",  # Tcl
+    "openjdk-17-jre-headless",  # Java archives, class files, module images
+    "python3-docutils",  # reStructuredText, Python
+    "texlive-base",  # TeX, LaTeX, fonts
 ]
 
 
@@ -396,11 +410,100 @@ def gen_ini(r):
     return "\n".join(out)
 
 
+def gen_toml(r):
+    out = [f"# {sentence(r)}", "[package]", f'name = "{word(r)}-{word(r)}"', f'version = "{r.randint(0,3)}.{r.randint(0,20)}.{r.randint(0,9)}"',
+           f'edition = "{r.choice(["2018", "2021"])}"', ""]
+    for _ in range(r.randint(1, 12)):
+        out.append(f"[{r.choice(['dependencies', 'dev-dependencies', 'features', word(r)])}]")
+        for _ in range(r.randint(1, 8)):
+            k = word(r)
+            out.append(r.choice([f'{k} = "{r.randint(0,9)}.{r.randint(0,9)}"', f"{k} = {r.randint(0,999)}",
+                                 f'{k} = {{ version = "{r.randint(0,9)}", features = ["{word(r)}"] }}', f"{k} = {str(r.random() < 0.5).lower()}",
+                                 f'{k} = ["{word(r)}", "{word(r)}"]']))
+        out.append("")
+    return "\n".join(out)
+
+
+def gen_go(r):
+    body = [f"// {sentence(r)}", f"package {word(r)}", "", "import (", '\t"fmt"', '\t"os"', '\t"strings"', ")", ""]
+    for _ in range(r.randint(2, 25)):
+        n = word(r).capitalize()
+        body.append(r.choice([
+            f"func {n}(s string) (int, error) {{\n\tif s == \"\" {{\n\t\treturn 0, fmt.Errorf(\"empty\")\n\t}}\n\treturn len(strings.Fields(s)), nil\n}}\n",
+            f"type {n} struct {{\n\tName string `json:\"name\"`\n\tCount int\n}}\n",
+            f"func (x *{n}) String() string {{\n\treturn fmt.Sprintf(\"%s\", x.Name)\n}}\n",
+        ]))
+    body.append("func main() {\n\tos.Exit(0)\n}")
+    return "\n".join(body) + "\n"
+
+
+def gen_java(r):
+    cls = word(r).capitalize()
+    body = [f"package org.{word(r)}.{word(r)};", "", "import java.util.List;", "import java.util.ArrayList;", "",
+            f"/** {sentence(r)} */", f"public class {cls} {{"]
+    for _ in range(r.randint(2, 25)):
+        body.append(r.choice([
+            f"    private final List<String> {word(r)} = new ArrayList<>();",
+            f"    public int {word(r)}(String s) {{\n        if (s == null) {{\n            throw new IllegalArgumentException();\n        }}\n        return s.length();\n    }}",
+            f"    @Override\n    public String toString() {{\n        return \"{cls}\";\n    }}",
+        ]))
+    body.append("}")
+    return "\n".join(body) + "\n"
+
+
+def gen_sql(r):
+    out = [f"-- {sentence(r)}"]
+    for _ in range(r.randint(2, 40)):
+        t = word(r)
+        out.append(r.choice([
+            f"CREATE TABLE {t} (\n    id INTEGER PRIMARY KEY,\n    {word(r)} TEXT NOT NULL,\n    created_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP\n);",
+            f"INSERT INTO {t} ({word(r)}, {word(r)}) VALUES ('{word(r)}', {r.randint(0,999)});",
+            f"SELECT {word(r)}, COUNT(*) FROM {t} WHERE {word(r)} > {r.randint(0,99)} GROUP BY 1 ORDER BY 2 DESC;",
+            f"UPDATE {t} SET {word(r)} = '{word(r)}' WHERE id = {r.randint(1,99)};",
+        ]))
+    return "\n".join(out) + "\n"
+
+
+def gen_dockerfile(r):
+    out = [f"# {sentence(r)}", f"FROM {r.choice(['debian:12', 'alpine:3.19', 'rust:1.80', 'python:3.11-slim'])}"]
+    for _ in range(r.randint(2, 20)):
+        out.append(r.choice([
+            f"RUN apt-get update && apt-get install -y {word(r)} {word(r)} && rm -rf /var/lib/apt/lists/*",
+            f"COPY {word(r)}/ /opt/{word(r)}/", f"ENV {word(r).upper()}={word(r)}", f"WORKDIR /srv/{word(r)}",
+            f"EXPOSE {r.randint(1000, 9000)}", f"ARG {word(r).upper()}",
+        ]))
+    out.append(f'CMD ["/usr/bin/{word(r)}", "--{word(r)}"]')
+    return "\n".join(out) + "\n"
+
+
+def gen_diff(r):
+    out = []
+    for _ in range(r.randint(1, 6)):
+        f = f"src/{word(r)}.c"
+        out += [f"diff --git a/{f} b/{f}", f"index {r.getrandbits(28):07x}..{r.getrandbits(28):07x} 100644", f"--- a/{f}", f"+++ b/{f}"]
+        for _ in range(r.randint(1, 4)):
+            a = r.randint(1, 400)
+            out.append(f"@@ -{a},7 +{a},8 @@ {word(r)}")
+            for _ in range(r.randint(3, 12)):
+                out.append(r.choice([" ", " ", "-", "+"]) + sentence(r))
+    return "\n".join(out) + "\n"
+
+
 # Binary containers with enough structure for libmagic and a sniffer to agree on.
+BINARY_KNOWN = {
+    "gz": "application/gzip", "xz": "application/x-xz", "bz2": "application/x-bzip2",
+    "zlib": "application/zlib", "zst": "application/zstd", "lz4": "application/x-lz4",
+    "lz": "application/x-lzip", "zip": "application/zip", "tar": "application/x-tar",
+    "sqlite": "application/vnd.sqlite3", "bmp": "image/bmp", "ppm": "image/x-portable-pixmap",
+    "pgm": "image/x-portable-greymap", "wav": "audio/x-wav", "pdf": "application/pdf",
+}
+
+
 def gen_binaries(r, gdir, n):
     def put(name, data):
         with open(os.path.join(gdir, name), "wb") as f:
             f.write(data)
+        KNOWN[name] = BINARY_KNOWN[name.rsplit(".", 1)[1]]
 
     for i in range(n):
         payload = (gen_prose(r) + gen_json(r)).encode()
@@ -432,6 +535,7 @@ def gen_binaries(r, gdir, n):
         con.execute(f"create table {word(r)} (id integer primary key, v text)")
         con.commit()
         con.close()
+        KNOWN[f"db{i}.sqlite"] = BINARY_KNOWN["sqlite"]
         w, h = r.randint(1, 64), r.randint(1, 64)
         pixels = bytes(r.getrandbits(8) for _ in range(w * h * 3))
         row = (w * 3 + 3) & ~3
@@ -455,37 +559,45 @@ def gen_binaries(r, gdir, n):
 def generate(gdir, r, scale):
     os.makedirs(gdir, exist_ok=True)
 
-    def put(name, text, enc="utf-8"):
+    def put(name, text, enc="utf-8", known=None):
         with open(os.path.join(gdir, name), "wb") as f:
             f.write(text.encode(enc))
+        if known:
+            KNOWN[name] = known
 
     for i in range(scale):
-        put(f"doc{i}.json", gen_json(r))
-        put(f"events{i}.ndjson" if i % 3 else f"events{i}.jsonl", gen_ndjson(r))
-        put(f"table{i}.csv", gen_table(r, r.choice([",", ",", ",", ";"])))
-        put(f"table{i}.tsv", gen_table(r, "\t"))
-        put(f"conf{i}.yaml" if i % 2 else f"conf{i}.yml", gen_yaml(r))
-        put(f"app{i}.log", gen_log(r))
-        put(f"run{i}.sh" if i % 3 else f"run{i}", gen_shell(r))
-        put(f"tool{i}.py" if i % 2 else f"tool{i}", gen_script(r, "python"))
-        put(f"tool{i}.pl", gen_script(r, "perl"))
-        put(f"src{i}.c", gen_source(r, "c"))
-        put(f"src{i}.rs", gen_source(r, "rust"))
-        put(f"page{i}.html", gen_html(r))
-        put(f"data{i}.xml", gen_xml(r))
-        put(f"notes{i}.txt", gen_prose(r))
-        put(f"README{i}.md", gen_markdown(r))
-        put(f"settings{i}.ini", gen_ini(r))
+        put(f"doc{i}.json", gen_json(r), known="application/json")
+        put(f"events{i}.ndjson" if i % 3 else f"events{i}.jsonl", gen_ndjson(r), known="application/x-ndjson")
+        put(f"table{i}.csv", gen_table(r, r.choice([",", ",", ",", ";"])), known="text/csv")
+        put(f"table{i}.tsv", gen_table(r, "\t"), known="text/tab-separated-values")
+        put(f"conf{i}.yaml" if i % 2 else f"conf{i}.yml", gen_yaml(r), known="application/yaml")
+        put(f"app{i}.log", gen_log(r), known="text/plain")
+        put(f"run{i}.sh" if i % 3 else f"run{i}", gen_shell(r), known="text/x-shellscript")
+        put(f"tool{i}.py" if i % 2 else f"tool{i}", gen_script(r, "python"), known="text/x-script.python")
+        put(f"tool{i}.pl", gen_script(r, "perl"), known="text/x-perl")
+        put(f"src{i}.c", gen_source(r, "c"), known="text/x-c")
+        put(f"src{i}.rs", gen_source(r, "rust"), known="text/rust")
+        put(f"page{i}.html", gen_html(r), known="text/html")
+        put(f"data{i}.xml", gen_xml(r), known="text/xml")
+        put(f"notes{i}.txt", gen_prose(r), known="text/plain")
+        put(f"README{i}.md", gen_markdown(r), known="text/markdown")
+        put(f"settings{i}.ini", gen_ini(r), known="text/plain")
+        put(f"Cargo{i}.toml", gen_toml(r), known="application/toml")
+        put(f"main{i}.go", gen_go(r), known="text/x-go")
+        put(f"Main{i}.java", gen_java(r), known="text/x-java")
+        put(f"query{i}.sql", gen_sql(r), known="application/x-sql")
+        put(f"Dockerfile{i}", gen_dockerfile(r), known="text/x-dockerfile")
+        put(f"change{i}.diff", gen_diff(r), known="text/x-diff")
         if i % 2 == 0:
-            put(f"tool{i}.rb", gen_script(r, "ruby"))
-            put(f"tool{i}.js", gen_script(r, "node"))
-            put(f"tool{i}.awk", gen_script(r, "awk"))
-            put(f"utf16le-{i}.txt", "\ufeff" + gen_prose(r) + "ñandú café", "utf-16-le")
-            put(f"utf16be-{i}.txt", "\ufeff" + gen_prose(r) + "ñandú café", "utf-16-be")
-            put(f"bom{i}.txt", "\ufeff" + gen_prose(r), "utf-8")
-            put(f"latin1-{i}.txt", gen_prose(r) + " ñandú café", "latin-1")
+            put(f"tool{i}.rb", gen_script(r, "ruby"), known="text/x-ruby")
+            put(f"tool{i}.js", gen_script(r, "node"), known="application/javascript")
+            put(f"tool{i}.awk", gen_script(r, "awk"), known="text/x-awk")
+            put(f"utf16le-{i}.txt", "\ufeff" + gen_prose(r) + "ñandú café", "utf-16-le", known="text/plain")
+            put(f"utf16be-{i}.txt", "\ufeff" + gen_prose(r) + "ñandú café", "utf-16-be", known="text/plain")
+            put(f"bom{i}.txt", "\ufeff" + gen_prose(r), "utf-8", known="text/plain")
+            put(f"latin1-{i}.txt", gen_prose(r) + " ñandú café", "latin-1", known="text/plain")
             # A text whose 4 KiB cut lands inside a multi-byte character.
-            put(f"utf8cut{i}.txt", "é" * 1500 + "€" * r.randint(0, 700) + gen_prose(r))
+            put(f"utf8cut{i}.txt", "é" * 1500 + "€" * r.randint(0, 700) + gen_prose(r), known="text/plain")
     gen_binaries(r, gdir, max(2, scale // 4))
 
 
@@ -493,7 +605,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
     ap.add_argument("--seed", type=int, default=6)
-    ap.add_argument("--per-type", type=int, default=90)
+    ap.add_argument("--per-type", type=int, default=120)
     ap.add_argument("--gen-scale", type=int, default=40, help="generated files per text format")
     ap.add_argument("--no-debs", action="store_true")
     a = ap.parse_args()
@@ -527,6 +639,12 @@ def main():
         chosen += ps[: a.per_type]
     chosen += generated
 
+    try:
+        from magika import Magika
+    except ImportError:
+        sys.exit("Magika is the second reference: pip install magika (model included, runs offline)")
+    magika = Magika()
+
     rows = []
     for i, src in enumerate(chosen):
         name = f"{i:05d}-{os.path.basename(src)}"
@@ -537,10 +655,24 @@ def main():
         rows.append((os.path.join("files", name), src))
     mimes = file_mimes([os.path.join(out, p) for p, _ in rows])
     whole = file_mimes([src for _, src in rows])
+    print(f"asking Magika ({magika.get_model_name()}) about {len(rows)} samples and their origins", file=sys.stderr)
+
+    def ask(paths):
+        return [(str(res.output.label), res.output.mime_type, res.score) for res in magika.identify_paths(paths)]
+
+    from pathlib import Path
+    mg_cut = ask([Path(out, p) for p, _ in rows])
+    mg_whole = ask([Path(src) for _, src in rows])
+    gen_prefix = gdir + os.sep
     with open(os.path.join(out, "manifest.tsv"), "w") as f:
-        f.write("path\tlibmagic\torigin\tlibmagic_whole\n")
-        for (p, src), m, w in zip(rows, mimes, whole):
-            f.write(f"{p}\t{m}\t{src}\t{w}\n")
+        f.write("path\tlibmagic\torigin\tlibmagic_whole\tmagika\tmagika_mime\tmagika_score"
+                "\tmagika_whole\tmagika_whole_mime\tmagika_whole_score\tknown\n")
+        for (p, src), m, w, (mc, mcm, sc), (mw, mwm, sw) in zip(rows, mimes, whole, mg_cut, mg_whole):
+            known = KNOWN.get(os.path.basename(src), "") if src.startswith(gen_prefix) else ""
+            f.write(f"{p}\t{m}\t{src}\t{w}\t{mc}\t{mcm}\t{sc:.3f}\t{mw}\t{mwm}\t{sw:.3f}\t{known}\n")
+    with open(os.path.join(out, "magika-version.txt"), "w") as f:
+        import magika as mg
+        f.write(f"magika {mg.__version__} model {magika.get_model_name()}\n")
     for name, answers in (("4 KiB copy", mimes), ("whole file", whole)):
         print(f"{len(rows)} samples, {len(set(answers))} libmagic types on the {name}", file=sys.stderr)
     differ = sum(m != w for m, w in zip(mimes, whole))
