@@ -430,7 +430,10 @@ impl Families {
             mime: BTreeMap::new(),
             magika: BTreeMap::new(),
         };
-        for l in text.lines().filter(|l| !l.starts_with('#') && !l.trim().is_empty()) {
+        for l in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        {
             let c: Vec<&str> = l.split('\t').collect();
             match c[..] {
                 ["alias" | "merge", name, family] => {
@@ -446,7 +449,10 @@ impl Families {
     }
 
     fn of_mime(&self, mime: &str) -> String {
-        self.mime.get(mime).cloned().unwrap_or_else(|| mime.to_owned())
+        self.mime
+            .get(mime)
+            .cloned()
+            .unwrap_or_else(|| mime.to_owned())
     }
 
     fn of_magika(&self, label: &str, mime: &str) -> String {
@@ -509,7 +515,9 @@ fn record_report(samples: &[Sample], ours: &[Discernment], fam: &Families) {
         }
         record.push(r);
     }
-    let resolved: Vec<usize> = (0..samples.len()).filter(|&i| record[i].is_some()).collect();
+    let resolved: Vec<usize> = (0..samples.len())
+        .filter(|&i| record[i].is_some())
+        .collect();
     let ours_fam: Vec<String> = ours.iter().map(|d| fam.of_mime(d.mime())).collect();
     let right = |i: &usize| record[*i].as_ref().is_some_and(|(f, _)| *f == ours_fam[*i]);
     let n = resolved.len();
@@ -570,7 +578,9 @@ fn record_report(samples: &[Sample], ours: &[Discernment], fam: &Families) {
     for &i in &resolved {
         let rec = &record[i].as_ref().unwrap().0;
         per.entry(rec.clone()).or_insert_with(blank).support += 1;
-        per.entry(ours_fam[i].clone()).or_insert_with(blank).predicted += 1;
+        per.entry(ours_fam[i].clone())
+            .or_insert_with(blank)
+            .predicted += 1;
         if *rec == ours_fam[i] {
             per.get_mut(rec).unwrap().tp += 1;
         } else {
@@ -582,9 +592,21 @@ fn record_report(samples: &[Sample], ours: &[Discernment], fam: &Families) {
         }
     }
     let f1 = |c: &Counts| {
-        let p = if c.predicted == 0 { 0.0 } else { c.tp as f64 / c.predicted as f64 };
-        let r = if c.support == 0 { 0.0 } else { c.tp as f64 / c.support as f64 };
-        let f = if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) };
+        let p = if c.predicted == 0 {
+            0.0
+        } else {
+            c.tp as f64 / c.predicted as f64
+        };
+        let r = if c.support == 0 {
+            0.0
+        } else {
+            c.tp as f64 / c.support as f64
+        };
+        let f = if p + r == 0.0 {
+            0.0
+        } else {
+            2.0 * p * r / (p + r)
+        };
         (p, r, f)
     };
     let big: Vec<&Counts> = per.values().filter(|c| c.support >= 20).collect();
@@ -604,7 +626,11 @@ fn record_report(samples: &[Sample], ours: &[Discernment], fam: &Families) {
         let (p, r, f1v) = f1(c);
         let mut w: Vec<_> = c.wrong_as.iter().collect();
         w.sort_by_key(|(_, n)| std::cmp::Reverse(**n));
-        let w: Vec<String> = w.iter().take(3).map(|(o, n)| format!("{o} ({n})")).collect();
+        let w: Vec<String> = w
+            .iter()
+            .take(3)
+            .map(|(o, n)| format!("{o} ({n})"))
+            .collect();
         println!(
             "{:<48} {:>6} {:>7} {:>9.3} {:>7.3} {:>7.3}  {}",
             f,
@@ -630,7 +656,10 @@ fn record_report(samples: &[Sample], ours: &[Discernment], fam: &Families) {
     let mut un: Vec<_> = unresolved.iter().collect();
     un.sort_by_key(|(k, (c, _))| (std::cmp::Reverse(*c), (*k).clone()));
     for ((lm, mg), (c, example)) in un.iter().take(40) {
-        println!("  {c:<5} libmagic {lm} / Magika {mg}  {}", example.display());
+        println!(
+            "  {c:<5} libmagic {lm} / Magika {mg}  {}",
+            example.display()
+        );
     }
     if un.len() > 40 {
         println!("  ... {} more pairs", un.len() - 40);
