@@ -1,6 +1,7 @@
 //! Binary samples: a few signatures `file-format` lacks or cannot tell apart (ELF
 //! kinds, Python bytecode, terminfo, gettext catalogs, PE, option ROMs, OpenPGP
-//! keys, zlib, GDBM, Java images and jmods, ACPI tables, ZIP refinements), then
+//! keys, zlib, GDBM, Java images and jmods, ACPI tables, ZIP refinements, Type 1
+//! fonts in PFB segments, printer and TeX font metrics), then
 //! `file-format`'s signatures, with its MIME names translated to libmagic's where
 //! they differ.
 
@@ -114,6 +115,9 @@ fn own(s: &[u8]) -> Option<Guess> {
     if s.starts_with(b"PK\x03\x04") {
         return zip(s);
     }
+    if let Some(g) = font_metrics(s) {
+        return Some(g);
+    }
     if s.starts_with(b"MZ") {
         // A PE file's "PE\0\0" header sits at the offset stored at 0x3c; without it
         // (or beyond the sample) it is plain DOS.
@@ -207,6 +211,59 @@ fn own(s: &[u8]) -> Option<Guess> {
     None
 }
 
+/// Type 1 fonts in PFB segments, Windows printer font metrics (PFM) and TeX
+/// font metrics (TFM): binary headers whose fields check each other.
+fn font_metrics(s: &[u8]) -> Option<Guess> {
+    // PFB: a segment marker (80 01), its length, then the font's PostScript.
+    if s.starts_with(b"\x80\x01")
+        && s.get(6..)
+            .is_some_and(|t| t.starts_with(b"%!PS-AdobeFont") || t.starts_with(b"%!FontType1"))
+    {
+        return Some(Guess::own(
+            "pfb",
+            "font/x-postscript-pfb",
+            Lens::Hex,
+            SIGNATURE,
+        ));
+    }
+    let u16le = |o: usize| s.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u32le = |o: usize| {
+        s.get(o..o + 4)
+            .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    // PFM: version 1.0, a size at least the header's, and a 60-byte copyright
+    // field of text (NUL-padded) that starts with a letter.
+    if u16le(0) == Some(0x0100)
+        && u32le(2).is_some_and(|n| (117..1 << 24).contains(&n))
+        && s.get(6..66).is_some_and(|c| {
+            c[0].is_ascii_alphabetic() && c.iter().all(|&b| b == 0 || (0x20..0x7f).contains(&b))
+        })
+    {
+        return Some(Guess::own(
+            "pfm",
+            "application/x-font-pfm",
+            Lens::Hex,
+            SIGNATURE,
+        ));
+    }
+    // TFM: twelve big-endian 16-bit lengths, the first the sum of the others
+    // as the format defines it (lf = 6 + lh + ec - bc + 1 + nw + ... + np).
+    if s.len() >= 24 {
+        let w = |i: usize| u32::from(u16::from_be_bytes([s[2 * i], s[2 * i + 1]]));
+        let (lf, lh, bc, ec) = (w(0), w(1), w(2), w(3));
+        let rest: u32 = (4..12).map(w).sum();
+        if lh >= 2 && ec <= 255 && bc <= ec + 1 && lf > 6 && lf == 6 + lh + (ec + 1 - bc) + rest {
+            return Some(Guess::own(
+                "tfm",
+                "application/x-tex-tfm",
+                Lens::Hex,
+                SIGNATURE,
+            ));
+        }
+    }
+    None
+}
+
 /// ZIP, refined by its first entry as libmagic does: the jar tool's mark or a
 /// leading manifest is a Java archive; a stored `mimetype` entry (OpenDocument, EPUB) names the type.
 /// file-format's own refinement reads the central directory at the end of the file,
@@ -226,7 +283,23 @@ fn zip(s: &[u8]) -> Option<Guess> {
         .unwrap_or(&[]);
     // A first entry META-INF/MANIFEST.MF is a jar to libmagic too (it checks the
     // second entry for Android's files first; we do not see an APK apart).
-    if extra.starts_with(b"\xfe\xca") || name == b"META-INF/MANIFEST.MF" {
+    // The layout jar tools write: a `META-INF/` directory entry, then the
+    // manifest (libmagic 5.44 calls this a plain zip; the files are jars).
+    let manifest_next = || -> Option<bool> {
+        let size = s.get(18..22)?;
+        let size =
+            usize::try_from(u32::from_le_bytes([size[0], size[1], size[2], size[3]])).ok()?;
+        let next = (30 + name_len + extra_len).checked_add(size)?;
+        let n = u16at(next + 26)?;
+        Some(
+            s.get(next..next + 4)? == b"PK\x03\x04"
+                && s.get(next + 30..next + 30 + n)? == b"META-INF/MANIFEST.MF",
+        )
+    };
+    if extra.starts_with(b"\xfe\xca")
+        || name == b"META-INF/MANIFEST.MF"
+        || name == b"META-INF/" && manifest_next() == Some(true)
+    {
         return Some(Guess::own(
             "jar",
             "application/java-archive",
@@ -384,6 +457,26 @@ mod tests {
     }
 
     #[test]
+    fn font_files_and_metrics() {
+        let mut pfb = b"\x80\x01\x10\x00\x00\x00%!PS-AdobeFont-1.0: CMR10".to_vec();
+        pfb.resize(64, b' ');
+        assert_eq!(detect(&pfb).ty(), "pfb");
+        let mut pfm = vec![0x00, 0x01, 0x21, 0x02, 0, 0];
+        pfm.extend_from_slice(b"Copyright (c) 1997 American Mathematical Society");
+        pfm.resize(66, 0);
+        pfm.extend_from_slice(&[0x81, 0, 0x0a, 0, 0x2c, 0x01]);
+        assert_eq!(detect(&pfm).ty(), "pfm");
+        // cmr10.tfm's header: lf 364 = 6 + lh 18 + (246 - 0 + 1) + 37 + 16 + 13 + 9 + 2 + 16.
+        let words: [u16; 12] = [364, 18, 0, 246, 37, 16, 13, 9, 2, 0, 0, 16];
+        let mut tfm: Vec<u8> = words.iter().flat_map(|w| w.to_be_bytes()).collect();
+        tfm.extend_from_slice(&[0xfa, 0x24, 0xbf, 0xe3, 0, 0xe6, 0x66, 0x60]);
+        assert_eq!(detect(&tfm).ty(), "tfm");
+        // One length off: no TFM.
+        tfm[1] = 0x6d;
+        assert_ne!(detect(&tfm).ty(), "tfm");
+    }
+
+    #[test]
     fn zip_refined_by_its_first_entry() {
         let entry = |name: &[u8], extra: &[u8]| {
             let mut z = b"PK\x03\x04".to_vec();
@@ -399,6 +492,15 @@ mod tests {
         assert_eq!(detect(&entry(b"META-INF/MANIFEST.MF", b"")).ty(), "jar");
         assert_eq!(detect(&entry(b"com/", b"\xfe\xca\0\0")).ty(), "jar");
         assert_eq!(detect(&entry(b"META-INF/", b"")).ty(), "zip");
+        // The directory, then the manifest: how jar tools lay a jar out.
+        let mut jar = entry(b"META-INF/", b"");
+        jar.truncate(jar.len() - 4);
+        jar.extend_from_slice(&entry(b"META-INF/MANIFEST.MF", b""));
+        assert_eq!(detect(&jar).ty(), "jar");
+        let mut other = entry(b"META-INF/", b"");
+        other.truncate(other.len() - 4);
+        other.extend_from_slice(&entry(b"README", b""));
+        assert_eq!(detect(&other).ty(), "zip");
         assert_eq!(detect(&entry(b"a.txt", b"")).ty(), "zip");
         // A name running past the sample.
         let mut cut = entry(b"META-INF/MANIFEST.MF", b"");

@@ -59,6 +59,12 @@ pub fn detect(t: &[u8]) -> Guess {
     if let Some(g) = code(t) {
         return g;
     }
+    if let Some(g) = toml(t) {
+        return g;
+    }
+    if let Some(g) = markdown(t) {
+        return g;
+    }
     if let Some(shape) = table::sniff(t) {
         return table_guess(shape);
     }
@@ -220,6 +226,16 @@ fn leading_marker(t: &[u8]) -> Option<Guess> {
         if t.starts_with(m) {
             return Some(Guess::own(ty, mime, *lens, 0.95));
         }
+    }
+    // `%!` alone on the first line: a PostScript prologue (dvips's .pro
+    // files), as libmagic reads it.
+    if t.starts_with(b"%!\n") || t.starts_with(b"%!\r\n") {
+        return Some(Guess::own(
+            "postscript",
+            "application/postscript",
+            Lens::Document,
+            0.8,
+        ));
     }
     if let Some(g) = mail_or_news(t) {
         return Some(g);
@@ -532,6 +548,126 @@ fn yaml(t: &[u8]) -> Option<Guess> {
 
 /// Source code and other text libmagic names by content: cheap line-start
 /// patterns, scored, the best language wins.
+/// TOML: `[table]` headers and `key = value` lines whose values are typed
+/// (quoted strings, numbers, booleans, arrays, inline tables). INI shares the
+/// shape but its values are bare words.
+fn toml(t: &[u8]) -> Option<Guess> {
+    let (mut headers, mut pairs, mut typed, mut strings) = (0u32, 0u32, 0u32, 0u32);
+    for l in whole_lines(t).take(MAX_LINES) {
+        let b = l.trim_ascii();
+        if b.is_empty() || b.starts_with(b"#") {
+            continue;
+        }
+        if b.starts_with(b"[") && b.ends_with(b"]") {
+            headers += 1;
+            continue;
+        }
+        let Some(eq) = b.iter().position(|&c| c == b'=') else {
+            // A multi-line array or inline table goes on.
+            if b.first().is_some_and(|c| b"\"']}0123456789".contains(c)) {
+                continue;
+            }
+            return None;
+        };
+        let key = b[..eq].trim_ascii();
+        let value = b[eq + 1..].trim_ascii();
+        if key.is_empty()
+            || !key
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || b"_-.\"' ".contains(c))
+        {
+            return None;
+        }
+        pairs += 1;
+        let quoted = value.starts_with(b"\"") || value.starts_with(b"'");
+        let structured = value.starts_with(b"[") || value.starts_with(b"{");
+        if quoted
+            || structured
+            || value == b"true"
+            || value == b"false"
+            || value
+                .first()
+                .is_some_and(|c| c.is_ascii_digit() || *c == b'-' || *c == b'+')
+                && value
+                    .iter()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-+.:_".contains(c))
+        {
+            typed += 1;
+        }
+        strings += u32::from(quoted || structured);
+    }
+    (pairs >= 3 && typed * 10 >= pairs * 9 && strings >= 1 && (headers >= 1 || pairs >= 5))
+        .then(|| Guess::own("toml", "application/toml", Lens::Code, 0.7))
+}
+
+/// Markdown: ATX or setext headings with the marks prose rarely has (links,
+/// fenced code, emphasis, inline code, list items), or several headings set
+/// apart by blank lines over paragraphs of prose.
+fn markdown(t: &[u8]) -> Option<Guess> {
+    let (mut headings, mut spaced, mut marks, mut lists) = (0u32, 0u32, 0u32, 0u32);
+    let (mut prose, mut code_like) = (0u32, 0u32);
+    let mut previous: &[u8] = b"";
+    let mut after_heading = false;
+    let mut in_fence = false;
+    let end = t.iter().rposition(|&c| c == b'\n').map_or(0, |p| p + 1);
+    for l in lines(&t[..end]).take(MAX_LINES * 2) {
+        let hashes = l.iter().take_while(|&&c| c == b'#').count();
+        if after_heading && l.trim_ascii().is_empty() {
+            spaced += 1;
+        }
+        after_heading = false;
+        if (1..=6).contains(&hashes) && l.get(hashes) == Some(&b' ') && l.len() > hashes + 1 {
+            headings += 1;
+            after_heading = true;
+        } else if l.len() >= 3
+            && (l.iter().all(|&c| c == b'=') || l.iter().all(|&c| c == b'-'))
+            && !previous.trim_ascii().is_empty()
+        {
+            headings += 1;
+        } else if l.first().is_some_and(u8::is_ascii_alphabetic)
+            && l.iter().filter(|&&c| c == b' ').count() >= 3
+        {
+            prose += 1;
+        }
+        let b = l.trim_ascii_start();
+        if l.starts_with(b"```") {
+            in_fence = !in_fence;
+        }
+        // Code in fenced blocks is the document's; code outside them is not
+        // Markdown's.
+        if !in_fence
+            && (l.ends_with(b";")
+                || l.ends_with(b"{")
+                || l.ends_with(b"}")
+                || l.ends_with(b":")
+                || contains(l, b"=")
+                || b.starts_with(b"def ")
+                || b.starts_with(b"import ")
+                || b.starts_with(b"from ")
+                || b.starts_with(b"class "))
+        {
+            code_like += 1;
+        }
+        if l.starts_with(b"```") {
+            marks += 1;
+        }
+        if contains(l, b"](") || contains(l, b"**") {
+            marks += 1;
+        }
+        if l.iter().filter(|&&c| c == b'`').count() >= 2 && !l.starts_with(b"```") {
+            marks += 1;
+        }
+        if l.starts_with(b"- ") || l.starts_with(b"* ") || l.starts_with(b"1. ") {
+            lists += 1;
+        }
+        previous = l;
+    }
+    let marked = headings >= 1 && (marks >= 2 || marks >= 1 && lists >= 1) && marks + lists >= 2;
+    let set_apart = spaced >= 2 && prose >= 2;
+    ((marked || set_apart) && 2 * code_like <= prose + lists + headings)
+        .then(|| Guess::own("markdown", "text/markdown", Lens::Document, 0.6))
+}
+
 fn code(t: &[u8]) -> Option<Guess> {
     #[derive(Default)]
     struct Score {
@@ -548,6 +684,12 @@ fn code(t: &[u8]) -> Option<Guess> {
         shell: u32,
         css: u32,
         vim: u32,
+        go: u32,
+        java: u32,
+        tex: u32,
+        sql: u32,
+        docker: u32,
+        asm: u32,
     }
     let mut s = Score::default();
     // An Emacs mode line on the first line names the language outright.
@@ -578,6 +720,15 @@ fn code(t: &[u8]) -> Option<Guess> {
         if l.len() > MAX_CODE_LINE {
             // Minified code, data or prose paragraphs: the line-start rules say
             // nothing reliable about them, and each rule would scan all of it.
+            // Minified JavaScript opens the way bundlers write it.
+            const MINIFIED: &[&[u8]] = &[b"!function(", b"(function(", b"/*! ", b"\"use strict\";"];
+            let head = &l[..200];
+            if MINIFIED.iter().any(|p| l.starts_with(p))
+                || (l.starts_with(b"var ") || l.starts_with(b"let ") || l.starts_with(b"const "))
+                    && (contains(head, b"=>") || contains(head, b"function("))
+            {
+                s.js += 2;
+            }
             continue;
         }
         if let Some(g) = pairs.line(l) {
@@ -604,7 +755,8 @@ fn code(t: &[u8]) -> Option<Guess> {
         {
             s.c += 1;
         }
-        if starts(b"namespace ")
+        // (Tcl opens blocks with `namespace eval`.)
+        if starts(b"namespace ") && !starts(b"namespace eval ")
             || starts(b"template <")
             || starts(b"template<")
             || starts(b"public:")
@@ -613,10 +765,148 @@ fn code(t: &[u8]) -> Option<Guess> {
         {
             s.cpp += 2;
         }
-        if (starts(b"import ") && !b.ends_with(b";"))
+        // `import "fmt"` and `import (` are Go's; `import a.b.C;` Java's.
+        if (starts(b"import ")
+            && !b.ends_with(b";")
+            && b.get(7)
+                .is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_'))
             || (starts(b"from ") && contains(b, b" import "))
         {
             s.python += 2;
+        }
+        // Go: `package name` without a semicolon, its imports and declarations.
+        if starts(b"package ")
+            && !b.ends_with(b";")
+            && b[8..]
+                .iter()
+                .all(|c| c.is_ascii_alphanumeric() || *c == b'_')
+        {
+            s.go += 3;
+        }
+        if starts(b"import (")
+            || starts(b"import \"")
+            || starts(b"func ") && b.ends_with(b"{")
+            || starts(b"type ") && (b.ends_with(b"struct {") || b.ends_with(b"interface {"))
+        {
+            s.go += 2;
+        }
+        // Java: dotted packages and imports, class declarations, annotations.
+        if (starts(b"package ") || starts(b"import "))
+            && b.ends_with(b";")
+            && contains(b, b".")
+            && !contains(b, b"::")
+        {
+            s.java += 2;
+        }
+        if starts(b"public class ")
+            || starts(b"public final class ")
+            || starts(b"public abstract class ")
+            || starts(b"public interface ")
+            || starts(b"@Override")
+            || starts(b"private static final ")
+            || starts(b"public static void main(")
+        {
+            s.java += 2;
+        }
+        // TeX: control sequences opening lines, the common ones counting more.
+        if l.first() == Some(&b'\\') && l.get(1).is_some_and(u8::is_ascii_alphabetic) {
+            const TEX: &[&[u8]] = &[
+                b"\\documentclass",
+                b"\\usepackage",
+                b"\\begin{",
+                b"\\end{",
+                b"\\section",
+                b"\\chapter",
+                b"\\def\\",
+                b"\\edef\\",
+                b"\\gdef\\",
+                b"\\newcommand",
+                b"\\renewcommand",
+                b"\\input ",
+                b"\\catcode",
+                b"\\let\\",
+                b"\\expandafter",
+                b"\\ProvidesPackage",
+                b"\\ProvidesFile",
+                b"\\NeedsTeXFormat",
+                b"\\endinput",
+                b"\\relax",
+                b"\\global",
+                b"\\ifx",
+                b"\\csname",
+                b"\\makeatletter",
+            ];
+            // troff's font escapes (`\fB`, `\fI`) open lines of man pages too.
+            if TEX.iter().any(|p| l.starts_with(p)) {
+                s.tex += 2;
+            } else if !l.starts_with(b"\\f") {
+                s.tex += 1;
+            }
+        }
+        // Assembly: Go's (TEXT ·f(SB)) and GNU as directives.
+        if (starts(b"TEXT ") || starts(b"GLOBL ") || starts(b"DATA ")) && contains(b, b"(SB)") {
+            s.asm += 3;
+        }
+        const AS: &[&[u8]] = &[
+            b".globl ",
+            b".global ",
+            b".section ",
+            b".text",
+            b".type ",
+            b".size ",
+            b".p2align ",
+            b".cfi_",
+            b".file ",
+            b".ident ",
+        ];
+        // (GNU ld scripts name sections too, as `.text : { ... }`.)
+        if AS.iter().any(|p| starts(p)) && !contains(b, b":") {
+            s.asm += 2;
+        }
+        // SQL statements, in either case.
+        const SQL: &[&[u8]] = &[
+            b"create table ",
+            b"create index ",
+            b"create unique index ",
+            b"create view ",
+            b"insert into ",
+            b"select ",
+            b"delete from ",
+            b"drop table ",
+            b"alter table ",
+            b"update ",
+            b"begin transaction",
+            b"commit;",
+        ];
+        if SQL.iter().any(|p| starts_with_ci(b, p))
+            && (b.ends_with(b";")
+                || b.ends_with(b"(")
+                || contains(b, b" from ")
+                || starts_with_ci(b, b"create"))
+        {
+            s.sql += 2;
+        }
+        // Dockerfile instructions, upper case; they count once a FROM is seen.
+        if l.starts_with(b"FROM ") && l.len() > 5 && !contains(l, b"=") {
+            s.docker += 3;
+        } else if s.docker > 0 {
+            const DOCKER: &[&[u8]] = &[
+                b"RUN ",
+                b"COPY ",
+                b"ADD ",
+                b"ENV ",
+                b"WORKDIR ",
+                b"EXPOSE ",
+                b"CMD ",
+                b"ENTRYPOINT ",
+                b"ARG ",
+                b"LABEL ",
+                b"USER ",
+                b"VOLUME ",
+            ];
+            if DOCKER.iter().any(|p| l.starts_with(p)) {
+                s.docker += 1;
+            }
         }
         if (starts(b"def ") || starts(b"class ") || starts(b"elif ")) && b.ends_with(b":")
             || starts(b"if __name__ ==")
@@ -797,7 +1087,11 @@ fn code(t: &[u8]) -> Option<Guess> {
         // `else {` lines alone make no style sheet.
         s.css = 0;
     }
-    let candidates: [(u32, &str, &str); 13] = [
+    if s.docker < 5 {
+        // A FROM line alone (prose, SQL) is no Dockerfile.
+        s.docker = 0;
+    }
+    let candidates: [(u32, &str, &str); 19] = [
         (s.css, "css", "text/css"),
         (s.troff * 2, "troff", "text/troff"),
         (s.cpp + if s.cpp > 0 { s.c } else { 0 }, "c++", "text/x-c++"),
@@ -812,6 +1106,12 @@ fn code(t: &[u8]) -> Option<Guess> {
         (s.shell, "shell", "text/x-shellscript"),
         // libmagic has no name for Vim script: plain text, shown as code.
         (s.vim, "vim", "text/plain"),
+        (s.go, "go", "text/x-go"),
+        (s.java, "java", "text/x-java"),
+        (s.tex, "tex", "text/x-tex"),
+        (s.sql, "sql", "application/x-sql"),
+        (s.docker, "dockerfile", "text/x-dockerfile"),
+        (s.asm, "asm", "text/x-asm"),
     ];
     let (best, ty, mime) =
         candidates
@@ -918,6 +1218,73 @@ mod tests {
     }
 
     #[test]
+    fn languages_and_formats_added_against_two_references() {
+        assert_eq!(
+            ty(b"// Copyright\n\npackage types\n\nimport (\n\t\"fmt\"\n)\n\nfunc f() {\n}\n"),
+            "go"
+        );
+        // Perl's packages end with `;`, Java's are dotted.
+        assert_eq!(
+            ty(b"package org.x.y;\n\nimport java.util.List;\n\npublic class A {\n    @Override\n"),
+            "java"
+        );
+        assert_eq!(
+            ty(b"% a comment\n\\def\\x{1}\n\\catcode`\\@=11\n\\input plain\n"),
+            "tex"
+        );
+        // troff's font escapes open man page lines: not TeX.
+        assert_eq!(
+            ty(b".TH X 1\n.SH NAME\n\\fBx\\fR \\- y\n.SH SYNOPSIS\n"),
+            "troff"
+        );
+        assert_eq!(
+            ty(b"-- schema\nCREATE TABLE t (\n  id INTEGER PRIMARY KEY\n);\nINSERT INTO t (id) VALUES (1);\n"),
+            "sql"
+        );
+        assert_eq!(
+            ty(b"# build\nFROM debian:12\nRUN apt-get update\nCOPY . /src\nWORKDIR /src\nCMD [\"x\"]\n"),
+            "dockerfile"
+        );
+        assert_eq!(
+            ty(b"[package]\nname = \"x\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[dependencies]\nserde = { version = \"1\" }\n"),
+            "toml"
+        );
+        // INI has the shape, not the typed values.
+        assert_ne!(
+            ty(b"[main]\nname = Ana bravo\ncolor = blue green\nsize = big\n"),
+            "toml"
+        );
+        assert_eq!(
+            ty(b"# Title\n\nSome words of prose here, and more.\n\n## Part\n\nMore words of prose go here too.\n"),
+            "markdown"
+        );
+        // A licence header of `#` comments over code is no Markdown.
+        assert_ne!(
+            ty(b"# Copyright 2022 X\n#\n# Licensed under a licence\n\nimport os\n\ndef f(x):\n    return x\n"),
+            "markdown"
+        );
+        assert_eq!(
+            ty(b"#include \"textflag.h\"\n\nTEXT \xc2\xb7f(SB),NOSPLIT,$0\n\tMOVQ $0, AX\n\tRET\n"),
+            "asm"
+        );
+        // GNU ld scripts name sections with a colon: not assembly.
+        assert_ne!(
+            ty(b"SECTIONS\n{\n  .text :\n  {\n    *(.text)\n  }\n}\n"),
+            "asm"
+        );
+        assert_eq!(ty(b"%!\nTeXDict begin/SDict 200 dict N\n"), "postscript");
+        let mut min = b"var Gt=(n,t,e)=>{let s=n;".to_vec();
+        min.resize(2000, b'x');
+        min.push(b'\n');
+        assert_eq!(ty(&min), "javascript");
+        // Tcl's `namespace eval` is not C++.
+        assert_ne!(
+            ty(b"namespace eval ::tcl::clock {\n    ::msgcat::mcset en x y\n}\n"),
+            "c++"
+        );
+    }
+
+    #[test]
     fn code_by_content() {
         assert_eq!(
             ty(b"/* x */\n#include <stdio.h>\n#include <stdlib.h>\nint main(void)\n{\n"),
@@ -943,9 +1310,10 @@ mod tests {
         );
         assert_eq!(ty(b"@REM hello\r\n@echo off\r\n"), "batch");
         assert_eq!(ty(b";;; x.el --- things\n(require 'y)\n"), "lisp");
+        // Code in the fenced blocks of a Markdown document is not the document.
         assert_eq!(
             ty(b"# Errors\n\n```js\nconst x = require('x');\nmodule.exports = x;\n```\n"),
-            "text"
+            "markdown"
         );
         assert_eq!(ty(b"Just some words.\nAnd more words here.\n"), "text");
         // Shell `elif` lines are not Python's; a recipe line needs a target.
