@@ -818,3 +818,68 @@ fn at_the_descriptor_limit_clients_are_told_and_own_work_goes_on() {
     assert_eq!(out, "still works\n");
     assert!(!d.log().contains("cannot save state"), "{}", d.log());
 }
+
+/// `shipote system dial-stdio`: what a client on another host runs over ssh
+/// (issue #20). Requests in on stdin, answers out on stdout, byte for byte;
+/// stdin's end lets the last answers out, then the bridge exits 0.
+#[test]
+fn dial_stdio_bridges_stdin_and_stdout_to_the_daemon() {
+    let d = Daemon::start();
+    let mut bridge = std::process::Command::new(cli_bin())
+        .arg("--socket")
+        .arg(&d.socket)
+        .args(["system", "dial-stdio"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut to = bridge.stdin.take().unwrap();
+    let mut from = bridge.stdout.take().unwrap();
+    // Protocol 1, as the CLI speaks it: Hello, then a request.
+    frame::write_frame(
+        &mut to,
+        &Request::Hello {
+            protocol: shipote_protocol::PROTOCOL_CURRENT,
+        },
+    )
+    .unwrap();
+    let mut payload = Vec::new();
+    frame::read_payload(&mut from, &mut payload).unwrap();
+    assert!(matches!(
+        Dialect::Seed.decode_hello_answer(&payload).unwrap(),
+        Response::Hello { .. }
+    ));
+    frame::write_frame(&mut to, &Request::Health).unwrap();
+    match frame::read_frame::<_, Response>(&mut from).unwrap() {
+        Response::Health { .. } => {}
+        other => panic!("{other:?}"),
+    }
+    // A request written just before stdin ends is still answered.
+    frame::write_frame(&mut to, &Request::Ping).unwrap();
+    drop(to);
+    assert_eq!(
+        frame::read_frame::<_, Response>(&mut from).unwrap(),
+        Response::Pong
+    );
+    let mut rest = Vec::new();
+    from.read_to_end(&mut rest).unwrap();
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(bridge.wait().unwrap().success());
+
+    // No daemon there: exit 2, and what to do.
+    let dir = tempfile::tempdir().unwrap();
+    let o = std::process::Command::new(cli_bin())
+        .arg("--socket")
+        .arg(dir.path().join("none.sock"))
+        .args(["system", "dial-stdio"])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no daemon at")
+            && stderr(&o).contains("systemctl --user start shipote"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -8,6 +8,7 @@ pub mod discern;
 pub mod flow;
 pub mod pipeline;
 pub mod render;
+pub mod system;
 pub mod top;
 pub mod units;
 pub mod ws;
@@ -86,6 +87,9 @@ pub enum Command {
     /// Watch the data flowing through tapped pipeline edges.
     #[command(subcommand)]
     Flow(flow::FlowCommand),
+    /// Plumbing for other programs (and for shipote itself on another host).
+    #[command(subcommand)]
+    System(system::SystemCommand),
     /// A live, full-screen view: workspaces, the selected one's commands
     /// with their own CPU and memory, the followed log and the flows; keys
     /// stop, kill and restart (? for help).
@@ -214,6 +218,20 @@ pub async fn run(cli: Cli) -> Outcome {
         }
         discern_inputs = inputs;
     }
+    // The bridge talks bytes, not requests: no client of its own.
+    if let Command::System(system::SystemCommand::DialStdio) = &cli.command {
+        let socket = cli
+            .socket
+            .clone()
+            .unwrap_or_else(shipote_protocol::default_socket_path);
+        return match system::dial_stdio(&socket) {
+            Ok(()) => Outcome::Ok,
+            Err(message) => {
+                eprintln!("shipote: {message}");
+                Outcome::CouldNotAsk
+            }
+        };
+    }
     // A flow subscriber talks to the flow socket, not to the daemon.
     if let Command::Flow(flow::FlowCommand::Cat { socket }) = &cli.command {
         return match flow::cat(socket) {
@@ -266,6 +284,8 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Pipeline(c) => pipeline::run(&mut s, c).await,
         Command::Flow(c) => flow::run(&mut s, c).await,
         Command::Top(a) => top::run(&mut s, a).await,
+        // Answered before connecting.
+        Command::System(_) => Ok(String::new()),
     };
     match result {
         Ok(out) => {
