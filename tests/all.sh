@@ -12,14 +12,24 @@ step() { printf '\n== %s\n' "$*"; }
 
 # What a fresh Debian 12 machine lacks (a no-op when it is all there): the
 # packaging tools, tmux (shipote top is tested in it), python3 (the Python
-# client's tests), and for the VM tier qemu and mmdebstrap (tests/vm/host-deps.sh).
+# client's tests), ssh and sshd (--host is tested through a private sshd on
+# loopback; the package's own sshd is kept from starting), and for the VM tier
+# qemu and mmdebstrap (tests/vm/host-deps.sh).
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v dh >/dev/null || ! command -v lintian >/dev/null \
-    || ! command -v tmux >/dev/null || ! command -v python3 >/dev/null; then
-    step "installing debhelper, lintian, dpkg-dev, tmux, python3"
+    || ! command -v tmux >/dev/null || ! command -v python3 >/dev/null \
+    || ! command -v ssh >/dev/null || [ ! -x /usr/sbin/sshd ]; then
+    step "installing debhelper, lintian, dpkg-dev, tmux, python3, openssh"
+    no_start=0
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d
+        chmod +x /usr/sbin/policy-rc.d
+        no_start=1
+    fi
     DEBIAN_FRONTEND=noninteractive apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-        debhelper lintian dpkg-dev tmux python3 >/dev/null
+        debhelper lintian dpkg-dev tmux python3 openssh-client openssh-server >/dev/null
+    if [ "$no_start" = 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 if [ "$vm" = 1 ]; then
     tests/vm/host-deps.sh

@@ -14,9 +14,14 @@ use crate::frame::{self, FrameError};
 use crate::{Dialect, Request, Response, PROTOCOL_CURRENT};
 use std::io;
 use std::path::{Path, PathBuf};
-use tokio::io::{AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
+
+/// Where answers come from: a socket's read half, or a bridge's output (an
+/// `ssh` child's stdout).
+type Reader = Box<dyn AsyncRead + Unpin + Send>;
+/// Where requests go.
+type Writer = Box<dyn AsyncWrite + Unpin + Send>;
 
 /// Why a call could not get an answer.
 #[derive(Debug, thiserror::Error)]
@@ -35,16 +40,23 @@ pub enum ClientError {
 }
 
 /// A connection to the daemon.
-#[derive(Debug)]
 pub struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<Reader>,
+    writer: Writer,
     out: Vec<u8>,
     payload: Vec<u8>,
     /// `Hello` was written; its answer is the next frame to read.
     hello_pending: bool,
     /// `Hello` was answered: the connection speaks protocol 1.
     switched: bool,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("switched", &self.switched)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Client {
@@ -62,9 +74,18 @@ impl Client {
     /// Wraps an already connected stream.
     pub fn from_stream(stream: UnixStream) -> Self {
         let (r, w) = stream.into_split();
+        Self::from_halves(r, w)
+    }
+
+    /// Speaks over any byte stream that reaches a daemon: a bridge's output
+    /// and input (`ssh HOST shipote system dial-stdio`), for one.
+    pub fn from_halves(
+        r: impl AsyncRead + Unpin + Send + 'static,
+        w: impl AsyncWrite + Unpin + Send + 'static,
+    ) -> Self {
         Self {
-            reader: BufReader::with_capacity(16 * 1024, r),
-            writer: w,
+            reader: BufReader::with_capacity(16 * 1024, Box::new(r) as Reader),
+            writer: Box::new(w),
             out: Vec::with_capacity(256),
             payload: Vec::new(),
             hello_pending: false,

@@ -345,9 +345,10 @@ async fn attach(s: &mut Session, workspace: WorkspaceId, command: Ulid) -> Resul
             }
         });
     }
-    let socket = s.socket.clone();
+    let target = s.target.clone();
     tokio::spawn(async move {
-        let Ok(mut c) = shipote_protocol::client::Client::connect(&socket).await else {
+        // (Held while signals may come: an ssh bridge lives as long.)
+        let Ok((mut c, _bridge)) = super::remote::connect(&target).await else {
             return;
         };
         while let Some(signal) = rx.recv().await {

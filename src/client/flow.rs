@@ -33,7 +33,24 @@ pub enum FlowCommand {
 }
 
 /// `flow cat`: needs no daemon; ends when the flow does.
-pub fn cat(socket: &Path) -> Result<(), String> {
+pub fn cat(target: &super::remote::Target, socket: &Path) -> Result<(), String> {
+    if let super::remote::Target::Ssh(host) = target {
+        // The far side's flow socket, through the same bridge as requests.
+        let status = super::remote::ssh_command(host, Some(socket))
+            .stdin(std::process::Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run ssh to reach {}: {e}", host.url))?;
+        return if status.success() {
+            Ok(())
+        } else {
+            Err(format!(
+                "cannot subscribe to {} on {} (ssh exit {}); list the live flows with shipote flow ls",
+                socket.display(),
+                host.url,
+                status.code().unwrap_or(-1)
+            ))
+        };
+    }
     let mut s = std::os::unix::net::UnixStream::connect(socket).map_err(|e| {
         format!(
             "cannot subscribe to {}: {e}; list the live flows with shipote flow ls",

@@ -7,6 +7,7 @@ pub mod complete;
 pub mod discern;
 pub mod flow;
 pub mod pipeline;
+pub mod remote;
 pub mod render;
 pub mod system;
 pub mod top;
@@ -36,6 +37,12 @@ pub struct Cli {
     /// /run/user/$UID/shipote.sock, else /tmp/shipote-$UID.sock).
     #[arg(long, global = true, env = "SHIPOTE_SOCKET", value_name = "PATH")]
     pub socket: Option<PathBuf>,
+
+    /// The daemon of another host, through your own ssh (keys, agent,
+    /// config): ssh://[USER@]HOST[:PORT][/SOCKET]. shipote must be installed
+    /// there; SHIPOTE_SSH_COMMAND replaces `ssh` (e.g. `ssh -F CONFIG`).
+    #[arg(long, global = true, env = "SHIPOTE_HOST", value_name = "URL")]
+    pub host: Option<String>,
 
     /// Print machine-readable JSON on stdout instead of tables.
     #[arg(long, global = true)]
@@ -145,8 +152,10 @@ pub enum Failure {
 /// A connection plus the CLI's global options.
 pub struct Session {
     client: Client,
-    /// The socket in use.
-    pub socket: PathBuf,
+    /// The daemon asked: a local socket, or another host's through ssh.
+    pub target: remote::Target,
+    /// The ssh bridge to it, when remote.
+    bridge: Option<remote::Bridge>,
     /// `--json`.
     pub json: bool,
 }
@@ -170,16 +179,23 @@ impl Session {
     pub async fn reconnect(&mut self, limit: std::time::Duration) -> Result<(), Failure> {
         let deadline = tokio::time::Instant::now() + limit;
         loop {
-            match Client::connect(&self.socket).await {
-                Ok(c) => {
+            match remote::connect(&self.target).await {
+                Ok((c, bridge)) => {
                     self.client = c;
+                    self.bridge = bridge;
                     return Ok(());
                 }
-                Err(e) if tokio::time::Instant::now() >= deadline => {
-                    return Err(Failure::Transport(Box::new(e)))
-                }
+                Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
                 Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
             }
+        }
+    }
+
+    /// Why the daemon could not be asked, in words that name where it is.
+    pub fn explain(&self, e: &ClientError) -> String {
+        match &self.bridge {
+            Some(b) => b.explain(e),
+            None => format!("{}: {}", self.target.describe(), root_cause(e)),
         }
     }
 }
@@ -232,9 +248,20 @@ pub async fn run(cli: Cli) -> Outcome {
             }
         };
     }
+    let socket = cli
+        .socket
+        .clone()
+        .unwrap_or_else(shipote_protocol::default_socket_path);
+    let target = match remote::Target::new(cli.host.as_deref(), socket) {
+        Ok(t) => t,
+        Err(message) => {
+            eprintln!("shipote: {message}");
+            return Outcome::CouldNotAsk;
+        }
+    };
     // A flow subscriber talks to the flow socket, not to the daemon.
     if let Command::Flow(flow::FlowCommand::Cat { socket }) = &cli.command {
-        return match flow::cat(socket) {
+        return match flow::cat(&target, socket) {
             Ok(()) => Outcome::Ok,
             Err(message) => {
                 eprintln!("shipote: {message}");
@@ -242,17 +269,19 @@ pub async fn run(cli: Cli) -> Outcome {
             }
         };
     }
-    let socket = cli
-        .socket
-        .clone()
-        .unwrap_or_else(shipote_protocol::default_socket_path);
-    let client = match Client::connect(&socket).await {
+    let (client, bridge) = match remote::connect(&target).await {
         Ok(c) => c,
-        Err(e) => return could_not_ask(&socket, &e),
+        Err(Failure::Transport(e)) => return could_not_ask(&target.describe(), &target, &e),
+        Err(Failure::Input(message)) => {
+            eprintln!("shipote: {message}");
+            return Outcome::CouldNotAsk;
+        }
+        Err(_) => return Outcome::CouldNotAsk,
     };
     let mut s = Session {
         client,
-        socket: socket.clone(),
+        target: target.clone(),
+        bridge,
         json: cli.json,
     };
     let result = match cli.command {
@@ -260,7 +289,7 @@ pub async fn run(cli: Cli) -> Outcome {
             let started = Instant::now();
             s.call(&Request::Ping)
                 .await
-                .map(|_| ping(s.json, &socket, started.elapsed()))
+                .map(|_| ping(s.json, &target.describe(), started.elapsed()))
         }
         Command::Health => match s.call(&Request::Health).await {
             Ok(r @ Response::Health { .. }) => Ok(health(s.json, r)),
@@ -304,7 +333,7 @@ pub async fn run(cli: Cli) -> Outcome {
             eprintln!("shipote: {message}");
             Outcome::Refused
         }
-        Err(Failure::Transport(e)) => could_not_ask(&socket, &e),
+        Err(Failure::Transport(e)) => could_not_ask(&s.explain(&e), &target, &e),
         Err(Failure::Input(message)) => {
             eprintln!("shipote: {message}");
             Outcome::CouldNotAsk
@@ -319,14 +348,19 @@ pub async fn run(cli: Cli) -> Outcome {
     }
 }
 
-fn could_not_ask(socket: &std::path::Path, e: &ClientError) -> Outcome {
-    eprintln!(
-        "shipote: cannot reach shipoted at {}: {}",
-        socket.display(),
-        root_cause(e)
-    );
-    if matches!(e, ClientError::Connect { .. }) {
-        eprintln!("hint: start it with `systemctl --user start shipote`, or run `shipoted` in another terminal");
+fn could_not_ask(why: &str, target: &remote::Target, e: &ClientError) -> Outcome {
+    match target {
+        remote::Target::Local(socket) => {
+            eprintln!(
+                "shipote: cannot reach shipoted at {}: {}",
+                socket.display(),
+                root_cause(e)
+            );
+            if matches!(e, ClientError::Connect { .. }) {
+                eprintln!("hint: start it with `systemctl --user start shipote`, or run `shipoted` in another terminal");
+            }
+        }
+        remote::Target::Ssh(_) => eprintln!("shipote: cannot reach shipoted on {why}"),
     }
     Outcome::CouldNotAsk
 }
@@ -338,7 +372,7 @@ fn root_cause(e: &ClientError) -> String {
     }
 }
 
-fn ping(json: bool, socket: &std::path::Path, elapsed: std::time::Duration) -> String {
+fn ping(json: bool, socket: &str, elapsed: std::time::Duration) -> String {
     let ms = elapsed.as_secs_f64() * 1000.0;
     if json {
         return format!(
@@ -346,7 +380,7 @@ fn ping(json: bool, socket: &std::path::Path, elapsed: std::time::Duration) -> S
             json!({ "pong": true, "socket": socket, "round_trip_ms": ms })
         );
     }
-    format!("pong from {} in {ms:.2} ms\n", socket.display())
+    format!("pong from {socket} in {ms:.2} ms\n")
 }
 
 fn health(json: bool, r: Response) -> String {

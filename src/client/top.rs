@@ -519,9 +519,8 @@ async fn refresh_or_note(s: &mut Session, app: &mut App) {
         Ok(()) => app.unreachable = None,
         Err(Failure::Transport(e)) => {
             app.unreachable = Some(format!(
-                "shipoted does not answer at {}: {}; trying again",
-                s.socket.display(),
-                super::root_cause(&e)
+                "shipoted does not answer at {}; trying again",
+                s.explain(&e)
             ));
             let _ = s.reconnect(Duration::ZERO).await;
         }

@@ -1,0 +1,214 @@
+//! The CLI against a daemon on "another host" (issue #20): a real sshd of
+//! the test's own on loopback (generated host and user keys, its own
+//! config), the system `ssh` on the client side, `shipote system
+//! dial-stdio` on the far side, and a real daemon behind it.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// An sshd on 127.0.0.1 that lets root in with one generated key, and the
+/// ssh client config that reaches it as `testhost`.
+struct Sshd {
+    child: Child,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl Sshd {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for key in ["host", "user"] {
+            let o = Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+                .arg(d.join(key))
+                .output()
+                .expect("ssh-keygen (openssh-client; tests/all.sh installs it)");
+            assert!(o.status.success(), "{}", stderr(&o));
+        }
+        std::fs::copy(d.join("user.pub"), d.join("authorized_keys")).unwrap();
+        // A free port: bound, read, let go.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        // The far side's PATH holds this build's shipote.
+        let bin = Path::new(cli_bin()).parent().unwrap().to_owned();
+        std::fs::write(
+            d.join("sshd_config"),
+            format!(
+                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nAuthorizedKeysFile {keys}\n\
+                 PidFile {pid}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
+                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+                 SetEnv PATH={bin}:/usr/bin:/bin\nLogLevel ERROR\n",
+                host = d.join("host").display(),
+                keys = d.join("authorized_keys").display(),
+                pid = d.join("sshd.pid").display(),
+                bin = bin.display(),
+            ),
+        )
+        .unwrap();
+        std::fs::write(
+            d.join("ssh_config"),
+            format!(
+                "Host testhost\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile {key}\n\
+                 IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n\
+                 BatchMode yes\n  LogLevel ERROR\n",
+                key = d.join("user").display(),
+            ),
+        )
+        .unwrap();
+        // Debian's sshd wants its privilege separation directory.
+        let _ = std::fs::create_dir_all("/run/sshd");
+        let child = Command::new("/usr/sbin/sshd")
+            .args(["-D", "-e", "-f"])
+            .arg(d.join("sshd_config"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
+            .spawn()
+            .expect("/usr/sbin/sshd (openssh-server; tests/all.sh installs it)");
+        let s = Sshd { child, dir, port };
+        assert!(
+            eventually(Duration::from_secs(10), || std::net::TcpStream::connect((
+                "127.0.0.1",
+                s.port
+            ))
+            .is_ok()),
+            "sshd did not listen: {}",
+            std::fs::read_to_string(s.dir.path().join("sshd.log")).unwrap_or_default()
+        );
+        s
+    }
+
+    fn ssh_command(&self) -> String {
+        format!("ssh -F {}", self.dir.path().join("ssh_config").display())
+    }
+}
+
+impl Drop for Sshd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The CLI with `--host`, through `sshd`.
+fn remote(sshd: &Sshd, url: &str, args: &[&str]) -> std::process::Output {
+    Command::new(cli_bin())
+        .arg("--host")
+        .arg(url)
+        .args(args)
+        .env("SHIPOTE_SSH_COMMAND", sshd.ssh_command())
+        .env_remove("SHIPOTE_SOCKET")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn url_of(socket: &Path) -> String {
+    format!("ssh://testhost{}", socket.display())
+}
+
+#[test]
+fn the_cli_works_on_a_daemon_behind_ssh() {
+    let sshd = Sshd::start();
+    let root = CgroupRoot::new("remote");
+    let d = Daemon::start_cgroup(&root.0);
+    let url = url_of(&d.socket);
+
+    let o = remote(&sshd, &url, &["ping"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).starts_with(&format!("pong from {url} in ")),
+        "{}",
+        stdout(&o)
+    );
+
+    let o = remote(&sshd, &url, &["ws", "create", "far"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // What was made there is seen here, and locally there.
+    assert!(stdout(&d.cli(&["ws", "ls"])).contains(" far "));
+
+    // run --wait: output as it comes, the status as ours.
+    let o = remote(
+        &sshd,
+        &url,
+        &[
+            "run",
+            "far",
+            "--wait",
+            "--",
+            "sh",
+            "-c",
+            "echo out; echo err >&2; exit 3",
+        ],
+    );
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
+    assert_eq!(stdout(&o), "out\n");
+    assert!(stderr(&o).contains("err"), "{}", stderr(&o));
+
+    let o = remote(&sshd, &url, &["--json", "ps", "far"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let ps = json(&o);
+    assert_eq!(ps[0]["exit_status"], 3, "{ps}");
+
+    // A refused request is the daemon's answer, exit 1, as locally.
+    let o = remote(&sshd, &url, &["ws", "create", "bad/label"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+
+    // No daemon at that socket there: the far side says so.
+    let gone = url_of(&PathBuf::from("/nonexistent/shipote.sock"));
+    let o = remote(&sshd, &gone, &["ping"]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("ssh://testhost/nonexistent/shipote.sock")
+            && stderr(&o).contains("no daemon at"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn a_host_that_is_down_is_named_with_sshs_reason() {
+    let sshd = Sshd::start();
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let config = sshd.dir.path().join("down_config");
+    std::fs::write(
+        &config,
+        format!("Host down\n  HostName 127.0.0.1\n  Port {port}\n  BatchMode yes\n"),
+    )
+    .unwrap();
+    let o = Command::new(cli_bin())
+        .args(["--host", "ssh://down", "ping"])
+        .env(
+            "SHIPOTE_SSH_COMMAND",
+            format!("ssh -F {}", config.display()),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(
+        err.contains("cannot reach shipoted on ssh://down") && err.contains("Connection refused"),
+        "{err}"
+    );
+    // A URL that is not one: said before anything runs.
+    let o = Command::new(cli_bin())
+        .args(["--host", "tcp://x", "ping"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("ssh://[USER@]HOST"), "{}", stderr(&o));
+}
