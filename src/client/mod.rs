@@ -4,6 +4,7 @@
 
 pub mod cmd;
 pub mod complete;
+pub mod context;
 pub mod discern;
 pub mod flow;
 pub mod pipeline;
@@ -43,6 +44,22 @@ pub struct Cli {
     /// there; SHIPOTE_SSH_COMMAND replaces `ssh` (e.g. `ssh -F CONFIG`).
     #[arg(long, global = true, env = "SHIPOTE_HOST", value_name = "URL")]
     pub host: Option<String>,
+
+    /// Use this named context (shipote context ls); several, on the
+    /// read-only commands (ws ls, ps, ws stats, flow ls, health), ask every
+    /// one in parallel and merge the answers under a HOST column.
+    #[arg(
+        long,
+        global = true,
+        env = "SHIPOTE_CONTEXT",
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub context: Vec<String>,
+
+    /// Ask every context (and this host) at once; read-only commands only.
+    #[arg(long, global = true)]
+    pub all_contexts: bool,
 
     /// Print machine-readable JSON on stdout instead of tables.
     #[arg(long, global = true)]
@@ -94,6 +111,9 @@ pub enum Command {
     /// Watch the data flowing through tapped pipeline edges.
     #[command(subcommand)]
     Flow(flow::FlowCommand),
+    /// Named hosts to use instead of this one's daemon (docker-style contexts).
+    #[command(subcommand)]
+    Context(context::ContextCommand),
     /// Plumbing for other programs (and for shipote itself on another host).
     #[command(subcommand)]
     System(system::SystemCommand),
@@ -192,9 +212,9 @@ impl Session {
     }
 
     /// Why the daemon could not be asked, in words that name where it is.
-    pub fn explain(&self, e: &ClientError) -> String {
-        match &self.bridge {
-            Some(b) => b.explain(e),
+    pub async fn explain(&mut self, e: &ClientError) -> String {
+        match &mut self.bridge {
+            Some(b) => b.explain(e).await,
             None => format!("{}: {}", self.target.describe(), root_cause(e)),
         }
     }
@@ -248,11 +268,36 @@ pub async fn run(cli: Cli) -> Outcome {
             }
         };
     }
+    if let Command::Context(c) = &cli.command {
+        return match context::run(c, cli.json) {
+            Ok(out) => {
+                emit(&out);
+                Outcome::Ok
+            }
+            Err(message) => {
+                eprintln!("shipote: {message}");
+                Outcome::Refused
+            }
+        };
+    }
+    if cli.host.is_none() && (cli.context.len() > 1 || cli.all_contexts) {
+        return many_hosts(&cli);
+    }
+    let host = match cli.host.clone() {
+        Some(h) => Some(h),
+        None => match chosen_context(&cli) {
+            Ok(h) => h,
+            Err(message) => {
+                eprintln!("shipote: {message}");
+                return Outcome::CouldNotAsk;
+            }
+        },
+    };
     let socket = cli
         .socket
         .clone()
         .unwrap_or_else(shipote_protocol::default_socket_path);
-    let target = match remote::Target::new(cli.host.as_deref(), socket) {
+    let target = match remote::Target::new(host.as_deref(), socket) {
         Ok(t) => t,
         Err(message) => {
             eprintln!("shipote: {message}");
@@ -314,7 +359,7 @@ pub async fn run(cli: Cli) -> Outcome {
         Command::Flow(c) => flow::run(&mut s, c).await,
         Command::Top(a) => top::run(&mut s, a).await,
         // Answered before connecting.
-        Command::System(_) => Ok(String::new()),
+        Command::System(_) | Command::Context(_) => Ok(String::new()),
     };
     match result {
         Ok(out) => {
@@ -333,7 +378,10 @@ pub async fn run(cli: Cli) -> Outcome {
             eprintln!("shipote: {message}");
             Outcome::Refused
         }
-        Err(Failure::Transport(e)) => could_not_ask(&s.explain(&e), &target, &e),
+        Err(Failure::Transport(e)) => {
+            let why = s.explain(&e).await;
+            could_not_ask(&why, &target, &e)
+        }
         Err(Failure::Input(message)) => {
             eprintln!("shipote: {message}");
             Outcome::CouldNotAsk
@@ -343,6 +391,73 @@ pub async fn run(cli: Cli) -> Outcome {
             eprintln!(
                 "shipote: the daemon sent an unexpected answer ({r:?}); is it another version?"
             );
+            Outcome::CouldNotAsk
+        }
+    }
+}
+
+/// The host of `--context NAME`, else of the context in use (none: this
+/// host's daemon).
+fn chosen_context(cli: &Cli) -> Result<Option<String>, String> {
+    let all = context::Contexts::load()?;
+    match cli.context.first().or(all.current.as_ref()) {
+        Some(name) => all.host_of(name),
+        None => Ok(None),
+    }
+}
+
+/// A read-only command asked of several contexts at once, merged.
+fn many_hosts(cli: &Cli) -> Outcome {
+    let read_only = matches!(
+        cli.command,
+        Command::Ws(ws::WsCommand::Ls { .. })
+            | Command::Ws(ws::WsCommand::Stats)
+            | Command::Ps { .. }
+            | Command::Flow(flow::FlowCommand::Ls)
+            | Command::Health
+    );
+    if !read_only {
+        eprintln!("shipote: several contexts at once are for ws ls, ps, ws stats, flow ls and health; give one --context for anything else");
+        return Outcome::CouldNotAsk;
+    }
+    let names = if cli.all_contexts {
+        match context::Contexts::load() {
+            Ok(all) => std::iter::once(context::DEFAULT.to_owned())
+                .chain(all.contexts.into_keys())
+                .collect(),
+            Err(message) => {
+                eprintln!("shipote: {message}");
+                return Outcome::CouldNotAsk;
+            }
+        }
+    } else {
+        cli.context.clone()
+    };
+    // The same command line, without the context options.
+    let mut args = Vec::new();
+    let mut skip = false;
+    for a in std::env::args().skip(1) {
+        if std::mem::take(&mut skip) {
+            continue;
+        }
+        if a == "--context" {
+            skip = true;
+        } else if !a.starts_with("--context=") && a != "--all-contexts" {
+            args.push(a);
+        }
+    }
+    match context::ask_all(&names, &args) {
+        Ok(answers) => {
+            emit(&context::merge(&answers, cli.json));
+            let failed = answers.iter().filter(|a| a.code != 0).count();
+            match failed {
+                0 => Outcome::Ok,
+                n if n == answers.len() => Outcome::CouldNotAsk,
+                _ => Outcome::Refused,
+            }
+        }
+        Err(message) => {
+            eprintln!("shipote: {message}");
             Outcome::CouldNotAsk
         }
     }

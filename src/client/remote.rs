@@ -128,12 +128,18 @@ pub fn ssh_command(host: &SshHost, socket: Option<&Path>) -> std::process::Comma
 pub struct Bridge {
     _child: tokio::process::Child,
     stderr: Arc<Mutex<Vec<u8>>>,
+    /// The task gathering ssh's stderr: done once ssh has exited.
+    gathering: Option<tokio::task::JoinHandle<()>>,
     host: String,
 }
 
 impl Bridge {
-    /// Why the bridge failed, in ssh's (or the far side's) own words.
-    pub fn explain(&self, e: &ClientError) -> String {
+    /// Why the bridge failed, in ssh's (or the far side's) own words: once
+    /// ssh's last message is in (it exits right after the pipe closes).
+    pub async fn explain(&mut self, e: &ClientError) -> String {
+        if let Some(task) = self.gathering.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), task).await;
+        }
         let said = self.stderr.lock().map(|b| b.clone()).unwrap_or_default();
         let said = String::from_utf8_lossy(&said);
         let said = said.trim();
@@ -176,7 +182,7 @@ pub async fn connect(target: &Target) -> Result<(Client, Option<Bridge>), Failur
             };
             let stderr = Arc::new(Mutex::new(Vec::new()));
             let kept = stderr.clone();
-            tokio::spawn(async move {
+            let gathering = tokio::spawn(async move {
                 use tokio::io::AsyncReadExt;
                 let mut buf = [0u8; 1024];
                 while let Ok(n) = err.read(&mut buf).await {
@@ -195,6 +201,7 @@ pub async fn connect(target: &Target) -> Result<(Client, Option<Bridge>), Failur
                 Some(Bridge {
                     _child: child,
                     stderr,
+                    gathering: Some(gathering),
                     host: host.url.clone(),
                 }),
             ))

@@ -520,7 +520,7 @@ async fn refresh_or_note(s: &mut Session, app: &mut App) {
         Err(Failure::Transport(e)) => {
             app.unreachable = Some(format!(
                 "shipoted does not answer at {}; trying again",
-                s.explain(&e)
+                s.explain(&e).await
             ));
             let _ = s.reconnect(Duration::ZERO).await;
         }
