@@ -4,98 +4,16 @@
 //! dial-stdio` on the far side, and a real daemon behind it.
 
 mod common;
+#[path = "support/sshd.rs"]
+mod sshd;
 
 use common::*;
+use sshd::Sshd;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
-/// An sshd on 127.0.0.1 that lets root in with one generated key, and the
-/// ssh client config that reaches it as `testhost`.
-struct Sshd {
-    child: Child,
-    dir: tempfile::TempDir,
-    port: u16,
-}
-
-impl Sshd {
-    fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        for key in ["host", "user"] {
-            let o = Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-                .arg(d.join(key))
-                .output()
-                .expect("ssh-keygen (openssh-client; tests/all.sh installs it)");
-            assert!(o.status.success(), "{}", stderr(&o));
-        }
-        std::fs::copy(d.join("user.pub"), d.join("authorized_keys")).unwrap();
-        // A free port: bound, read, let go.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        // The far side's PATH holds this build's shipote.
-        let bin = Path::new(cli_bin()).parent().unwrap().to_owned();
-        std::fs::write(
-            d.join("sshd_config"),
-            format!(
-                "Port {port}\nListenAddress 127.0.0.1\nHostKey {host}\nAuthorizedKeysFile {keys}\n\
-                 PidFile {pid}\nPermitRootLogin prohibit-password\nPasswordAuthentication no\n\
-                 KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
-                 SetEnv PATH={bin}:/usr/bin:/bin\nLogLevel ERROR\n",
-                host = d.join("host").display(),
-                keys = d.join("authorized_keys").display(),
-                pid = d.join("sshd.pid").display(),
-                bin = bin.display(),
-            ),
-        )
-        .unwrap();
-        std::fs::write(
-            d.join("ssh_config"),
-            format!(
-                "Host testhost\n  HostName 127.0.0.1\n  Port {port}\n  User root\n  IdentityFile {key}\n\
-                 IdentitiesOnly yes\n  StrictHostKeyChecking no\n  UserKnownHostsFile /dev/null\n\
-                 BatchMode yes\n  LogLevel ERROR\n",
-                key = d.join("user").display(),
-            ),
-        )
-        .unwrap();
-        // Debian's sshd wants its privilege separation directory.
-        let _ = std::fs::create_dir_all("/run/sshd");
-        let child = Command::new("/usr/sbin/sshd")
-            .args(["-D", "-e", "-f"])
-            .arg(d.join("sshd_config"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(d.join("sshd.log")).unwrap())
-            .spawn()
-            .expect("/usr/sbin/sshd (openssh-server; tests/all.sh installs it)");
-        let s = Sshd { child, dir, port };
-        assert!(
-            eventually(Duration::from_secs(10), || std::net::TcpStream::connect((
-                "127.0.0.1",
-                s.port
-            ))
-            .is_ok()),
-            "sshd did not listen: {}",
-            std::fs::read_to_string(s.dir.path().join("sshd.log")).unwrap_or_default()
-        );
-        s
-    }
-
-    fn ssh_command(&self) -> String {
-        format!("ssh -F {}", self.dir.path().join("ssh_config").display())
-    }
-}
-
-impl Drop for Sshd {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+fn start_sshd() -> Sshd {
+    Sshd::start(Path::new(cli_bin()))
 }
 
 /// The CLI with `--host`, through `sshd`.
@@ -117,7 +35,7 @@ fn url_of(socket: &Path) -> String {
 
 #[test]
 fn the_cli_works_on_a_daemon_behind_ssh() {
-    let sshd = Sshd::start();
+    let sshd = start_sshd();
     let root = CgroupRoot::new("remote");
     let d = Daemon::start_cgroup(&root.0);
     let url = url_of(&d.socket);
@@ -176,7 +94,7 @@ fn the_cli_works_on_a_daemon_behind_ssh() {
 
 #[test]
 fn a_host_that_is_down_is_named_with_sshs_reason() {
-    let sshd = Sshd::start();
+    let sshd = start_sshd();
     // Nothing listens on this port.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -229,7 +147,7 @@ fn with_config(config: &Path, sshd: &Sshd, args: &[&str]) -> std::process::Outpu
 
 #[test]
 fn contexts_name_hosts_and_several_are_asked_at_once() {
-    let sshd = Sshd::start();
+    let sshd = start_sshd();
     let root_near = CgroupRoot::new("ctx-near");
     let near = Daemon::start_cgroup(&root_near.0);
     let root_far = CgroupRoot::new("ctx-far");

@@ -25,43 +25,68 @@ pub fn dial_stdio(socket: &Path) -> Result<(), String> {
             socket.display()
         )
     })?;
-    let mut to_daemon = stream
-        .try_clone()
-        .map_err(|e| format!("cannot use {}: {e}", socket.display()))?;
-    // Requests in: a thread, so that answers flow out while stdin is read.
-    std::thread::spawn(move || {
-        let mut stdin = std::io::stdin().lock();
-        let mut buf = [0u8; 16 << 10];
-        loop {
-            match stdin.read(&mut buf) {
-                Ok(0) | Err(_) => break,
+    // One thread, one poll over both sides: each byte costs one wakeup of
+    // this process, not a hand-off between two threads (measured through
+    // ssh: the hand-off cost more than the rest of the hop).
+    use std::os::fd::AsRawFd;
+    let mut to_daemon = &stream;
+    let mut from_daemon = &stream;
+    let mut stdout = std::io::stdout().lock();
+    let mut buf = vec![0u8; 64 << 10];
+    let mut fds = [
+        libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: stream.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    loop {
+        // SAFETY: `fds` is a valid array of two pollfd for the call's length.
+        let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(format!("waiting on {}: {e}", socket.display()));
+        }
+        if fds[1].revents != 0 {
+            match from_daemon.read(&mut buf) {
+                Ok(0) => return Ok(()),
                 Ok(n) => {
-                    if to_daemon.write_all(&buf[..n]).is_err() {
-                        break;
+                    // Our reader went away (ssh closed): done.
+                    if stdout
+                        .write_all(&buf[..n])
+                        .and_then(|()| stdout.flush())
+                        .is_err()
+                    {
+                        return Ok(());
                     }
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(format!("reading {}: {e}", socket.display())),
             }
         }
-        let _ = to_daemon.shutdown(std::net::Shutdown::Write);
-    });
-    let mut from_daemon = stream;
-    let mut stdout = std::io::stdout().lock();
-    let mut buf = [0u8; 16 << 10];
-    loop {
-        match from_daemon.read(&mut buf) {
-            Ok(0) => return Ok(()),
-            Ok(n) => {
-                // Our reader went away (ssh closed): done.
-                if stdout
-                    .write_all(&buf[..n])
-                    .and_then(|()| stdout.flush())
-                    .is_err()
-                {
+        if fds[0].revents != 0 {
+            // Raw reads: std's stdin buffer would hide bytes from poll.
+            // SAFETY: `buf` is valid for writes of its length.
+            let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
+            if n > 0 {
+                if to_daemon.write_all(&buf[..n as usize]).is_err() {
                     return Ok(());
                 }
+            } else if n == 0
+                || std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted
+            {
+                // Stdin ended: the daemon gets EOF, its last answers still come.
+                let _ = stream.shutdown(std::net::Shutdown::Write);
+                fds[0].fd = -1;
             }
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("reading {}: {e}", socket.display())),
         }
     }
 }
