@@ -178,8 +178,15 @@ fn contexts_name_hosts_and_several_are_asked_at_once() {
     let o = run(&["--context", "far", "ws", "ls"]);
     assert!(stdout(&o).contains("far-ws"), "{}", stderr(&o));
     assert!(run(&["context", "use", "far"]).status.success());
+    let o = run(&["ws", "ls"]);
+    assert!(
+        stdout(&o).contains("far-ws") && !stdout(&o).contains("near-ws"),
+        "{}",
+        stderr(&o)
+    );
+    // An explicit --socket wins over the context in use (as DOCKER_HOST does).
     let o = run(&["--socket", near_socket, "ws", "ls"]);
-    assert!(stdout(&o).contains("far-ws") && !stdout(&o).contains("near-ws"));
+    assert!(stdout(&o).contains("near-ws"), "{}", stderr(&o));
     let o = run(&["--socket", near_socket, "--context", "default", "ws", "ls"]);
     assert!(stdout(&o).contains("near-ws"), "{}", stderr(&o));
 

@@ -74,11 +74,26 @@ pub fn path() -> PathBuf {
 impl Contexts {
     /// Reads the file; none yet is no context.
     pub fn load() -> Result<Self, String> {
+        Self::read(false)
+    }
+
+    /// As [`Contexts::load`], for a command that named no context: a file
+    /// this user cannot even reach (another user's HOME, as under `setpriv`
+    /// or `sudo -u` without -H) is no context either. A file that is there
+    /// but unreadable as TOML is still an error: it may name the host in use.
+    pub fn load_for_default() -> Result<Self, String> {
+        Self::read(true)
+    }
+
+    fn read(lenient: bool) -> Result<Self, String> {
         let p = path();
         match std::fs::read_to_string(&p) {
             Ok(text) => toml::from_str(&text)
                 .map_err(|e| format!("{}: {e}; fix or remove the file", p.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) if lenient && e.kind() == std::io::ErrorKind::PermissionDenied => {
+                Ok(Self::default())
+            }
             Err(e) => Err(format!("cannot read {}: {e}", p.display())),
         }
     }

@@ -283,8 +283,12 @@ pub async fn run(cli: Cli) -> Outcome {
     if cli.host.is_none() && (cli.context.len() > 1 || cli.all_contexts) {
         return many_hosts(&cli);
     }
+    // An explicit --host wins; then --context; then an explicit --socket
+    // (or SHIPOTE_SOCKET), as DOCKER_HOST beats the context in use; then the
+    // context in use.
     let host = match cli.host.clone() {
         Some(h) => Some(h),
+        None if cli.context.is_empty() && cli.socket.is_some() => None,
         None => match chosen_context(&cli) {
             Ok(h) => h,
             Err(message) => {
@@ -399,7 +403,11 @@ pub async fn run(cli: Cli) -> Outcome {
 /// The host of `--context NAME`, else of the context in use (none: this
 /// host's daemon).
 fn chosen_context(cli: &Cli) -> Result<Option<String>, String> {
-    let all = context::Contexts::load()?;
+    let all = if cli.context.is_empty() {
+        context::Contexts::load_for_default()?
+    } else {
+        context::Contexts::load()?
+    };
     match cli.context.first().or(all.current.as_ref()) {
         Some(name) => all.host_of(name),
         None => Ok(None),
