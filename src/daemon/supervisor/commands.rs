@@ -306,10 +306,7 @@ impl Supervisor {
         }
         let rec = match self.live_command(workspace, command) {
             Ok(rec) => rec,
-            Err(msg) => {
-                let _ = reply.send(Response::error(ErrorCode::NotFound, msg));
-                return;
-            }
+            Err(not_found) => return drop(reply.send(*not_found)),
         };
         if rec.pipeline.is_some() {
             let msg = format!(
@@ -742,20 +739,26 @@ pub(super) enum RestartStep {
 }
 
 impl Supervisor {
-    /// A live workspace's command, or the message (NotFound) that says which
-    /// is missing.
+    /// A live workspace's command, or the NotFound answer that says which is
+    /// missing.
     fn live_command(
         &mut self,
         workspace: WorkspaceId,
         command: Ulid,
-    ) -> Result<&mut CommandRec, String> {
+    ) -> Result<&mut CommandRec, Box<Response>> {
         let Some(ws) = self.workspaces.get_mut(&workspace) else {
-            return Err(format!(
-                "no live workspace {workspace}; list them with shipote ws ls"
-            ));
+            return Err(Box::new(Response::error(
+                ErrorCode::NotFound,
+                format!("no live workspace {workspace}; list them with shipote ws ls"),
+            )));
         };
         ws.commands.get_mut(&command).ok_or_else(|| {
-            format!("workspace {workspace} has no command {command}; list them with shipote ps")
+            Box::new(Response::error(
+                ErrorCode::NotFound,
+                format!(
+                    "workspace {workspace} has no command {command}; list them with shipote ps"
+                ),
+            ))
         })
     }
 
@@ -773,10 +776,7 @@ impl Supervisor {
         }
         let rec = match self.live_command(workspace, command) {
             Ok(rec) => rec,
-            Err(msg) => {
-                let _ = reply.send(Response::error(ErrorCode::NotFound, msg));
-                return;
-            }
+            Err(not_found) => return drop(reply.send(*not_found)),
         };
         // Never restarted by its policy from now on.
         rec.run = None;
@@ -837,10 +837,7 @@ impl Supervisor {
         };
         let rec = match self.live_command(workspace, command) {
             Ok(rec) => rec,
-            Err(msg) => {
-                let _ = reply.send(Response::error(ErrorCode::NotFound, msg));
-                return;
-            }
+            Err(not_found) => return drop(reply.send(*not_found)),
         };
         if !rec.alive || rec.backoff {
             let msg = format!(
