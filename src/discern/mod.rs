@@ -50,6 +50,7 @@
 //! office), `image`, `audio`, `video`, `font`, `archive` (archives and compressed
 //! streams), `hex` (executables, databases, unknown binary).
 
+mod code;
 mod encoding;
 mod json;
 mod signature;
